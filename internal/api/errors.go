@@ -1,0 +1,101 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// Error is the JSON body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+	// Deployment names the running deployment on a 409.
+	Deployment *store.Deployment `json:"deployment,omitempty"`
+}
+
+// httpError is an error with the status to answer it with.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// statusOf maps an error to its HTTP status. It is the one place that does.
+func statusOf(err error) int {
+	var he *httpError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		return he.status
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLocked), errors.Is(err, deploy.ErrNotRunning):
+		return http.StatusConflict
+	case errors.Is(err, artifact.ErrTooLarge), errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, store.ErrInvalidName), errors.Is(err, store.ErrInvalidSettings),
+		errors.Is(err, artifact.ErrEmpty), errors.Is(err, artifact.ErrCorrupt),
+		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand):
+		return http.StatusBadRequest
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// handler is an API handler that returns its error instead of writing it.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// ServeHTTP renders a returned error as JSON.
+func (s *Server) adapt(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		status := statusOf(err)
+		body := Error{Error: err.Error()}
+		if status == http.StatusInternalServerError {
+			s.logger.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		var locked *store.LockedError
+		if errors.As(err, &locked) {
+			if d, derr := s.opts.Store.Deployment(r.Context(), locked.App, locked.Deployment); derr == nil {
+				body.Deployment = &d
+				body.Error = fmt.Sprintf("deployment %d of app %s is running (started %s); wait for it to finish or cancel it", d.ID, d.App, d.Started.Format("15:04:05 MST"))
+			}
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			body.Error = notFoundMessage(r)
+		}
+		writeJSON(w, status, body)
+	}
+}
+
+func notFoundMessage(r *http.Request) string {
+	app := r.PathValue("app")
+	if id := r.PathValue("id"); id != "" {
+		return fmt.Sprintf("app %s has no deployment %s; list them with 'slipway deployments -a %s'", app, id, app)
+	}
+	if app != "" {
+		return fmt.Sprintf("no app named %s; list apps with 'slipway apps list'", app)
+	}
+	return "not found"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,261 @@
+// Package api is the control API: JSON under /api/v1.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/logs"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// Options configures a Server.
+type Options struct {
+	Store     *store.Store
+	Deploys   *deploy.Manager
+	Artifacts *artifact.Store
+	Logs      *logs.Hub
+	Logger    *slog.Logger
+}
+
+// Server serves the control API.
+type Server struct {
+	opts   Options
+	logger *slog.Logger
+	mux    *http.ServeMux
+}
+
+// New returns the API handler.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{opts: opts, logger: opts.Logger, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /api/v1/apps", s.adapt(s.listApps))
+	s.mux.HandleFunc("POST /api/v1/apps", s.adapt(s.createApp))
+	s.mux.HandleFunc("GET /api/v1/apps/{app}", s.adapt(s.showApp))
+	s.mux.HandleFunc("DELETE /api/v1/apps/{app}", s.adapt(s.deleteApp))
+	s.mux.HandleFunc("POST /api/v1/apps/{app}/deployments", s.adapt(s.createDeployment))
+	s.mux.HandleFunc("GET /api/v1/apps/{app}/deployments", s.adapt(s.listDeployments))
+	s.mux.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}", s.adapt(s.showDeployment))
+	s.mux.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}/events", s.adapt(s.followDeployment))
+	s.mux.HandleFunc("POST /api/v1/apps/{app}/deployments/current/cancel", s.adapt(s.cancelDeployment))
+	s.mux.HandleFunc("GET /api/v1/apps/{app}/releases", s.adapt(s.listReleases))
+	s.mux.HandleFunc("GET /api/v1/apps/{app}/logs", s.adapt(s.streamLogs))
+	s.mux.HandleFunc("/", s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, "no API route %s %s; the API lives under /api/v1", r.Method, r.URL.Path)
+	}))
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// AppView is an app as the API shows it.
+type AppView struct {
+	store.App
+	Hosts     []string                `json:"hosts"`
+	Instances []deploy.InstanceStatus `json:"instances"`
+	// Deploying is the id of the running deployment, 0 when none runs.
+	Deploying int `json:"deploying,omitempty"`
+}
+
+func (s *Server) view(r *http.Request, a store.App) AppView {
+	holder, _ := s.opts.Store.LockHolder(r.Context(), a.Name)
+	inst := s.opts.Deploys.Instances(a.Name)
+	if inst == nil {
+		inst = []deploy.InstanceStatus{}
+	}
+	return AppView{App: a, Hosts: s.opts.Deploys.Hosts(a.Name), Instances: inst, Deploying: holder}
+}
+
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
+	apps, err := s.opts.Store.Apps(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]AppView, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, s.view(r, a))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// CreateAppRequest is the body of POST /api/v1/apps.
+type CreateAppRequest struct {
+	Name     string         `json:"name"`
+	Settings store.Settings `json:"settings"`
+}
+
+func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
+	var req CreateAppRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	a, err := s.opts.Deploys.CreateApp(r.Context(), req.Name, req.Settings)
+	if errors.Is(err, store.ErrExists) {
+		return errorf(http.StatusConflict, "an app named %s already exists", req.Name)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, s.view(r, a))
+	return nil
+}
+
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(http.StatusBadRequest, "reading the JSON request body: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) showApp(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.opts.Store.App(r.Context(), r.PathValue("app"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.view(r, a))
+	return nil
+}
+
+func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) error {
+	if err := s.opts.Deploys.DeleteApp(r.Context(), r.PathValue("app")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// createDeployment takes the request body as the artifact, streamed to disk.
+// Query: filename, message, author.
+func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) error {
+	limit := s.opts.Artifacts.MaxUpload()
+	if r.ContentLength > limit {
+		return fmt.Errorf("%w: %d bytes sent, the limit is %d (--max-upload)", artifact.ErrTooLarge, r.ContentLength, limit)
+	}
+	q := r.URL.Query()
+	d, err := s.opts.Deploys.Deploy(r.Context(), deploy.DeployRequest{
+		App: r.PathValue("app"), Artifact: r.Body, FileName: q.Get("filename"),
+		Author: q.Get("author"), Message: q.Get("message"),
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", fmt.Sprintf("/api/v1/apps/%s/deployments/%d", d.App, d.ID))
+	writeJSON(w, http.StatusAccepted, d)
+	return nil
+}
+
+func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
+	app := r.PathValue("app")
+	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
+		return err
+	}
+	deps, err := s.opts.Store.Deployments(r.Context(), app)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, deps)
+	return nil
+}
+
+func deploymentID(r *http.Request) (int, error) {
+	id, err := strconv.Atoi(r.PathValue("id"))
+	if err != nil || id < 1 {
+		return 0, errorf(http.StatusBadRequest, "deployment id %q is not a positive number", r.PathValue("id"))
+	}
+	return id, nil
+}
+
+func (s *Server) showDeployment(w http.ResponseWriter, r *http.Request) error {
+	id, err := deploymentID(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.opts.Store.Deployment(r.Context(), r.PathValue("app"), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+// FollowLine is one line of a deployment's event stream (NDJSON): an event,
+// or, last, the finished deployment.
+type FollowLine struct {
+	Event      *store.Event      `json:"event,omitempty"`
+	Deployment *store.Deployment `json:"deployment,omitempty"`
+}
+
+// followDeployment streams the deployment's events as they happen, one JSON
+// object per line, ending with the finished deployment.
+func (s *Server) followDeployment(w http.ResponseWriter, r *http.Request) error {
+	id, err := deploymentID(r)
+	if err != nil {
+		return err
+	}
+	app := r.PathValue("app")
+	if _, err := s.opts.Store.Deployment(r.Context(), app, id); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	flusher := http.NewResponseController(w)
+	sent := 0
+	err = s.opts.Store.WatchDeployment(r.Context(), app, id, func(d store.Deployment) bool {
+		// Events are only appended. (A log over store.MaxEvents drops old
+		// progress messages; a follower then misses as many new ones, which
+		// takes a warmup of hours at one message per 15 s.)
+		for _, e := range d.Events[min(sent, len(d.Events)):] {
+			enc.Encode(FollowLine{Event: &e})
+		}
+		sent = len(d.Events)
+		if d.Done() {
+			enc.Encode(FollowLine{Deployment: &d})
+		}
+		flusher.Flush()
+		return !d.Done()
+	})
+	if err != nil && r.Context().Err() == nil {
+		s.logger.Error("following deployment", "app", app, "deployment", id, "err", err)
+	}
+	return nil
+}
+
+func (s *Server) cancelDeployment(w http.ResponseWriter, r *http.Request) error {
+	if err := s.opts.Deploys.Cancel(r.PathValue("app")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) error {
+	app := r.PathValue("app")
+	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
+		return err
+	}
+	rels, err := s.opts.Store.Releases(r.Context(), app)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rels)
+	return nil
+}

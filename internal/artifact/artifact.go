@@ -1,0 +1,172 @@
+// Package artifact stores uploaded artifacts under their sha256 digest and
+// lays them out in release directories.
+package artifact
+
+import (
+	"archive/zip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// Kinds of artifact.
+const (
+	KindJar = "jar"
+	KindWar = "war"
+	KindZip = "zip"
+)
+
+// Defaults for the bounds on uploads and archives.
+const (
+	DefaultMaxUpload       = 1 << 30 // 1 GiB
+	DefaultMaxUnpackedSize = 4 << 30 // 4 GiB
+	DefaultMaxEntries      = 100_000
+)
+
+// Sentinel errors; each message tells the uploader what to do.
+var (
+	ErrTooLarge = errors.New("upload is larger than the server's limit")
+	ErrEmpty    = errors.New("upload is empty: send the jar, war or zip file as the request body")
+	ErrCorrupt  = errors.New("artifact is not a valid jar, war or zip archive")
+	ErrUnsafe   = errors.New("archive entry is not safe to unpack")
+)
+
+// Options configures a Store.
+type Options struct {
+	// Dir holds the artifacts, one file per digest.
+	Dir string
+	// MaxUpload bounds an upload, in bytes; 0 means DefaultMaxUpload.
+	MaxUpload int64
+	// MaxUnpackedSize and MaxEntries bound what unpacking a zip may write.
+	MaxUnpackedSize int64
+	MaxEntries      int
+}
+
+// Store keeps artifacts under their sha256 digest.
+type Store struct{ opts Options }
+
+// NewStore makes the store's directory (mode 0700) and returns the store.
+func NewStore(opts Options) (*Store, error) {
+	if opts.MaxUpload == 0 {
+		opts.MaxUpload = DefaultMaxUpload
+	}
+	if opts.MaxUnpackedSize == 0 {
+		opts.MaxUnpackedSize = DefaultMaxUnpackedSize
+	}
+	if opts.MaxEntries == 0 {
+		opts.MaxEntries = DefaultMaxEntries
+	}
+	if err := os.MkdirAll(filepath.Join(opts.Dir, "tmp"), 0o700); err != nil {
+		return nil, err
+	}
+	return &Store{opts: opts}, nil
+}
+
+// MaxUpload is the largest upload Put accepts, in bytes.
+func (s *Store) MaxUpload() int64 { return s.opts.MaxUpload }
+
+// Path is where the artifact with digest is kept.
+func (s *Store) Path(digest string) string { return filepath.Join(s.opts.Dir, digest) }
+
+// Put streams r to disk under a temporary name, checks it is an archive
+// Slipway can run, and renames it to its digest. Nothing is left behind when
+// it fails. name is the file name the uploader gave, used to tell kinds apart.
+func (s *Store) Put(r io.Reader, name string) (store.ArtifactRef, error) {
+	tmp, err := os.CreateTemp(filepath.Join(s.opts.Dir, "tmp"), "upload-*")
+	if err != nil {
+		return store.ArtifactRef{}, err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	defer tmp.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, s.opts.MaxUpload+1))
+	if err != nil {
+		return store.ArtifactRef{}, fmt.Errorf("receiving upload: %w", err)
+	}
+	if n > s.opts.MaxUpload {
+		return store.ArtifactRef{}, fmt.Errorf("%w of %d bytes (--max-upload)", ErrTooLarge, s.opts.MaxUpload)
+	}
+	if n == 0 {
+		return store.ArtifactRef{}, ErrEmpty
+	}
+	if err := tmp.Sync(); err != nil {
+		return store.ArtifactRef{}, err
+	}
+	kind, err := Inspect(tmp.Name(), name)
+	if err != nil {
+		return store.ArtifactRef{}, err
+	}
+	ref := store.ArtifactRef{Digest: "sha256-" + hex.EncodeToString(h.Sum(nil)), Name: filepath.Base(name), Size: n, Kind: kind}
+	if err := os.Chmod(tmp.Name(), 0o400); err != nil {
+		return store.ArtifactRef{}, err
+	}
+	if err := os.Rename(tmp.Name(), s.Path(ref.Digest)); err != nil {
+		return store.ArtifactRef{}, err
+	}
+	return ref, syncDir(s.opts.Dir)
+}
+
+// Inspect tells what kind of archive the file at path is: a jar with a
+// Main-Class, a war (WEB-INF/), or another zip.
+func Inspect(path, name string) (string, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return "", fmt.Errorf("%w (%v): check that the upload finished and that you sent the file itself", ErrCorrupt, err)
+	}
+	defer zr.Close()
+	var hasManifest, hasWebInf bool
+	for _, f := range zr.File {
+		switch {
+		case f.Name == "META-INF/MANIFEST.MF":
+			hasManifest = true
+		case strings.HasPrefix(f.Name, "WEB-INF/"):
+			hasWebInf = true
+		}
+	}
+	lower := strings.ToLower(name)
+	switch {
+	case hasWebInf || strings.HasSuffix(lower, ".war"):
+		return KindWar, nil
+	case strings.HasSuffix(lower, ".jar") || (hasManifest && !strings.HasSuffix(lower, ".zip")):
+		if err := checkMainClass(zr); err != nil {
+			return "", err
+		}
+		return KindJar, nil
+	default:
+		return KindZip, nil
+	}
+}
+
+func checkMainClass(zr *zip.ReadCloser) error {
+	f, err := zr.Open("META-INF/MANIFEST.MF")
+	if err != nil {
+		return fmt.Errorf("%w: the jar has no META-INF/MANIFEST.MF, so 'java -jar' cannot run it; build an executable jar (for Spring Boot: the spring-boot-maven-plugin repackage goal)", ErrCorrupt)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%w: reading the manifest: %v", ErrCorrupt, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Main-Class:") {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the jar's manifest has no Main-Class, so 'java -jar' cannot run it; build an executable jar or upload a zip with a startup command", ErrCorrupt)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/api"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+func newAppsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "apps", Short: "Create, list, show and delete apps"}
+	cmd.AddCommand(newAppsCreateCmd(g), newAppsListCmd(g), newAppsShowCmd(g), newAppsDeleteCmd(g))
+	return cmd
+}
+
+func newAppsCreateCmd(g *globals) *cobra.Command {
+	var s store.Settings
+	var env []string
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create an app; it is served at NAME.<base-domain>",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := store.ValidateAppName(args[0]); err != nil {
+				return err
+			}
+			var err error
+			if s.Env, err = parseEnv(env); err != nil {
+				return err
+			}
+			if err := s.Validate(); err != nil {
+				return err
+			}
+			body, _ := json.Marshal(api.CreateAppRequest{Name: args[0], Settings: s})
+			var a api.AppView
+			if err := g.client().do(cmd.Context(), http.MethodPost, "/api/v1/apps", bytes.NewReader(body), &a); err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), a)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Created app %s, served at %s\nDeploy it with: slipway deploy -a %s app.jar\n", a.Name, strings.Join(a.Hosts, ", "), a.Name)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&env, "env", "e", nil, "an environment variable `KEY=VALUE` (repeatable)")
+	f.StringVar(&s.Command, "command", "", "the startup command (default: the stack's, e.g. java $JAVA_OPTS -jar app.jar --server.port=$PORT)")
+	f.IntVar(&s.StartTimeLimit, "start-time-limit", 0, fmt.Sprintf("seconds an instance may take to answer its warmup request (default %d, at most %d)", store.DefaultStartTimeLimitSecs, store.MaxStartTimeLimitSecs))
+	f.StringVar(&s.WarmupPath, "warmup-path", "", "the path requested to tell that an instance is ready (default "+store.DefaultWarmupPath+")")
+	f.StringVar(&s.WarmupStatus, "warmup-status", "", "the statuses that count as ready (default "+store.DefaultWarmupStatus+")")
+	f.IntVar(&s.DrainTimeout, "drain-timeout", 0, fmt.Sprintf("seconds old instances get to finish their requests (default %d)", store.DefaultDrainTimeoutSecs))
+	f.IntVar(&s.StopGrace, "stop-grace", 0, fmt.Sprintf("seconds between SIGTERM and SIGKILL (default %d)", store.DefaultStopGraceSecs))
+	return cmd
+}
+
+// parseEnv reads KEY=VALUE pairs.
+func parseEnv(pairs []string) (map[string]string, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	env := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not KEY=VALUE", p)
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+func newAppsListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List apps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var apps []api.AppView
+			if err := g.client().do(cmd.Context(), http.MethodGet, "/api/v1/apps", nil, &apps); err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), apps)
+			}
+			rows := make([][]string, 0, len(apps))
+			for _, a := range apps {
+				rows = append(rows, []string{a.Name, releaseName(a.CurrentRelease), strconv.Itoa(len(a.Instances)), strings.Join(a.Hosts, ","), deploying(a.Deploying)})
+			}
+			return table(cmd.OutOrStdout(), []string{"NAME", "RELEASE", "INSTANCES", "HOSTS", "DEPLOYING"}, rows)
+		},
+	}
+}
+
+func releaseName(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return "v" + strconv.Itoa(n)
+}
+
+func deploying(id int) string {
+	if id == 0 {
+		return "-"
+	}
+	return "#" + strconv.Itoa(id)
+}
+
+func newAppsShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show an app, its settings and its instances",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var a api.AppView
+			if err := g.client().do(cmd.Context(), http.MethodGet, "/api/v1/apps/"+args[0], nil, &a); err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), a)
+			}
+			w := cmd.OutOrStdout()
+			s := a.Settings.WithDefaults()
+			fmt.Fprintf(w, "Name:        %s\nHosts:       %s\nRelease:     %s\nDeploying:   %s\nCreated:     %s\n",
+				a.Name, strings.Join(a.Hosts, ", "), releaseName(a.CurrentRelease), deploying(a.Deploying), a.Created.Format("2006-01-02 15:04:05 MST"))
+			fmt.Fprintf(w, "Instances:   %d wanted\nCommand:     %s\nWarmup:      GET %s until %s, at most %ds\nDrain:       %ds, then SIGTERM and %ds before SIGKILL\n",
+				s.Instances, orDash(s.Command), s.WarmupPath, s.WarmupStatus, s.StartTimeLimit, s.DrainTimeout, s.StopGrace)
+			if len(a.Instances) == 0 {
+				fmt.Fprintln(w, "\nNo instance is running.")
+				return nil
+			}
+			fmt.Fprintln(w)
+			rows := make([][]string, 0, len(a.Instances))
+			for _, i := range a.Instances {
+				rows = append(rows, []string{i.ID, releaseName(i.Release), strconv.Itoa(i.PID), strconv.Itoa(i.Port), strconv.FormatInt(i.InFlight, 10)})
+			}
+			return table(w, []string{"INSTANCE", "RELEASE", "PID", "PORT", "IN FLIGHT"}, rows)
+		},
+	}
+}
+
+func newAppsDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Stop an app's instances and delete it with its history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.client().do(cmd.Context(), http.MethodDelete, "/api/v1/apps/"+args[0], nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Deleted app %s\n", args[0])
+			return nil
+		},
+	}
+}

@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/api"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+func newDeployCmd(g *globals) *cobra.Command {
+	var app, message, author string
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   "deploy -a NAME FILE",
+		Short: "Upload a jar, war or zip and take it live with zero downtime",
+		Long: `Upload FILE and take it live: Slipway starts the new release beside the
+old one, warms it up, switches traffic in one step and retires the old
+instances once their requests are done. The steps are printed as they
+happen; the command exits non-zero with the reason if the deployment fails.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := upload(cmd, g, app, args[0], message, author)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if noWait {
+				if g.output == "json" {
+					return printJSON(w, d)
+				}
+				fmt.Fprintf(w, "Deployment #%d of %s started (release %s); follow it with: slipway deployments -a %s\n", d.ID, app, releaseName(d.Release), app)
+				return nil
+			}
+			if g.output == "table" {
+				fmt.Fprintf(w, "Deployment #%d of %s: release %s\n", d.ID, app, releaseName(d.Release))
+			}
+			return follow(cmd, g, d)
+		},
+	}
+	addAppFlag(cmd, &app)
+	cmd.Flags().StringVarP(&message, "message", "m", "", "a note kept with the release")
+	cmd.Flags().StringVar(&author, "author", "", "who deploys (default: your user name)")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the upload is accepted")
+	cmd.AddCommand(newDeployCancelCmd(g))
+	return cmd
+}
+
+// upload streams the file to the daemon, which starts a deployment.
+func upload(cmd *cobra.Command, g *globals, app, path, message, author string) (store.Deployment, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	if fi.IsDir() {
+		return store.Deployment{}, fmt.Errorf("%s is a directory; deploy a jar, war or zip file", path)
+	}
+	if author == "" {
+		author = localUser()
+	}
+	q := url.Values{"filename": {filepath.Base(path)}, "message": {message}, "author": {author}}
+	resp, err := g.client().send(cmd.Context(), http.MethodPost, "/api/v1/apps/"+url.PathEscape(app)+"/deployments?"+q.Encode(), f, fi.Size())
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	defer resp.Body.Close()
+	var d store.Deployment
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		return store.Deployment{}, fmt.Errorf("reading the daemon's answer: %w", err)
+	}
+	return d, nil
+}
+
+func localUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
+
+// follow prints the deployment's events until it ends; an error if it did
+// not succeed.
+func follow(cmd *cobra.Command, g *globals, d store.Deployment) error {
+	w := cmd.OutOrStdout()
+	var final *store.Deployment
+	path := fmt.Sprintf("/api/v1/apps/%s/deployments/%d/events", url.PathEscape(d.App), d.ID)
+	err := g.client().stream(cmd.Context(), path, func(b []byte) (bool, error) {
+		var l api.FollowLine
+		if err := json.Unmarshal(b, &l); err != nil {
+			return false, fmt.Errorf("reading the deployment's events: %w", err)
+		}
+		if l.Event != nil {
+			printEvent(w, g, b, l.Event)
+		}
+		final = l.Deployment
+		return final == nil, nil
+	})
+	if err != nil {
+		return err
+	}
+	if final == nil {
+		return errors.New("the daemon ended the event stream before the deployment finished")
+	}
+	if final.State != store.StateSucceeded {
+		return fmt.Errorf("deployment #%d %s: %s", final.ID, final.State, final.Reason)
+	}
+	return nil
+}
+
+func printEvent(w io.Writer, g *globals, raw []byte, e *store.Event) {
+	if g.output == "json" {
+		fmt.Fprintf(w, "%s\n", raw)
+		return
+	}
+	step := e.Step
+	if step == "" {
+		step = "…"
+	}
+	msg := strings.ReplaceAll(e.Message, "\n", "\n"+strings.Repeat(" ", 34))
+	fmt.Fprintf(w, "%s  %-22s  %s\n", e.At.Local().Format("15:04:05"), step, msg)
+}
+
+func newDeployCancelCmd(g *globals) *cobra.Command {
+	var app string
+	cmd := &cobra.Command{
+		Use:   "cancel -a NAME",
+		Short: "Cancel the app's running deployment; the previous release keeps serving",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := "/api/v1/apps/" + url.PathEscape(app) + "/deployments/current/cancel"
+			if err := g.client().do(cmd.Context(), http.MethodPost, path, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Cancelling the running deployment of %s\n", app)
+			return nil
+		},
+	}
+	addAppFlag(cmd, &app)
+	return cmd
+}

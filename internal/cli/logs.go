@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/logs"
+)
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var app string
+	var followLogs bool
+	var tail int
+	cmd := &cobra.Command{
+		Use:   "logs -a NAME",
+		Short: "Show an app's log: platform events and instance output",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"tail": {strconv.Itoa(tail)}}
+			if followLogs {
+				q.Set("follow", "1")
+			}
+			w := cmd.OutOrStdout()
+			return g.client().stream(cmd.Context(), "/api/v1/apps/"+url.PathEscape(app)+"/logs?"+q.Encode(), func(b []byte) (bool, error) {
+				if g.output == "json" {
+					fmt.Fprintf(w, "%s\n", b)
+					return true, nil
+				}
+				var l logs.Line
+				if err := json.Unmarshal(b, &l); err != nil {
+					return false, fmt.Errorf("reading the log stream: %w", err)
+				}
+				fmt.Fprintf(w, "%s  %-22s  %s\n", l.Time.Local().Format("2006-01-02 15:04:05.000"), l.Source, l.Text)
+				return true, nil
+			})
+		},
+	}
+	addAppFlag(cmd, &app)
+	cmd.Flags().BoolVarP(&followLogs, "follow", "f", false, "keep streaming new lines")
+	cmd.Flags().IntVarP(&tail, "tail", "n", 100, "how many recent lines to show first")
+	return cmd
+}

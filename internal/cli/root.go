@@ -1,0 +1,98 @@
+// Package cli holds the slipway verbs, one file per verb. Every verb but
+// `server` is a client of the daemon's HTTP API.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// DefaultURL is where the CLI finds the daemon's API.
+const DefaultURL = "http://127.0.0.1:7070"
+
+// globals are the flags every verb takes.
+type globals struct {
+	url    string
+	output string
+}
+
+// Main runs the CLI with args and returns the exit code.
+func Main(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		var ex *exitError
+		if errors.As(err, &ex) {
+			return ex.code
+		}
+		return 1
+	}
+	return 0
+}
+
+// exitError carries an exit code other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "slipway",
+		Short:         "Slipway: a self-hosted app service for JVM web apps",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			if g.output != "table" && g.output != "json" {
+				return fmt.Errorf("--output %q: use table or json", g.output)
+			}
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&g.url, "url", DefaultURL, "the daemon's API `URL` (env SLIPWAY_URL)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.AddCommand(
+		newServerCmd(),
+		newAppsCmd(g),
+		newDeployCmd(g),
+		newDeploymentsCmd(g),
+		newLogsCmd(g),
+	)
+	return root
+}
+
+// bindEnv sets every flag not given on the command line from its variable
+// SLIPWAY_<FLAG>, e.g. --data-dir from SLIPWAY_DATA_DIR.
+func bindEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil {
+			return
+		}
+		name := "SLIPWAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, serr)
+			}
+		}
+	})
+	return err
+}
+
+// addAppFlag adds the --app/-a flag every per-app verb takes.
+func addAppFlag(cmd *cobra.Command, app *string) {
+	cmd.Flags().StringVarP(app, "app", "a", "", "the app's `NAME`")
+	cmd.MarkFlagRequired("app")
+}

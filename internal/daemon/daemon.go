@@ -1,0 +1,175 @@
+// Package daemon wires the parts into `slipway server`: the store, the
+// artifact store, the logs, the router, the deployment manager and the API.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/api"
+	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/logs"
+	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// Defaults for Config.
+const (
+	DefaultHTTPListen = ":8080"
+	DefaultAPIListen  = "127.0.0.1:7070"
+	DefaultBaseDomain = "localhost"
+	// shutdownTimeout bounds the wait for requests in flight on the router
+	// and the API when the daemon stops.
+	shutdownTimeout = 30 * time.Second
+)
+
+// Config is the server's configuration, from flags or SLIPWAY_* variables.
+type Config struct {
+	DataDir    string
+	HTTPListen string
+	APIListen  string
+	BaseDomain string
+	// MaxUpload bounds an artifact upload, in bytes.
+	MaxUpload int64
+	Debug     bool
+	Logger    *slog.Logger
+}
+
+// DefaultDataDir is $XDG_DATA_HOME/slipway, else ~/.local/share/slipway.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "slipway")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "slipway-data"
+	}
+	return filepath.Join(home, ".local", "share", "slipway")
+}
+
+// Validate checks the configuration before anything starts.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("--data-dir is empty")
+	}
+	for flag, addr := range map[string]string{"--http-listen": c.HTTPListen, "--api-listen": c.APIListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s %q: want host:port, like 127.0.0.1:7070 or :8080", flag, addr)
+		}
+	}
+	if c.BaseDomain == "" {
+		return errors.New("--base-domain is empty")
+	}
+	if c.MaxUpload <= 0 {
+		return fmt.Errorf("--max-upload must be a positive number of bytes, not %d", c.MaxUpload)
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down: the listeners stop taking
+// connections and finish their requests, deployments are cancelled, and
+// every instance is stopped.
+func Run(ctx context.Context, c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	log := c.Logger
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockDataDir(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(c.DataDir, "artifacts"), MaxUpload: c.MaxUpload})
+	if err != nil {
+		return err
+	}
+	hub := logs.NewHub(logs.Options{Dir: filepath.Join(c.DataDir, "logs"), Logger: log})
+	defer hub.Close()
+	rt := router.New(router.Options{Logger: log})
+	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
+		DataDir: c.DataDir, BaseDomain: c.BaseDomain, Logger: log})
+	defer mgr.Close()
+	if err := mgr.Recover(ctx); err != nil {
+		return fmt.Errorf("recovering state: %w", err)
+	}
+	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log})
+	return serve(ctx, log, []listener{
+		{name: "router", addr: c.HTTPListen, handler: rt},
+		{name: "api", addr: c.APIListen, handler: apiSrv},
+	})
+}
+
+type listener struct {
+	name    string
+	addr    string
+	handler http.Handler
+}
+
+// serve listens on every address, then serves until ctx ends or one fails,
+// and shuts all of them down gracefully.
+func serve(ctx context.Context, log *slog.Logger, ls []listener) error {
+	servers := make([]*http.Server, 0, len(ls))
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			shutdown(servers)
+			return fmt.Errorf("%s: listening on %s: %w", l.name, l.addr, err)
+		}
+		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		servers = append(servers, srv)
+		log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
+		go func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", l.name, err)
+			}
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-errc:
+	}
+	shutdown(servers)
+	return err
+}
+
+func shutdown(servers []*http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	for _, s := range servers {
+		s.Shutdown(ctx)
+	}
+}
+
+// lockDataDir takes an exclusive lock on the data directory, so that two
+// daemons never share one.
+func lockDataDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "slipway.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another slipway server is using %s; stop it or pick another --data-dir", dir)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,316 @@
+// Package deploy is the per-app orchestrator: it takes a release live by
+// starting new instances beside the old ones, warming them up, swapping the
+// router's backend set, draining and retiring the old instances.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/logs"
+	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// Sentinel errors.
+var (
+	ErrNoCommand    = errors.New("no startup command")
+	ErrCancelled    = errors.New("cancelled by request")
+	ErrShuttingDown = errors.New("cancelled: the daemon is shutting down")
+	ErrInterrupted  = errors.New("interrupted: the daemon stopped before the deployment finished; the previous release kept serving")
+	ErrNotRunning   = errors.New("no deployment is running")
+)
+
+// Options configures a Manager.
+type Options struct {
+	Store     *store.Store
+	Artifacts *artifact.Store
+	Router    *router.Router
+	Logs      *logs.Hub
+	// DataDir holds apps/<app>/releases/vN and apps/<app>/storage.
+	DataDir string
+	// BaseDomain: app NAME is served at NAME.BaseDomain.
+	BaseDomain string
+	// WarmupReportEvery is how often a waiting warmup is reported; 0 means
+	// every 15 s.
+	WarmupReportEvery time.Duration
+	Logger            *slog.Logger
+}
+
+// Manager runs deployments, one per app at a time, and owns the instances
+// that take traffic.
+type Manager struct {
+	opts   Options
+	logger *slog.Logger
+
+	ctx    context.Context // ends when Close is called
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // deployments and instance watchers
+
+	mu sync.Mutex // guards live and cancels
+	// live holds each app's instances that are in the router's set.
+	live map[string][]*instance
+	// cancels holds the cancel function of each app's running deployment,
+	// until it has switched traffic (after which it cannot be cancelled).
+	cancels map[string]context.CancelCauseFunc
+}
+
+// New returns a manager. Call Recover before serving, Close when done.
+func New(opts Options) *Manager {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel,
+		live: make(map[string][]*instance), cancels: make(map[string]context.CancelCauseFunc),
+	}
+}
+
+// Hosts are the host names app is served at.
+func (m *Manager) Hosts(app string) []string { return []string{app + "." + m.opts.BaseDomain} }
+
+func (m *Manager) appDir(app string) string { return filepath.Join(m.opts.DataDir, "apps", app) }
+func (m *Manager) storageDir(app string) string {
+	return filepath.Join(m.appDir(app), "storage")
+}
+func (m *Manager) releaseDir(app string, n int) string {
+	return filepath.Join(m.appDir(app), "releases", fmt.Sprintf("v%d", n))
+}
+
+// CreateApp validates and records a new app and starts routing its hosts.
+func (m *Manager) CreateApp(ctx context.Context, name string, s store.Settings) (store.App, error) {
+	if err := store.ValidateAppName(name); err != nil {
+		return store.App{}, err
+	}
+	if err := s.Validate(); err != nil {
+		return store.App{}, err
+	}
+	a := store.App{Name: name, Created: time.Now().UTC(), Settings: s}
+	if err := m.opts.Store.CreateApp(ctx, a); err != nil {
+		return store.App{}, fmt.Errorf("creating app %s: %w", name, err)
+	}
+	m.opts.Router.SetHosts(name, m.Hosts(name))
+	m.opts.Logs.Platform(name, 0, "App %s created", name)
+	return a, nil
+}
+
+// DeleteApp stops app's instances and removes it with its history, unless a
+// deployment is running.
+func (m *Manager) DeleteApp(ctx context.Context, name string) error {
+	a, err := m.opts.Store.App(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := m.opts.Store.DeleteApp(ctx, name); err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			holder, _ := m.opts.Store.LockHolder(ctx, name)
+			return &store.LockedError{App: name, Deployment: holder}
+		}
+		return err
+	}
+	m.opts.Router.RemoveApp(name)
+	m.mu.Lock()
+	old := m.live[name]
+	delete(m.live, name)
+	m.mu.Unlock()
+	s := a.Settings.WithDefaults()
+	router.Drain(ctx, backends(old), secs(s.DrainTimeout))
+	m.stopAll(name, old, s.StopGrace)
+	m.opts.Logs.Remove(name)
+	return os.RemoveAll(m.appDir(name))
+}
+
+// DeployRequest is an upload to take live.
+type DeployRequest struct {
+	App      string
+	Artifact io.Reader
+	// FileName is the uploaded file's name; it helps tell a jar from a zip.
+	FileName string
+	Author   string
+	Message  string
+}
+
+// Deploy stores the artifact, records a new release with the app's current
+// settings, and starts a deployment of it in the background. It fails with a
+// *store.LockedError, before reading the upload, while another deployment of
+// the app runs.
+func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployment, error) {
+	a, err := m.opts.Store.App(ctx, req.App)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	if err := m.checkUnlocked(ctx, req.App); err != nil {
+		return store.Deployment{}, err
+	}
+	ref, err := m.opts.Artifacts.Put(req.Artifact, req.FileName)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	rel := store.Release{App: req.App, Artifact: ref, Settings: a.Settings, Author: req.Author, Message: req.Message}
+	if _, err := Command(rel); err != nil {
+		return store.Deployment{}, err
+	}
+	d := store.Deployment{App: req.App, Artifact: ref, Author: req.Author, Message: req.Message}
+	if err := m.begin(ctx, &d, func(d *store.Deployment) (store.Release, error) {
+		rel.Created, rel.Deployment = time.Now().UTC(), d.ID
+		err := m.opts.Store.CreateRelease(ctx, &rel)
+		return rel, err
+	}); err != nil {
+		return store.Deployment{}, err
+	}
+	return d, nil
+}
+
+func (m *Manager) checkUnlocked(ctx context.Context, app string) error {
+	holder, err := m.opts.Store.LockHolder(ctx, app)
+	if err != nil {
+		return err
+	}
+	if holder != 0 {
+		return &store.LockedError{App: app, Deployment: holder}
+	}
+	return nil
+}
+
+// begin records deployment d, takes the app's lock for it, gets the release
+// to take live from release (called with the lock held), and runs the
+// deployment in the background.
+func (m *Manager) begin(ctx context.Context, d *store.Deployment, release func(*store.Deployment) (store.Release, error)) error {
+	d.State, d.Started = store.StateRunning, time.Now().UTC()
+	d.AddEvent(store.StepReceived, receivedMessage(d))
+	if err := m.opts.Store.CreateDeployment(ctx, d); err != nil {
+		return err
+	}
+	if err := m.opts.Store.Lock(ctx, d.App, d.ID); err != nil {
+		m.opts.Store.DeleteDeployment(context.WithoutCancel(ctx), d.App, d.ID)
+		return err
+	}
+	rel, err := release(d)
+	if err != nil {
+		m.opts.Store.Unlock(context.WithoutCancel(ctx), d.App, d.ID)
+		m.opts.Store.DeleteDeployment(context.WithoutCancel(ctx), d.App, d.ID)
+		return err
+	}
+	d.Release = rel.Number
+	d.Artifact = rel.Artifact
+	if err := m.opts.Store.PutDeployment(ctx, *d); err != nil {
+		return err
+	}
+	m.opts.Logs.Platform(d.App, rel.Number, "Deployment %d: %s", d.ID, receivedMessage(d))
+	runCtx, cancel := context.WithCancelCause(m.ctx)
+	m.mu.Lock()
+	m.cancels[d.App] = cancel
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go m.run(runCtx, cancel, &tracker{m: m, d: *d}, rel)
+	return nil
+}
+
+func receivedMessage(d *store.Deployment) string {
+	if d.Artifact.Digest == "" {
+		return "Received"
+	}
+	return fmt.Sprintf("Received %s (%d bytes, %s)", d.Artifact.Name, d.Artifact.Size, d.Artifact.Digest)
+}
+
+// Cancel cancels app's running deployment, if it has not switched traffic.
+func (m *Manager) Cancel(app string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cancel, ok := m.cancels[app]
+	if !ok {
+		return fmt.Errorf("%w for app %s, or it has already switched traffic", ErrNotRunning, app)
+	}
+	cancel(ErrCancelled)
+	return nil
+}
+
+func secs(n int) time.Duration { return time.Duration(n) * time.Second }
+
+func backends(insts []*instance) []*router.Backend {
+	out := make([]*router.Backend, len(insts))
+	for i, inst := range insts {
+		out[i] = inst.backend
+	}
+	return out
+}
+
+// stopAll stops instances concurrently and waits for all of them.
+func (m *Manager) stopAll(app string, insts []*instance, grace int) {
+	var wg sync.WaitGroup
+	for _, inst := range insts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.stopInstance(app, inst, grace)
+		}()
+	}
+	wg.Wait()
+}
+
+// context0 is for store writes that must happen even while shutting down.
+// The store is in-process etcd, which answers or fails at once.
+func context0() context.Context { return context.Background() }
+
+// Close cancels running deployments, waits for them to clean up, then stops
+// every live instance. Stop the router's listener first so that no request
+// is cut off.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	for _, cancel := range m.cancels {
+		cancel(ErrShuttingDown)
+	}
+	m.mu.Unlock()
+	m.cancel()
+	m.wg.Wait()
+	m.mu.Lock()
+	live := m.live
+	m.live = make(map[string][]*instance)
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for app, insts := range live {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.stopAll(app, insts, m.stopGrace(app))
+		}()
+	}
+	wg.Wait()
+}
+
+func (m *Manager) stopGrace(app string) int {
+	a, err := m.opts.Store.App(context0(), app)
+	if err != nil {
+		return store.DefaultStopGraceSecs
+	}
+	return a.Settings.WithDefaults().StopGrace
+}
+
+// InstanceStatus describes one live instance.
+type InstanceStatus struct {
+	ID       string `json:"id"`
+	Release  int    `json:"release"`
+	PID      int    `json:"pid"`
+	Port     int    `json:"port"`
+	InFlight int64  `json:"in_flight"`
+}
+
+// Instances lists app's live instances.
+func (m *Manager) Instances(app string) []InstanceStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []InstanceStatus
+	for _, inst := range m.live[app] {
+		out = append(out, InstanceStatus{ID: inst.ID, Release: inst.release, PID: inst.PID, Port: inst.Port, InFlight: inst.backend.InFlight()})
+	}
+	return out
+}

@@ -1,0 +1,268 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/probe"
+	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// tracker records a deployment's progress in the store and the app's log.
+type tracker struct {
+	m  *Manager
+	mu sync.Mutex // guards d; warmups report from several goroutines
+	d  store.Deployment
+}
+
+// step marks the start of a step.
+func (t *tracker) step(step, format string, args ...any) { t.event(step, fmt.Sprintf(format, args...)) }
+
+// progress adds a message within the current step.
+func (t *tracker) progress(format string, args ...any) { t.event("", fmt.Sprintf(format, args...)) }
+
+func (t *tracker) event(step, msg string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.d.AddEvent(step, msg)
+	t.m.opts.Logs.Platform(t.d.App, t.d.Release, "Deployment %d: %s", t.d.ID, msg)
+	t.saveLocked()
+}
+
+func (t *tracker) saveLocked() {
+	if err := t.m.opts.Store.PutDeployment(context0(), t.d); err != nil {
+		t.m.logger.Error("saving deployment", "app", t.d.App, "deployment", t.d.ID, "err", err)
+	}
+}
+
+// finish records the outcome: err nil for success.
+func (t *tracker) finish(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.d.Finished = time.Now().UTC()
+	switch {
+	case err == nil:
+		t.d.State = store.StateSucceeded
+		t.d.AddEvent(store.StepSucceeded, fmt.Sprintf("Deployment succeeded in %s", t.d.Finished.Sub(t.d.Started).Round(100*time.Millisecond)))
+	case errors.Is(err, ErrCancelled):
+		t.d.State, t.d.Reason = store.StateCancelled, err.Error()
+		t.d.AddEvent(store.StepFailed, "Deployment cancelled; the previous release keeps serving")
+	default:
+		t.d.State, t.d.Reason = store.StateFailed, err.Error()
+		t.d.AddEvent(store.StepFailed, "Deployment failed: "+err.Error())
+	}
+	last := t.d.Events[len(t.d.Events)-1]
+	t.m.opts.Logs.Platform(t.d.App, t.d.Release, "Deployment %d: %s", t.d.ID, last.Message)
+	t.saveLocked()
+}
+
+// run takes rel live and records the outcome; it always releases the lock.
+func (m *Manager) run(ctx context.Context, cancel context.CancelCauseFunc, t *tracker, rel store.Release) {
+	defer m.wg.Done()
+	defer cancel(nil)
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				m.logger.Error("deployment panicked", "app", rel.App, "panic", r, "stack", string(debug.Stack()))
+				err = fmt.Errorf("internal error: %v", r)
+			}
+		}()
+		return m.rollout(ctx, t, rel)
+	}()
+	m.mu.Lock()
+	delete(m.cancels, rel.App)
+	m.mu.Unlock()
+	t.finish(err)
+	if err := m.opts.Store.Unlock(context0(), rel.App, t.d.ID); err != nil {
+		// The lock hangs on the daemon's lease and is cleared at start, so
+		// it cannot outlive this daemon even if this write failed.
+		m.logger.Error("releasing deployment lock", "app", rel.App, "err", err)
+	}
+}
+
+// rollout is a deployment's steps. Until the switch, any failure stops the
+// new instances and leaves the old ones serving.
+func (m *Manager) rollout(ctx context.Context, t *tracker, rel store.Release) error {
+	s := rel.Settings.WithDefaults()
+	t.step(store.StepStarting, "Starting %d instance(s) of %s", s.Instances, rel.Version())
+	if err := m.prepare(rel); err != nil {
+		return err
+	}
+	var started []*instance
+	fail := func(err error) error {
+		m.stopAll(rel.App, started, s.StopGrace)
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			return cause
+		}
+		return err
+	}
+	for i := range s.Instances {
+		inst, err := m.startInstance(rel, i)
+		if err != nil {
+			return fail(err)
+		}
+		started = append(started, inst)
+	}
+	t.step(store.StepWarmingUp, "Warming up: GET %s until it answers %s, for at most %ds", s.WarmupPath, s.WarmupStatus, s.StartTimeLimit)
+	if err := m.warmAll(ctx, t, rel, started); err != nil {
+		return fail(err)
+	}
+	old, err := m.switchTo(ctx, rel, started)
+	if err != nil {
+		return fail(err)
+	}
+	t.step(store.StepSwitched, "Switched traffic to %s (%d instance(s))", rel.Version(), len(started))
+	m.watchAll(rel.App, started)
+	if err := m.setCurrent(rel); err != nil {
+		m.logger.Error("recording current release", "app", rel.App, "err", err)
+	}
+	m.retire(t, rel.App, old)
+	return nil
+}
+
+// prepare lays out the release directory and the app's storage directory.
+func (m *Manager) prepare(rel store.Release) error {
+	if err := m.opts.Artifacts.Prepare(rel.Artifact, m.releaseDir(rel.App, rel.Number)); err != nil {
+		return fmt.Errorf("preparing release directory: %w", err)
+	}
+	return os.MkdirAll(m.storageDir(rel.App), 0o700)
+}
+
+// switchTo swaps app's backend set to insts in one step, unless the
+// deployment was cancelled first, and returns the instances it replaced.
+func (m *Manager) switchTo(ctx context.Context, rel store.Release, insts []*instance) ([]*instance, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ctx.Err() != nil { // Cancel holds mu too: no cancel slips in after this check
+		return nil, context.Cause(ctx)
+	}
+	delete(m.cancels, rel.App)
+	old := m.live[rel.App]
+	m.live[rel.App] = insts
+	m.opts.Router.Swap(rel.App, backends(insts))
+	return old, nil
+}
+
+// retire drains the replaced instances, then stops them. It is not
+// cancellable: the new release is already live.
+func (m *Manager) retire(t *tracker, app string, old []*instance) {
+	if len(old) == 0 {
+		t.step(store.StepDraining, "No old instances to drain")
+		t.step(store.StepOldStopped, "No old instances to stop")
+		return
+	}
+	s := m.settingsOf(app, old[0].release)
+	t.step(store.StepDraining, "Draining %d old instance(s), for at most %ds", len(old), s.DrainTimeout)
+	if left := router.Drain(m.ctx, backends(old), secs(s.DrainTimeout)); left > 0 {
+		t.progress("Drain timeout passed with %d request(s) still in flight; stopping anyway", left)
+	}
+	m.stopAll(app, old, s.StopGrace)
+	t.step(store.StepOldStopped, "Stopped %d old instance(s)", len(old))
+}
+
+// settingsOf returns the settings of release n of app, or the defaults.
+func (m *Manager) settingsOf(app string, n int) store.Settings {
+	rel, err := m.opts.Store.Release(context0(), app, n)
+	if err != nil {
+		return store.Settings{}.WithDefaults()
+	}
+	return rel.Settings.WithDefaults()
+}
+
+func (m *Manager) setCurrent(rel store.Release) error {
+	ctx := context0()
+	a, err := m.opts.Store.App(ctx, rel.App)
+	if err != nil {
+		return err
+	}
+	a.CurrentRelease = rel.Number
+	return m.opts.Store.PutApp(ctx, a)
+}
+
+// warmAll warms every instance at once; the first failure ends them all.
+func (m *Manager) warmAll(ctx context.Context, t *tracker, rel store.Release, insts []*instance) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errs := make(chan error, len(insts))
+	for _, inst := range insts {
+		go func() { errs <- m.warm(ctx, t, rel, inst) }()
+	}
+	var first error
+	for range insts {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel(err)
+		}
+	}
+	return first
+}
+
+func (m *Manager) warm(ctx context.Context, t *tracker, rel store.Release, inst *instance) error {
+	s := rel.Settings.WithDefaults()
+	accept, err := store.ParseStatusSet(s.WarmupStatus)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = probe.Warmup(ctx, probe.WarmupOptions{
+		URL:         fmt.Sprintf("http://%s%s", inst.backend.Addr, s.WarmupPath),
+		Host:        m.Hosts(rel.App)[0],
+		Accept:      accept,
+		Limit:       secs(s.StartTimeLimit),
+		ReportEvery: m.opts.WarmupReportEvery,
+		Report: func(elapsed time.Duration) {
+			t.progress("Waiting for response to warmup request for instance %s. Elapsed time = %.1f sec", inst.ID, elapsed.Seconds())
+		},
+		Exited: inst.Done(),
+	})
+	switch {
+	case errors.Is(err, probe.ErrExited):
+		return fmt.Errorf("instance %s exited while warming up (%s); its last output:\n%s", inst.ID, inst.Exit(), indent(inst.LastLines()))
+	case errors.Is(err, probe.ErrTimeout):
+		return fmt.Errorf("instance %s did not become ready: %w; raise the start time limit if the app needs longer, or check the warmup path", inst.ID, err)
+	case err != nil:
+		return err
+	}
+	t.progress("Instance %s is ready after %.1f sec", inst.ID, time.Since(start).Seconds())
+	return nil
+}
+
+func indent(lines []string) string {
+	if len(lines) == 0 {
+		return "  (no output)"
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}
+
+// watchAll reports live instances that exit on their own.
+func (m *Manager) watchAll(app string, insts []*instance) {
+	for _, inst := range insts {
+		m.wg.Add(1)
+		go m.watch(app, inst)
+	}
+}
+
+func (m *Manager) watch(app string, inst *instance) {
+	defer m.wg.Done()
+	select {
+	case <-m.ctx.Done():
+		return
+	case <-inst.Done():
+	}
+	m.mu.Lock()
+	live := false
+	for _, x := range m.live[app] {
+		live = live || x == inst
+	}
+	m.mu.Unlock()
+	if live {
+		m.opts.Logs.Platform(app, inst.release, "Instance %s exited unexpectedly (%s)", inst.ID, inst.Exit())
+	}
+}

@@ -1,0 +1,71 @@
+// Package router is the data plane: it maps host names to an app's live
+// instances, swaps an app's backend set atomically, and drains old backends.
+package router
+
+import (
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
+	"time"
+)
+
+// Upstream connection settings.
+const (
+	dialTimeout = 5 * time.Second
+	// upstreamIdleTimeout is shorter than the keep-alive of common app
+	// servers (Tomcat 20 s, Jetty and the JDK's HttpServer 30 s), so the
+	// router closes an idle connection before the app does and never races
+	// the app's close with a new request.
+	upstreamIdleTimeout = 4 * time.Second
+	maxIdlePerBackend   = 512
+)
+
+// Backend is one instance as the router sees it: an address, its requests in
+// flight, and whether it has been swapped out.
+type Backend struct {
+	// ID is the instance id.
+	ID   string
+	Addr string
+
+	inflight atomic.Int64
+	// retired is set once the backend is no longer in its app's set. A
+	// request that registered itself on a retired backend gives it back and
+	// picks again (see route.acquire).
+	retired atomic.Bool
+
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+}
+
+// NewBackend returns a backend for the instance id listening on addr
+// (host:port). Each backend has its own connection pool, closed with it.
+func NewBackend(id, addr string) *Backend {
+	b := &Backend{ID: id, Addr: addr}
+	b.transport = &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        maxIdlePerBackend,
+		MaxIdleConnsPerHost: maxIdlePerBackend,
+		IdleConnTimeout:     upstreamIdleTimeout,
+	}
+	target := &url.URL{Scheme: "http", Host: addr}
+	b.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host // the app sees its public host name
+			pr.SetXForwarded()
+		},
+		Transport:    b.transport,
+		ErrorHandler: proxyError,
+		ErrorLog:     discardLog,
+	}
+	return b
+}
+
+// InFlight is the number of requests the backend is serving now.
+func (b *Backend) InFlight() int64 { return b.inflight.Load() }
+
+// Close drops the backend's idle upstream connections. Call it after the
+// instance has stopped.
+func (b *Backend) Close() { b.transport.CloseIdleConnections() }

@@ -1,0 +1,232 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func appKey(app string) string                { return prefix + "apps/" + app }
+func releasePrefix(app string) string         { return prefix + "releases/" + app + "/" }
+func deploymentPrefix(app string) string      { return prefix + "deployments/" + app + "/" }
+func lockKey(app string) string               { return prefix + "locks/" + app }
+func instanceKey(id string) string            { return prefix + "instances/" + id }
+func deploymentKey(app string, id int) string { return numKey(deploymentPrefix(app), id) }
+
+// CreateApp records a new app; ErrExists if the name is taken.
+func (s *Store) CreateApp(ctx context.Context, a App) error {
+	return s.createJSON(ctx, appKey(a.Name), a)
+}
+
+// App reads one app; ErrNotFound if there is none of that name.
+func (s *Store) App(ctx context.Context, name string) (App, error) {
+	var a App
+	return a, s.getJSON(ctx, appKey(name), &a)
+}
+
+// Apps lists all apps by name.
+func (s *Store) Apps(ctx context.Context) ([]App, error) {
+	return listJSON[App](ctx, s, prefix+"apps/")
+}
+
+// PutApp overwrites an app record.
+func (s *Store) PutApp(ctx context.Context, a App) error { return s.putJSON(ctx, appKey(a.Name), a) }
+
+// DeleteApp removes an app with its releases and deployments, unless a
+// deployment holds its lock.
+func (s *Store) DeleteApp(ctx context.Context, name string) error {
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(lockKey(name)), "=", 0)).
+		Then(
+			clientv3.OpDelete(appKey(name)),
+			clientv3.OpDelete(releasePrefix(name), clientv3.WithPrefix()),
+			clientv3.OpDelete(deploymentPrefix(name), clientv3.WithPrefix()),
+		).Commit()
+	if err != nil {
+		return fmt.Errorf("deleting app %s: %w", name, err)
+	}
+	if !resp.Succeeded {
+		return ErrLocked
+	}
+	if resp.Responses[0].GetResponseDeleteRange().Deleted == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// CreateRelease gives r the next release number of its app and records it.
+func (s *Store) CreateRelease(ctx context.Context, r *Release) error {
+	for {
+		n, err := s.nextNumber(ctx, releasePrefix(r.App))
+		if err != nil {
+			return err
+		}
+		r.Number = n
+		err = s.createJSON(ctx, numKey(releasePrefix(r.App), n), r)
+		if !errors.Is(err, ErrExists) {
+			return err
+		}
+	}
+}
+
+// Release reads release n of app.
+func (s *Store) Release(ctx context.Context, app string, n int) (Release, error) {
+	var r Release
+	return r, s.getJSON(ctx, numKey(releasePrefix(app), n), &r)
+}
+
+// Releases lists an app's releases, oldest first.
+func (s *Store) Releases(ctx context.Context, app string) ([]Release, error) {
+	return listJSON[Release](ctx, s, releasePrefix(app))
+}
+
+// CreateDeployment gives d the next deployment id of its app and records it.
+func (s *Store) CreateDeployment(ctx context.Context, d *Deployment) error {
+	for {
+		n, err := s.nextNumber(ctx, deploymentPrefix(d.App))
+		if err != nil {
+			return err
+		}
+		d.ID = n
+		err = s.createJSON(ctx, deploymentKey(d.App, n), d)
+		if !errors.Is(err, ErrExists) {
+			return err
+		}
+	}
+}
+
+// PutDeployment overwrites a deployment record.
+func (s *Store) PutDeployment(ctx context.Context, d Deployment) error {
+	return s.putJSON(ctx, deploymentKey(d.App, d.ID), d)
+}
+
+// Deployment reads one deployment of app.
+func (s *Store) Deployment(ctx context.Context, app string, id int) (Deployment, error) {
+	var d Deployment
+	return d, s.getJSON(ctx, deploymentKey(app, id), &d)
+}
+
+// Deployments lists an app's deployments, oldest first.
+func (s *Store) Deployments(ctx context.Context, app string) ([]Deployment, error) {
+	return listJSON[Deployment](ctx, s, deploymentPrefix(app))
+}
+
+// AllDeployments lists the deployments of every app.
+func (s *Store) AllDeployments(ctx context.Context) ([]Deployment, error) {
+	return listJSON[Deployment](ctx, s, prefix+"deployments/")
+}
+
+// WatchDeployment calls fn with the deployment now and after every change,
+// until fn returns false, the deployment is deleted, or ctx ends.
+func (s *Store) WatchDeployment(ctx context.Context, app string, id int, fn func(Deployment) bool) error {
+	key := deploymentKey(app, id)
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return ErrNotFound
+	}
+	var d Deployment
+	if err := jsonDecode(resp.Kvs[0].Value, &d); err != nil || !fn(d) {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for wr := range s.cli.Watch(ctx, key, clientv3.WithRev(resp.Header.Revision+1)) {
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		for _, ev := range wr.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				return ErrNotFound
+			}
+			var d Deployment
+			if err := jsonDecode(ev.Kv.Value, &d); err != nil || !fn(d) {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// LockedError says which deployment holds an app's lock.
+type LockedError struct {
+	App        string
+	Deployment int
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("deployment %d of app %s is running", e.Deployment, e.App)
+}
+
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+// Lock takes app's deployment lock for deployment id. The lock hangs on the
+// daemon's session lease, so it cannot outlive the daemon. A *LockedError
+// names the holder when the lock is taken.
+func (s *Store) Lock(ctx context.Context, app string, id int) error {
+	err := s.createJSON(ctx, lockKey(app), id, clientv3.WithLease(s.lease))
+	if errors.Is(err, ErrExists) {
+		holder, herr := s.LockHolder(ctx, app)
+		if herr != nil {
+			return herr
+		}
+		return &LockedError{App: app, Deployment: holder}
+	}
+	return err
+}
+
+// LockHolder returns the deployment holding app's lock, or 0 if none does.
+func (s *Store) LockHolder(ctx context.Context, app string) (int, error) {
+	var id int
+	err := s.getJSON(ctx, lockKey(app), &id)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return id, err
+}
+
+// Unlock releases app's lock if deployment id holds it.
+func (s *Store) Unlock(ctx context.Context, app string, id int) error {
+	key := lockKey(app)
+	_, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(key), "=", strconv.Itoa(id))).
+		Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return fmt.Errorf("unlocking app %s: %w", app, err)
+	}
+	return nil
+}
+
+// ClearLocks removes every lock. Only a daemon that knows no deployment is
+// running — the single node, at start — may call it.
+func (s *Store) ClearLocks(ctx context.Context) error {
+	_, err := s.cli.Delete(ctx, prefix+"locks/", clientv3.WithPrefix())
+	return err
+}
+
+// PutInstance records a running instance.
+func (s *Store) PutInstance(ctx context.Context, r InstanceRecord) error {
+	return s.putJSON(ctx, instanceKey(r.ID), r)
+}
+
+// DeleteInstance forgets an instance.
+func (s *Store) DeleteInstance(ctx context.Context, id string) error {
+	_, err := s.cli.Delete(ctx, instanceKey(id))
+	return err
+}
+
+// Instances lists the recorded instances.
+func (s *Store) Instances(ctx context.Context) ([]InstanceRecord, error) {
+	return listJSON[InstanceRecord](ctx, s, prefix+"instances/")
+}
+
+// DeleteDeployment removes a deployment record; only for one that never ran.
+func (s *Store) DeleteDeployment(ctx context.Context, app string, id int) error {
+	_, err := s.cli.Delete(ctx, deploymentKey(app, id))
+	return err
+}

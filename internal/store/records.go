@@ -1,0 +1,119 @@
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// App is a named web application. Its Settings are the ones the next release
+// will be made with; each Release keeps its own snapshot.
+type App struct {
+	Name     string    `json:"name"`
+	Created  time.Time `json:"created"`
+	Settings Settings  `json:"settings"`
+	// CurrentRelease is the number of the release taking traffic; 0 before
+	// the first successful deployment.
+	CurrentRelease int `json:"current_release"`
+}
+
+// ArtifactRef names an uploaded artifact by digest.
+type ArtifactRef struct {
+	Digest string `json:"digest"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	Kind   string `json:"kind"`
+}
+
+// Release is an immutable pair of artifact and settings, numbered v1, v2, …
+type Release struct {
+	App        string      `json:"app"`
+	Number     int         `json:"number"`
+	Artifact   ArtifactRef `json:"artifact"`
+	Settings   Settings    `json:"settings"`
+	Created    time.Time   `json:"created"`
+	Author     string      `json:"author,omitempty"`
+	Message    string      `json:"message,omitempty"`
+	Deployment int         `json:"deployment"`
+}
+
+// Version is the release's name as people see it: "v3".
+func (r Release) Version() string { return fmt.Sprintf("v%d", r.Number) }
+
+// Deployment states.
+const (
+	StateRunning   = "running"
+	StateSucceeded = "succeeded"
+	StateFailed    = "failed"
+	StateCancelled = "cancelled"
+)
+
+// Deployment steps, in the order a successful deployment passes them.
+const (
+	StepReceived   = "received"
+	StepStarting   = "starting"
+	StepWarmingUp  = "warming up"
+	StepSwitched   = "switched"
+	StepDraining   = "draining"
+	StepOldStopped = "old instances stopped"
+	StepSucceeded  = "succeeded"
+	StepFailed     = "failed"
+)
+
+// Event is one line of a deployment's log. Step is set when the event marks
+// the start of a step, empty for progress messages within a step.
+type Event struct {
+	At      time.Time `json:"at"`
+	Step    string    `json:"step,omitempty"`
+	Message string    `json:"message"`
+}
+
+// Deployment is the act of taking a release live.
+type Deployment struct {
+	App      string      `json:"app"`
+	ID       int         `json:"id"`
+	Release  int         `json:"release"`
+	Artifact ArtifactRef `json:"artifact"`
+	State    string      `json:"state"`
+	// Reason says why a deployment failed or was cancelled.
+	Reason   string    `json:"reason,omitempty"`
+	Author   string    `json:"author,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	Events   []Event   `json:"events"`
+}
+
+// Done reports whether the deployment has ended.
+func (d Deployment) Done() bool { return d.State != StateRunning }
+
+// MaxEvents bounds a deployment's log; the oldest progress messages go first.
+const MaxEvents = 500
+
+// AddEvent appends an event, dropping the oldest progress message when the
+// log is full (steps are always kept).
+func (d *Deployment) AddEvent(step, message string) Event {
+	e := Event{At: time.Now().UTC(), Step: step, Message: message}
+	if len(d.Events) >= MaxEvents {
+		for i, old := range d.Events {
+			if old.Step == "" {
+				d.Events = append(d.Events[:i], d.Events[i+1:]...)
+				break
+			}
+		}
+	}
+	d.Events = append(d.Events, e)
+	return e
+}
+
+// InstanceRecord remembers a process the daemon started, so that a daemon
+// that died without stopping it can find and stop it on its next start.
+type InstanceRecord struct {
+	ID      string `json:"id"`
+	App     string `json:"app"`
+	Release int    `json:"release"`
+	PID     int    `json:"pid"`
+	// StartTicks is the process start time from /proc/PID/stat, which tells
+	// the process apart from a later one that reuses its pid.
+	StartTicks uint64 `json:"start_ticks"`
+	Port       int    `json:"port"`
+}

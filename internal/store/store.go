@@ -1,0 +1,195 @@
+// Package store keeps all of Slipway's durable state in etcd: an embedded
+// single-member etcd inside the data directory by default.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+)
+
+// Sentinel errors; callers check them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrLocked   = errors.New("locked")
+)
+
+const (
+	// DefaultLeaseTTL bounds how long a lock can outlive the daemon that took
+	// it: etcd drops the lease, and the lock with it, when keep-alives stop.
+	DefaultLeaseTTL = 10 * time.Second
+	startTimeout    = 60 * time.Second
+	prefix          = "/slipway/"
+)
+
+// Options configures Open.
+type Options struct {
+	// Dir is the directory etcd keeps its data in.
+	Dir string
+	// Debug lets etcd log at info level; otherwise it only logs fatal errors.
+	Debug  bool
+	Logger *slog.Logger
+}
+
+// Store is the typed view of Slipway's state in etcd.
+type Store struct {
+	etcd   *embed.Etcd
+	cli    *clientv3.Client
+	lease  clientv3.LeaseID
+	cancel context.CancelFunc
+}
+
+// Open starts the embedded etcd member in opts.Dir, listening on loopback
+// ports picked by the kernel, and a session lease that locks hang on.
+func Open(opts Options) (*Store, error) {
+	cfg := embed.NewConfig()
+	cfg.Dir = filepath.Join(opts.Dir, "etcd")
+	cfg.Name = "slipway"
+	cfg.LogLevel = "fatal"
+	if opts.Debug {
+		cfg.LogLevel = "info"
+	}
+	loopback := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
+	cfg.ListenClientUrls = []url.URL{loopback}
+	cfg.AdvertiseClientUrls = []url.URL{loopback}
+	cfg.ListenPeerUrls = []url.URL{loopback}
+	cfg.AdvertisePeerUrls = []url.URL{loopback}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("starting embedded etcd in %s: %w", cfg.Dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(startTimeout):
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd in %s was not ready after %s", cfg.Dir, startTimeout)
+	}
+	s := &Store{etcd: e, cli: v3client.New(e.Server)}
+	if err := s.startLease(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) startLease() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	lease, err := s.cli.Grant(ctx, int64(DefaultLeaseTTL/time.Second))
+	if err != nil {
+		cancel()
+		return fmt.Errorf("granting session lease: %w", err)
+	}
+	ch, err := s.cli.KeepAlive(ctx, lease.ID)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("keeping session lease alive: %w", err)
+	}
+	go func() {
+		for range ch { // drain keep-alive answers until ctx is cancelled
+		}
+	}()
+	s.lease, s.cancel = lease.ID, cancel
+	return nil
+}
+
+// Close stops the lease keep-alive and the embedded etcd member.
+func (s *Store) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.cli.Close()
+	s.etcd.Close()
+	return nil
+}
+
+// getJSON reads key into v; ErrNotFound when it does not exist.
+func (s *Store) getJSON(ctx context.Context, key string, v any) error {
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return ErrNotFound
+	}
+	return json.Unmarshal(resp.Kvs[0].Value, v)
+}
+
+func (s *Store) putJSON(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cli.Put(ctx, key, string(b)); err != nil {
+		return fmt.Errorf("writing %s: %w", key, err)
+	}
+	return nil
+}
+
+// createJSON writes key only if it does not exist yet; ErrExists otherwise.
+func (s *Store) createJSON(ctx context.Context, key string, v any, opts ...clientv3.OpOption) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(b), opts...)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		return ErrExists
+	}
+	return nil
+}
+
+// listJSON decodes every value under a key prefix, in key order.
+func listJSON[T any](ctx context.Context, s *Store, keyPrefix string) ([]T, error) {
+	resp, err := s.cli.Get(ctx, keyPrefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", keyPrefix, err)
+	}
+	out := make([]T, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var v T
+		if err := json.Unmarshal(kv.Value, &v); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// nextNumber returns one more than the highest number under keyPrefix, whose
+// keys end in a zero-padded number (see numKey).
+func (s *Store) nextNumber(ctx context.Context, keyPrefix string) (int, error) {
+	resp, err := s.cli.Get(ctx, keyPrefix, clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1), clientv3.WithKeysOnly())
+	if err != nil {
+		return 0, fmt.Errorf("listing %s: %w", keyPrefix, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 1, nil
+	}
+	var n int
+	if _, err := fmt.Sscanf(string(resp.Kvs[0].Key[len(keyPrefix):]), "%d", &n); err != nil {
+		return 0, fmt.Errorf("parsing key %s: %w", resp.Kvs[0].Key, err)
+	}
+	return n + 1, nil
+}
+
+func numKey(keyPrefix string, n int) string { return fmt.Sprintf("%s%010d", keyPrefix, n) }
+
+func jsonDecode(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,0 +1,121 @@
+// A small Spring-Boot-like web app for Slipway's tests, on the JDK's own
+// HTTP server. Its behaviour comes from /app.properties inside its jar:
+//   version=2            shown in every answer
+//   startDelaySeconds=30 sleeps this long before it listens, like a slow JVM app
+//   exitCode=3           exits at once with this code, after some output
+//   neverListen=true     never opens its port
+// It takes its port from --server.port=N (as Spring does), else $PORT, and
+// --spring.profiles.active=x beats $SPRING_PROFILES_ACTIVE.
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+public class App {
+    static final AtomicBoolean healthy = new AtomicBoolean(true);
+
+    public static void main(String[] args) throws Exception {
+        long t0 = System.nanoTime();
+        Properties p = new Properties();
+        try (InputStream in = App.class.getResourceAsStream("/app.properties")) {
+            if (in != null) p.load(in);
+        }
+        Map<String, String> cli = new HashMap<>();
+        for (String a : args) {
+            if (a.startsWith("--") && a.contains("=")) {
+                cli.put(a.substring(2, a.indexOf('=')), a.substring(a.indexOf('=') + 1));
+            }
+        }
+        String version = p.getProperty("version", "0");
+        String instance = env("SLIPWAY_INSTANCE_ID", "-");
+        System.out.println("Starting App version " + version + " on instance " + instance);
+        if (p.getProperty("exitCode") != null) {
+            System.err.println("Fatal: simulated startup failure");
+            System.exit(Integer.parseInt(p.getProperty("exitCode")));
+        }
+        int delay = Integer.parseInt(p.getProperty("startDelaySeconds", "0"));
+        for (int i = 0; i < delay; i++) {
+            if (i % 5 == 0) System.out.println("Initialising… " + i + "s");
+            Thread.sleep(1000);
+        }
+        if (Boolean.parseBoolean(p.getProperty("neverListen", "false"))) {
+            System.out.println("Never listening");
+            Thread.sleep(Long.MAX_VALUE);
+        }
+        int port = Integer.parseInt(cli.getOrDefault("server.port", env("PORT", "8080")));
+        String profile = cli.getOrDefault("spring.profiles.active", env("SPRING_PROFILES_ACTIVE", "default"));
+        String greeting = env("GREETING", "hello");
+        String addr = env("SERVER_ADDRESS", "127.0.0.1");
+        HttpServer server = HttpServer.create(new InetSocketAddress(addr, port), 512);
+        server.setExecutor(Executors.newCachedThreadPool());
+        server.createContext("/", ex -> {
+            String path = ex.getRequestURI().getPath();
+            switch (path) {
+                case "/slow":
+                    sleep(queryInt(ex.getRequestURI(), "ms", 2000));
+                    reply(ex, 200, "slow version=" + version + " instance=" + instance + "\n");
+                    break;
+                case "/health":
+                    reply(ex, healthy.get() ? 200 : 500, healthy.get() ? "ok\n" : "sick\n");
+                    break;
+                case "/sicken":
+                    healthy.set(false);
+                    reply(ex, 200, "now sick\n");
+                    break;
+                case "/headers":
+                    StringBuilder sb = new StringBuilder();
+                    ex.getRequestHeaders().forEach((k, v) -> sb.append(k.toLowerCase()).append(": ").append(String.join(",", v)).append("\n"));
+                    reply(ex, 200, sb.toString());
+                    break;
+                case "/":
+                    reply(ex, 200, "version=" + version + " instance=" + instance + " greeting=" + greeting + " profile=" + profile + "\n");
+                    break;
+                default:
+                    reply(ex, 404, "not found\n");
+            }
+        });
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            System.out.println("Shutting down");
+            server.stop(0);
+        }));
+        server.start();
+        System.out.printf("Started App in %.3f seconds (version %s, port %d)%n", (System.nanoTime() - t0) / 1e9, version, port);
+    }
+
+    static String env(String k, String d) {
+        String v = System.getenv(k);
+        return v == null || v.isEmpty() ? d : v;
+    }
+
+    static int queryInt(URI u, String key, int d) {
+        String q = u.getQuery();
+        if (q == null) return d;
+        for (String kv : q.split("&")) {
+            String[] parts = kv.split("=", 2);
+            if (parts.length == 2 && parts[0].equals(key)) return Integer.parseInt(parts[1]);
+        }
+        return d;
+    }
+
+    static void sleep(int ms) {
+        try { Thread.sleep(ms); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
+    }
+
+    static void reply(HttpExchange ex, int status, String body) throws IOException {
+        byte[] b = body.getBytes(StandardCharsets.UTF_8);
+        ex.getResponseHeaders().set("Content-Type", "text/plain; charset=utf-8");
+        ex.sendResponseHeaders(status, b.length);
+        try (OutputStream os = ex.getResponseBody()) {
+            os.write(b);
+        }
+    }
+}
