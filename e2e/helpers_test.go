@@ -1,0 +1,233 @@
+// Package e2e runs the real slipway binary, the real Java test app and real
+// HTTP clients on loopback.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/api"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "slipway-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "slipway")
+	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/slipway").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building slipway: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is a running `slipway server`.
+type daemon struct {
+	t       *testing.T
+	dataDir string
+	apiURL  string
+	httpURL string
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	exited  chan struct{}
+	args    []string
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startDaemon starts slipway server on a new data directory with free
+// loopback ports; it is stopped with SIGTERM when the test ends.
+func startDaemon(t *testing.T, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dataDir: filepath.Join(t.TempDir(), "data")}
+	apiPort, httpPort := freePort(t), freePort(t)
+	d.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	d.httpURL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	d.args = append([]string{"server", "--data-dir", d.dataDir,
+		"--http-listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
+		"--api-listen", fmt.Sprintf("127.0.0.1:%d", apiPort)}, extra...)
+	d.start()
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("slipway server log:\n%s", d.log)
+		}
+	})
+	return d
+}
+
+func (d *daemon) start() {
+	d.t.Helper()
+	d.log = &bytes.Buffer{}
+	d.cmd = exec.Command(binary, d.args...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.exited = make(chan struct{})
+	go func() { d.cmd.Wait(); close(d.exited) }()
+	waitFor(d.t, 60*time.Second, "the daemon to answer /healthz", func() bool {
+		resp, err := http.Get(d.apiURL + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop() {
+	select {
+	case <-d.exited:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+		if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+			d.t.Errorf("slipway server exited with code %d after SIGTERM", code)
+		}
+	case <-time.After(90 * time.Second):
+		d.cmd.Process.Kill()
+		d.t.Errorf("slipway server did not exit within 90s of SIGTERM")
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (d *daemon) kill() {
+	d.cmd.Process.Kill()
+	<-d.exited
+}
+
+// cli runs a slipway verb against the daemon and returns its output.
+func (d *daemon) cli(args ...string) (string, error) {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "SLIPWAY_URL="+d.apiURL)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// mustCLI runs a verb that must succeed.
+func (d *daemon) mustCLI(args ...string) string {
+	d.t.Helper()
+	out, err := d.cli(args...)
+	if err != nil {
+		d.t.Fatalf("slipway %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// getJSON decodes an API answer.
+func (d *daemon) getJSON(path string, v any) {
+	d.t.Helper()
+	resp, err := http.Get(d.apiURL + path)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		d.t.Fatalf("GET %s: status %d: %s", path, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+func (d *daemon) app(name string) api.AppView {
+	d.t.Helper()
+	var a api.AppView
+	d.getJSON("/api/v1/apps/"+name, &a)
+	return a
+}
+
+func (d *daemon) deployments(app string) []store.Deployment {
+	d.t.Helper()
+	var deps []store.Deployment
+	d.getJSON("/api/v1/apps/"+app+"/deployments", &deps)
+	return deps
+}
+
+func (d *daemon) releases(app string) []store.Release {
+	d.t.Helper()
+	var rels []store.Release
+	d.getJSON("/api/v1/apps/"+app+"/releases", &rels)
+	return rels
+}
+
+// get requests path of app through the router.
+func (d *daemon) get(ctx context.Context, client *http.Client, app, path string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.httpURL+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = app + ".localhost"
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// body returns what app answers at path, failing the test on an error.
+func (d *daemon) body(app, path string) string {
+	d.t.Helper()
+	code, b, err := d.get(context.Background(), http.DefaultClient, app, path)
+	if err != nil || code != 200 {
+		d.t.Fatalf("GET %s of %s: %d %q %v", path, app, code, b, err)
+	}
+	return b
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// alive reports whether a process with pid exists (and is not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
+}

@@ -1,0 +1,146 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// loadOptions says which kinds of load to run against an app.
+type loadOptions struct {
+	Steady int // clients requesting every 100 ms
+	Hammer int // keep-alive clients requesting as fast as they can
+	Slow   int // clients looping over 2 s requests
+	// MaxDuration bounds the whole load, whatever happens.
+	MaxDuration time.Duration
+}
+
+// call is one finished request.
+type call struct {
+	kind       string
+	start, end time.Time
+	version    int
+}
+
+// load runs requests against an app until stopped, counting every failure
+// and every time a client sees an older version after a newer one.
+type load struct {
+	d      *daemon
+	app    string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex // guards the fields below
+	total    map[string]int
+	failures []string
+	slow     []call
+	versions map[int]int // requests answered per version
+}
+
+func startLoad(t *testing.T, d *daemon, app string, o loadOptions) *load {
+	ctx, cancel := context.WithTimeout(context.Background(), o.MaxDuration)
+	l := &load{d: d, app: app, cancel: cancel, total: map[string]int{}, versions: map[int]int{}}
+	run := func(kind, path string, pause time.Duration) {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.client(ctx, kind, path, pause)
+		}()
+	}
+	for range o.Steady {
+		run("steady", "/", 100*time.Millisecond)
+	}
+	for range o.Hammer {
+		run("hammer", "/", 0)
+	}
+	for range o.Slow {
+		run("slow", "/slow?ms=2000", 0)
+	}
+	t.Cleanup(l.stop)
+	return l
+}
+
+// client is one bounded request loop with its own keep-alive connection.
+func (l *load) client(ctx context.Context, kind, path string, pause time.Duration) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	newest := 0
+	for i := 0; i < 2_000_000 && ctx.Err() == nil; i++ {
+		start := time.Now()
+		code, body, err := l.d.get(context.Background(), client, l.app, path)
+		c := call{kind: kind, start: start, end: time.Now(), version: parseVersion(body)}
+		l.record(c, code, body, err, newest)
+		newest = max(newest, c.version)
+		if pause > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(pause):
+			}
+		}
+	}
+}
+
+func (l *load) record(c call, code int, body string, err error, newest int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total[c.kind]++
+	switch {
+	case err != nil:
+		l.failures = append(l.failures, fmt.Sprintf("%s %s: %v", c.kind, c.start.Format("15:04:05.000"), err))
+	case code != 200:
+		l.failures = append(l.failures, fmt.Sprintf("%s %s: status %d: %.200s", c.kind, c.start.Format("15:04:05.000"), code, body))
+	case c.version < newest:
+		l.failures = append(l.failures, fmt.Sprintf("%s %s: version went back from %d to %d", c.kind, c.start.Format("15:04:05.000"), newest, c.version))
+	default:
+		l.versions[c.version]++
+		if c.kind == "slow" {
+			l.slow = append(l.slow, c)
+		}
+	}
+}
+
+func parseVersion(body string) int {
+	i := strings.Index(body, "version=")
+	if i < 0 {
+		return 0
+	}
+	var v int
+	fmt.Sscanf(body[i+len("version="):], "%d", &v)
+	return v
+}
+
+// stop ends the load and waits for every client.
+func (l *load) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// check fails the test on any failure and logs what the load did.
+func (l *load) check(t *testing.T) {
+	t.Helper()
+	l.stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.Logf("requests by kind: %v; answered per version: %v", l.total, l.versions)
+	if n := len(l.failures); n > 0 {
+		t.Errorf("%d requests failed; the first ones:\n%s", n, strings.Join(l.failures[:min(n, 20)], "\n"))
+	}
+}
+
+// inFlightAt counts the slow requests that were in flight at t and were
+// answered by version.
+func (l *load) inFlightAt(at time.Time, version int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.slow {
+		if c.start.Before(at) && c.end.After(at) && c.version == version {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,278 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testBackend is a real HTTP server that fails the test if a request
+// reaches it after it was drained and retired.
+type testBackend struct {
+	*Backend
+	srv     *httptest.Server
+	gen     int
+	stopped atomic.Bool
+	late    atomic.Int64 // requests that arrived after stop
+}
+
+func newTestBackend(t *testing.T, gen int) *testBackend {
+	t.Helper()
+	tb := &testBackend{gen: gen}
+	tb.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tb.stopped.Load() {
+			tb.late.Add(1)
+		}
+		if r.URL.Path == "/slow" {
+			time.Sleep(50 * time.Millisecond)
+		}
+		fmt.Fprintf(w, "%d", gen)
+	}))
+	t.Cleanup(tb.srv.Close)
+	tb.Backend = NewBackend(fmt.Sprintf("b%d", gen), strings.TrimPrefix(tb.srv.URL, "http://"))
+	return tb
+}
+
+// TestSwapUnderLoad swaps an app's backend set over and over while clients
+// hammer it. Every request must succeed, no request may reach a backend
+// after Drain said it was empty, and no client may see a generation go
+// backwards once it has seen a newer one.
+func TestSwapUnderLoad(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("promo", []string{"promo.example.com"})
+	front := httptest.NewServer(r)
+	defer front.Close()
+
+	first := newTestBackend(t, 0)
+	r.Swap("promo", []*Backend{first.Backend})
+	var failures, total atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stop := make(chan struct{})
+	var clients sync.WaitGroup
+	for c := range 8 {
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			path := "/"
+			if c%4 == 0 {
+				path = "/slow"
+			}
+			hammer(ctx, t, front.URL+path, stop, &failures, &total)
+		}()
+	}
+	current := []*testBackend{first}
+	for gen := 1; gen <= 20; gen++ {
+		next := []*testBackend{newTestBackend(t, gen), newTestBackend(t, gen)}
+		old := r.Swap("promo", []*Backend{next[0].Backend, next[1].Backend})
+		if got, want := len(old), len(current); got != want {
+			t.Fatalf("swap %d returned %d old backends, want %d", gen, got, want)
+		}
+		if left := Drain(ctx, old, 5*time.Second); left != 0 {
+			t.Fatalf("swap %d: %d requests still in flight after drain", gen, left)
+		}
+		for _, tb := range current {
+			tb.stopped.Store(true)
+		}
+		current = next
+		time.Sleep(20 * time.Millisecond) // let traffic reach the new set before the next swap
+	}
+	close(stop)
+	clients.Wait()
+	if failures.Load() != 0 {
+		t.Errorf("%d of %d requests failed", failures.Load(), total.Load())
+	}
+	if total.Load() < 100 {
+		t.Errorf("only %d requests were made; the test did not load the router", total.Load())
+	}
+	t.Logf("%d requests through 20 swaps", total.Load())
+}
+
+func hammer(ctx context.Context, t *testing.T, url string, stop chan struct{}, failures, total *atomic.Int64) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	newest := -1
+	for i := 0; i < 100_000; i++ {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		default:
+		}
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Host = "promo.example.com"
+		resp, err := client.Do(req)
+		total.Add(1)
+		if err != nil {
+			failures.Add(1)
+			t.Errorf("request failed: %v", err)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var gen int
+		fmt.Sscanf(string(b), "%d", &gen)
+		if resp.StatusCode != http.StatusOK {
+			failures.Add(1)
+			t.Errorf("status %d: %s", resp.StatusCode, b)
+		} else if gen < newest {
+			failures.Add(1)
+			t.Errorf("went back from generation %d to %d", newest, gen)
+		}
+		newest = max(newest, gen)
+	}
+}
+
+// TestDrainedBackendsGetNoRequests checks the late counters: no request
+// reached a backend after its drain completed.
+func TestDrainedBackendsGetNoRequests(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("a", []string{"a.test"})
+	front := httptest.NewServer(r)
+	defer front.Close()
+	var all []*testBackend
+	b0 := newTestBackend(t, 0)
+	all = append(all, b0)
+	r.Swap("a", []*Backend{b0.Backend})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stop := make(chan struct{})
+	var failures, total atomic.Int64
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{}
+			for i := 0; i < 100_000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front.URL, nil)
+				req.Host = "A.TEST:80"
+				resp, err := client.Do(req)
+				total.Add(1)
+				if err != nil || resp.StatusCode != 200 {
+					failures.Add(1)
+					if err == nil {
+						resp.Body.Close()
+					}
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	prev := b0
+	for gen := 1; gen <= 30; gen++ {
+		nb := newTestBackend(t, gen)
+		all = append(all, nb)
+		old := r.Swap("a", []*Backend{nb.Backend})
+		Drain(ctx, old, 5*time.Second)
+		prev.stopped.Store(true)
+		prev = nb
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	for _, tb := range all {
+		if n := tb.late.Load(); n != 0 {
+			t.Errorf("backend %s got %d requests after it was drained", tb.ID, n)
+		}
+	}
+	if failures.Load() != 0 {
+		t.Errorf("%d of %d requests failed", failures.Load(), total.Load())
+	}
+}
+
+func TestRouting(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("promo", []string{"promo.localhost"})
+	r.SetHosts("empty", []string{"empty.localhost"})
+	b := newTestBackend(t, 7)
+	r.Swap("promo", []*Backend{b.Backend})
+	tests := []struct {
+		name, host string
+		want       int
+	}{
+		{"exact", "promo.localhost", 200},
+		{"upper case and port", "PROMO.Localhost:8080", 200},
+		{"trailing dot", "promo.localhost.", 200},
+		{"unknown host", "other.localhost", 404},
+		{"app with nothing live", "empty.localhost", 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.Host = tt.host
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Errorf("host %q: got status %d, want %d", tt.host, rec.Code, tt.want)
+			}
+		})
+	}
+}
+
+func TestForwardedHeaders(t *testing.T) {
+	var got http.Header
+	var gotHost string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, gotHost = r.Header.Clone(), r.Host
+	}))
+	defer srv.Close()
+	r := New(Options{})
+	r.SetHosts("promo", []string{"promo.localhost"})
+	r.Swap("promo", []*Backend{NewBackend("b", strings.TrimPrefix(srv.URL, "http://"))})
+	front := httptest.NewServer(r)
+	defer front.Close()
+	req, _ := http.NewRequest(http.MethodGet, front.URL, nil)
+	req.Host = "promo.localhost:8080"
+	req.Header.Set("X-Forwarded-For", "6.6.6.6") // not trusted: must not pass through
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for k, want := range map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "promo.localhost:8080"} {
+		if got.Get(k) != want {
+			t.Errorf("%s: got %q, want %q", k, got.Get(k), want)
+		}
+	}
+	if gotHost != "promo.localhost:8080" {
+		t.Errorf("Host: got %q, want the client's", gotHost)
+	}
+}
+
+func TestFewestInFlight(t *testing.T) {
+	a, b := NewBackend("a", "x"), NewBackend("b", "y")
+	a.inflight.Store(3)
+	for i := range uint32(4) {
+		if got := pick([]*Backend{a, b}, i); got != b {
+			t.Errorf("start %d: picked %s, want b (fewer in flight)", i, got.ID)
+		}
+	}
+}
+
+func TestNormalizeHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"Promo.Example.com.:8080": "promo.example.com",
+		"promo.localhost":         "promo.localhost",
+		"[::1]:8080":              "::1",
+		"[::1]":                   "::1",
+	} {
+		if got := NormalizeHost(in); got != want {
+			t.Errorf("NormalizeHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
