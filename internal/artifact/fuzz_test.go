@@ -1,0 +1,39 @@
+package artifact
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzUnpack feeds arbitrary bytes to Unpack: it may refuse them, but never
+// write outside the release directory, and never leave a half-written one.
+func FuzzUnpack(f *testing.F) {
+	f.Add(zipBytes(f, executableJar...))
+	f.Add(zipBytes(f, [2]string{"../evil", "x"}))
+	f.Add(zipBytes(f, [2]string{"a/b/c.txt", "x"}, [2]string{"a/", ""}))
+	f.Add(zipBytes(f, [2]string{"link@", "../../etc"}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := NewStore(Options{Dir: t.TempDir(), MaxUnpackedSize: 1 << 20, MaxEntries: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := t.TempDir()
+		in := filepath.Join(root, "in.zip")
+		if err := os.WriteFile(in, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		release := filepath.Join(root, "release")
+		err = s.Unpack(in, release)
+		filepath.Walk(root, func(p string, info os.FileInfo, _ error) error {
+			if p != root && p != in && p != release && !strings.HasPrefix(p, release+string(filepath.Separator)) {
+				t.Errorf("unpacking wrote %s, outside the release directory", p)
+			}
+			return nil
+		})
+		if _, serr := os.Stat(release); err != nil && serr == nil {
+			t.Errorf("a refused archive (%v) left its release directory", err)
+		}
+	})
+}
