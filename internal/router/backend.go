@@ -59,6 +59,7 @@ func NewBackend(id, addr string) *Backend {
 		Transport:    b.transport,
 		ErrorHandler: proxyError,
 		ErrorLog:     discardLog,
+		BufferPool:   buffers,
 	}
 	return b
 }
