@@ -68,7 +68,7 @@ func checkTables(t *testing.T, d *daemon) {
 		t.Errorf("slipway apps list:\n%s", out)
 	}
 	out = d.mustCLI("logs", "-a", "promo", "--tail", "500")
-	for _, want := range []string{"Switched traffic to v2", "Started App in", "Initialising"} {
+	for _, want := range []string{"Switched traffic to 1 instance(s) of v2", "Started App in", "Initialising"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("slipway logs lacks %q", want)
 		}

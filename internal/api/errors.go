@@ -39,8 +39,11 @@ func statusOf(err error) int {
 		return he.status
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLocked), errors.Is(err, deploy.ErrNotRunning):
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLocked), errors.Is(err, deploy.ErrNotRunning),
+		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone):
 		return http.StatusConflict
+	case errors.Is(err, deploy.ErrNoRelease):
+		return http.StatusNotFound
 	case errors.Is(err, artifact.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, store.ErrInvalidName), errors.Is(err, store.ErrInvalidSettings),

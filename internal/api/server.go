@@ -54,6 +54,11 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}/events", s.adapt(s.followDeployment))
 	s.mux.HandleFunc("POST /api/v1/apps/{app}/deployments/current/cancel", s.adapt(s.cancelDeployment))
 	s.mux.HandleFunc("GET /api/v1/apps/{app}/releases", s.adapt(s.listReleases))
+	s.mux.HandleFunc("GET /api/v1/apps/{app}/settings", s.adapt(s.showSettings))
+	s.mux.HandleFunc("PATCH /api/v1/apps/{app}/settings", s.adapt(s.changeSettings))
+	s.mux.HandleFunc("POST /api/v1/apps/{app}/scale", s.adapt(s.scale))
+	s.mux.HandleFunc("POST /api/v1/apps/{app}/restart", s.adapt(s.restart))
+	s.mux.HandleFunc("POST /api/v1/apps/{app}/rollback", s.adapt(s.rollback))
 	s.mux.HandleFunc("GET /api/v1/apps/{app}/logs", s.adapt(s.streamLogs))
 	s.mux.HandleFunc("/", s.adapt(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no API route %s %s; the API lives under /api/v1", r.Method, r.URL.Path)
@@ -77,6 +82,7 @@ func (s *Server) view(r *http.Request, a store.App) AppView {
 	if inst == nil {
 		inst = []deploy.InstanceStatus{}
 	}
+	a.Settings = a.Settings.Masked()
 	return AppView{App: a, Hosts: s.opts.Deploys.Hosts(a.Name), Instances: inst, Deploying: holder}
 }
 
@@ -118,7 +124,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 func decodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) { // an empty body is an empty request
 		return errorf(http.StatusBadRequest, "reading the JSON request body: %v", err)
 	}
 	return nil
@@ -150,8 +156,7 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) error 
 	}
 	q := r.URL.Query()
 	d, err := s.opts.Deploys.Deploy(r.Context(), deploy.DeployRequest{
-		App: r.PathValue("app"), Artifact: r.Body, FileName: q.Get("filename"),
-		Author: q.Get("author"), Message: q.Get("message"),
+		App: r.PathValue("app"), Artifact: r.Body, FileName: q.Get("filename"), Meta: meta(r),
 	})
 	if err != nil {
 		return err
@@ -255,6 +260,9 @@ func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) error {
 	rels, err := s.opts.Store.Releases(r.Context(), app)
 	if err != nil {
 		return err
+	}
+	for i := range rels {
+		rels[i].Settings = rels[i].Settings.Masked()
 	}
 	writeJSON(w, http.StatusOK, rels)
 	return nil

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -169,4 +170,30 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// Prune removes every artifact not in keep that was stored before
+// olderThan; the age bound spares uploads whose release is being recorded.
+// It returns the digests it removed.
+func (s *Store) Prune(keep map[string]bool, olderThan time.Time) ([]string, error) {
+	entries, err := os.ReadDir(s.opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || keep[name] || !strings.HasPrefix(name, "sha256-") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || info.ModTime().After(olderThan) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.opts.Dir, name)); err != nil {
+			return removed, err
+		}
+		removed = append(removed, name)
+	}
+	return removed, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,8 +20,7 @@ import (
 )
 
 func newDeployCmd(g *globals) *cobra.Command {
-	var app, message, author string
-	var noWait bool
+	f := &changeFlags{}
 	cmd := &cobra.Command{
 		Use:   "deploy -a NAME FILE",
 		Short: "Upload a jar, war or zip and take it live with zero downtime",
@@ -30,51 +30,33 @@ instances once their requests are done. The steps are printed as they
 happen; the command exits non-zero with the reason if the deployment fails.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := upload(cmd, g, app, args[0], message, author)
+			d, err := upload(cmd, g, f, args[0])
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			if noWait {
-				if g.output == "json" {
-					return printJSON(w, d)
-				}
-				fmt.Fprintf(w, "Deployment #%d of %s started (release %s); follow it with: slipway deployments -a %s\n", d.ID, app, releaseName(d.Release), app)
-				return nil
-			}
-			if g.output == "table" {
-				fmt.Fprintf(w, "Deployment #%d of %s: release %s\n", d.ID, app, releaseName(d.Release))
-			}
-			return follow(cmd, g, d)
+			return followOrReport(cmd, g, f, &d)
 		},
 	}
-	addAppFlag(cmd, &app)
-	cmd.Flags().StringVarP(&message, "message", "m", "", "a note kept with the release")
-	cmd.Flags().StringVar(&author, "author", "", "who deploys (default: your user name)")
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the upload is accepted")
+	addChangeFlags(cmd, f)
 	cmd.AddCommand(newDeployCancelCmd(g))
 	return cmd
 }
 
 // upload streams the file to the daemon, which starts a deployment.
-func upload(cmd *cobra.Command, g *globals, app, path, message, author string) (store.Deployment, error) {
-	f, err := os.Open(path)
+func upload(cmd *cobra.Command, g *globals, f *changeFlags, path string) (store.Deployment, error) {
+	file, err := os.Open(path)
 	if err != nil {
 		return store.Deployment{}, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	defer file.Close()
+	fi, err := file.Stat()
 	if err != nil {
 		return store.Deployment{}, err
 	}
 	if fi.IsDir() {
 		return store.Deployment{}, fmt.Errorf("%s is a directory; deploy a jar, war or zip file", path)
 	}
-	if author == "" {
-		author = localUser()
-	}
-	q := url.Values{"filename": {filepath.Base(path)}, "message": {message}, "author": {author}}
-	resp, err := g.client().send(cmd.Context(), http.MethodPost, "/api/v1/apps/"+url.PathEscape(app)+"/deployments?"+q.Encode(), f, fi.Size())
+	resp, err := g.client().send(cmd.Context(), http.MethodPost, f.path("/deployments", url.Values{"filename": {filepath.Base(path)}}), file, fi.Size())
 	if err != nil {
 		return store.Deployment{}, err
 	}
@@ -99,7 +81,11 @@ func follow(cmd *cobra.Command, g *globals, d store.Deployment) error {
 	w := cmd.OutOrStdout()
 	var final *store.Deployment
 	path := fmt.Sprintf("/api/v1/apps/%s/deployments/%d/events", url.PathEscape(d.App), d.ID)
-	err := g.client().stream(cmd.Context(), path, func(b []byte) (bool, error) {
+	ctx, detach := context.WithCancelCause(cmd.Context())
+	defer detach(nil)
+	stop := onInterrupt(cmd, g, d, func() { detach(errDetached) })
+	defer stop()
+	err := g.client().stream(ctx, path, func(b []byte) (bool, error) {
 		var l api.FollowLine
 		if err := json.Unmarshal(b, &l); err != nil {
 			return false, fmt.Errorf("reading the deployment's events: %w", err)
@@ -110,6 +96,9 @@ func follow(cmd *cobra.Command, g *globals, d store.Deployment) error {
 		final = l.Deployment
 		return final == nil, nil
 	})
+	if errors.Is(context.Cause(ctx), errDetached) {
+		return &exitError{code: 130, err: fmt.Errorf("%w deployment #%d; it goes on", errDetached, d.ID)}
+	}
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,11 @@ func newRoot() *cobra.Command {
 		newDeployCmd(g),
 		newDeploymentsCmd(g),
 		newLogsCmd(g),
+		newConfigCmd(g),
+		newScaleCmd(g),
+		newRestartCmd(g),
+		newRollbackCmd(g),
+		newReleasesCmd(g),
 	)
 	return root
 }

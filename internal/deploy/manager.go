@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,6 +26,9 @@ var (
 	ErrShuttingDown = errors.New("cancelled: the daemon is shutting down")
 	ErrInterrupted  = errors.New("interrupted: the daemon stopped before the deployment finished; the previous release kept serving")
 	ErrNotRunning   = errors.New("no deployment is running")
+	ErrNothingLive  = errors.New("the app has no live release")
+	ErrNoRelease    = errors.New("no such release")
+	ErrArtifactGone = errors.New("the release's artifact was removed by retention")
 )
 
 // Options configures a Manager.
@@ -42,6 +44,9 @@ type Options struct {
 	// WarmupReportEvery is how often a waiting warmup is reported; 0 means
 	// every 15 s.
 	WarmupReportEvery time.Duration
+	// KeepReleases is how many recent releases keep their artifacts and
+	// directories; 0 means DefaultKeepReleases.
+	KeepReleases int
 	Logger            *slog.Logger
 }
 
@@ -63,10 +68,16 @@ type Manager struct {
 	cancels map[string]context.CancelCauseFunc
 }
 
+// DefaultKeepReleases is how many recent releases keep their artifacts.
+const DefaultKeepReleases = 10
+
 // New returns a manager. Call Recover before serving, Close when done.
 func New(opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.KeepReleases == 0 {
+		opts.KeepReleases = DefaultKeepReleases
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
@@ -127,99 +138,6 @@ func (m *Manager) DeleteApp(ctx context.Context, name string) error {
 	m.stopAll(name, old, s.StopGrace)
 	m.opts.Logs.Remove(name)
 	return os.RemoveAll(m.appDir(name))
-}
-
-// DeployRequest is an upload to take live.
-type DeployRequest struct {
-	App      string
-	Artifact io.Reader
-	// FileName is the uploaded file's name; it helps tell a jar from a zip.
-	FileName string
-	Author   string
-	Message  string
-}
-
-// Deploy stores the artifact, records a new release with the app's current
-// settings, and starts a deployment of it in the background. It fails with a
-// *store.LockedError, before reading the upload, while another deployment of
-// the app runs.
-func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployment, error) {
-	a, err := m.opts.Store.App(ctx, req.App)
-	if err != nil {
-		return store.Deployment{}, err
-	}
-	if err := m.checkUnlocked(ctx, req.App); err != nil {
-		return store.Deployment{}, err
-	}
-	ref, err := m.opts.Artifacts.Put(req.Artifact, req.FileName)
-	if err != nil {
-		return store.Deployment{}, err
-	}
-	rel := store.Release{App: req.App, Artifact: ref, Settings: a.Settings, Author: req.Author, Message: req.Message}
-	if _, err := Command(rel); err != nil {
-		return store.Deployment{}, err
-	}
-	d := store.Deployment{App: req.App, Artifact: ref, Author: req.Author, Message: req.Message}
-	if err := m.begin(ctx, &d, func(d *store.Deployment) (store.Release, error) {
-		rel.Created, rel.Deployment = time.Now().UTC(), d.ID
-		err := m.opts.Store.CreateRelease(ctx, &rel)
-		return rel, err
-	}); err != nil {
-		return store.Deployment{}, err
-	}
-	return d, nil
-}
-
-func (m *Manager) checkUnlocked(ctx context.Context, app string) error {
-	holder, err := m.opts.Store.LockHolder(ctx, app)
-	if err != nil {
-		return err
-	}
-	if holder != 0 {
-		return &store.LockedError{App: app, Deployment: holder}
-	}
-	return nil
-}
-
-// begin records deployment d, takes the app's lock for it, gets the release
-// to take live from release (called with the lock held), and runs the
-// deployment in the background.
-func (m *Manager) begin(ctx context.Context, d *store.Deployment, release func(*store.Deployment) (store.Release, error)) error {
-	d.State, d.Started = store.StateRunning, time.Now().UTC()
-	d.AddEvent(store.StepReceived, receivedMessage(d))
-	if err := m.opts.Store.CreateDeployment(ctx, d); err != nil {
-		return err
-	}
-	if err := m.opts.Store.Lock(ctx, d.App, d.ID); err != nil {
-		m.opts.Store.DeleteDeployment(context.WithoutCancel(ctx), d.App, d.ID)
-		return err
-	}
-	rel, err := release(d)
-	if err != nil {
-		m.opts.Store.Unlock(context.WithoutCancel(ctx), d.App, d.ID)
-		m.opts.Store.DeleteDeployment(context.WithoutCancel(ctx), d.App, d.ID)
-		return err
-	}
-	d.Release = rel.Number
-	d.Artifact = rel.Artifact
-	if err := m.opts.Store.PutDeployment(ctx, *d); err != nil {
-		return err
-	}
-	m.opts.Logs.Platform(d.App, rel.Number, "Deployment %d: %s", d.ID, receivedMessage(d))
-	runCtx, cancel := context.WithCancelCause(m.ctx)
-	m.mu.Lock()
-	m.cancels[d.App] = cancel
-	m.mu.Unlock()
-	m.wg.Add(1)
-	go m.run(runCtx, cancel, &tracker{m: m, d: *d}, rel)
-	return nil
-}
-
-func receivedMessage(d *store.Deployment) string {
-	if d.Artifact.Digest == "" {
-		return "Received"
-	}
-	return fmt.Sprintf("Received %s (%d bytes, %s)", d.Artifact.Name, d.Artifact.Size, d.Artifact.Digest)
 }
 
 // Cancel cancels app's running deployment, if it has not switched traffic.

@@ -78,10 +78,14 @@ func (m *Manager) failUnfinished(ctx context.Context) error {
 // restore starts app's current release again, as a deployment of its own so
 // that its progress shows and the app's lock guards it.
 func (m *Manager) restore(ctx context.Context, a store.App) error {
-	rel, err := m.opts.Store.Release(ctx, a.Name, a.CurrentRelease)
-	if err != nil {
-		return err
-	}
-	d := store.Deployment{App: a.Name, Author: "slipway", Message: "start " + rel.Version() + " after the daemon started"}
-	return m.begin(ctx, &d, func(*store.Deployment) (store.Release, error) { return rel, nil })
+	_, err := m.begin(ctx, a.Name, op{kind: store.KindStart, author: "slipway", message: "the daemon started",
+		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
+			a, rel, err := m.liveRelease(ctx, a.Name)
+			if err != nil {
+				return plan{}, err
+			}
+			n := a.Settings.WithDefaults().Instances
+			return plan{rel: rel, instances: n, received: fmt.Sprintf("Start %s with %d instance(s) after the daemon started", rel.Version(), n)}, nil
+		}})
+	return err
 }

@@ -63,8 +63,9 @@ func (t *tracker) finish(err error) {
 	t.saveLocked()
 }
 
-// run takes rel live and records the outcome; it always releases the lock.
-func (m *Manager) run(ctx context.Context, cancel context.CancelCauseFunc, t *tracker, rel store.Release) {
+// run takes p live and records the outcome; it always releases the lock.
+func (m *Manager) run(ctx context.Context, cancel context.CancelCauseFunc, t *tracker, p plan) {
+	rel := p.rel
 	defer m.wg.Done()
 	defer cancel(nil)
 	err := func() (err error) {
@@ -74,7 +75,7 @@ func (m *Manager) run(ctx context.Context, cancel context.CancelCauseFunc, t *tr
 				err = fmt.Errorf("internal error: %v", r)
 			}
 		}()
-		return m.rollout(ctx, t, rel)
+		return m.rollout(ctx, t, p)
 	}()
 	m.mu.Lock()
 	delete(m.cancels, rel.App)
@@ -85,15 +86,20 @@ func (m *Manager) run(ctx context.Context, cancel context.CancelCauseFunc, t *tr
 		// it cannot outlive this daemon even if this write failed.
 		m.logger.Error("releasing deployment lock", "app", rel.App, "err", err)
 	}
+	if err == nil && p.rel.Deployment == t.d.ID {
+		m.prune(context0())
+	}
 }
 
 // rollout is a deployment's steps. Until the switch, any failure stops the
 // new instances and leaves the old ones serving.
-func (m *Manager) rollout(ctx context.Context, t *tracker, rel store.Release) error {
+func (m *Manager) rollout(ctx context.Context, t *tracker, p plan) error {
+	rel := p.rel
 	s := rel.Settings.WithDefaults()
-	t.step(store.StepStarting, "Starting %d instance(s) of %s", s.Instances, rel.Version())
-	if err := m.prepare(rel); err != nil {
-		return err
+	live := len(m.liveInstances(rel.App))
+	add := p.instances
+	if p.scale {
+		add = max(0, p.instances-live)
 	}
 	var started []*instance
 	fail := func(err error) error {
@@ -103,28 +109,46 @@ func (m *Manager) rollout(ctx context.Context, t *tracker, rel store.Release) er
 		}
 		return err
 	}
-	for i := range s.Instances {
-		inst, err := m.startInstance(rel, i)
-		if err != nil {
+	if add > 0 {
+		t.step(store.StepStarting, "Starting %d instance(s) of %s", add, rel.Version())
+		if err := m.prepare(rel); err != nil {
+			return err
+		}
+		base := 0
+		if p.scale {
+			base = live
+		}
+		for i := range add {
+			inst, err := m.startInstance(rel, base+i)
+			if err != nil {
+				return fail(err)
+			}
+			started = append(started, inst)
+		}
+		t.step(store.StepWarmingUp, "Warming up: GET %s until it answers %s, for at most %ds", s.WarmupPath, s.WarmupStatus, s.StartTimeLimit)
+		if err := m.warmAll(ctx, t, rel, started); err != nil {
 			return fail(err)
 		}
-		started = append(started, inst)
 	}
-	t.step(store.StepWarmingUp, "Warming up: GET %s until it answers %s, for at most %ds", s.WarmupPath, s.WarmupStatus, s.StartTimeLimit)
-	if err := m.warmAll(ctx, t, rel, started); err != nil {
-		return fail(err)
-	}
-	old, err := m.switchTo(ctx, rel, started)
+	next, old, err := m.switchTo(ctx, p, started)
 	if err != nil {
 		return fail(err)
 	}
-	t.step(store.StepSwitched, "Switched traffic to %s (%d instance(s))", rel.Version(), len(started))
+	t.step(store.StepSwitched, "Switched traffic to %d instance(s) of %s", next, rel.Version())
 	m.watchAll(rel.App, started)
-	if err := m.setCurrent(rel); err != nil {
-		m.logger.Error("recording current release", "app", rel.App, "err", err)
+	if !p.scale {
+		if err := m.setCurrent(rel); err != nil {
+			m.logger.Error("recording current release", "app", rel.App, "err", err)
+		}
 	}
 	m.retire(t, rel.App, old)
 	return nil
+}
+
+func (m *Manager) liveInstances(app string) []*instance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.live[app]
 }
 
 // prepare lays out the release directory and the app's storage directory.
@@ -135,19 +159,28 @@ func (m *Manager) prepare(rel store.Release) error {
 	return os.MkdirAll(m.storageDir(rel.App), 0o700)
 }
 
-// switchTo swaps app's backend set to insts in one step, unless the
-// deployment was cancelled first, and returns the instances it replaced.
-func (m *Manager) switchTo(ctx context.Context, rel store.Release, insts []*instance) ([]*instance, error) {
+// switchTo swaps app's backend set in one step, unless the deployment was
+// cancelled first. A full deployment replaces every live instance with
+// started; a scale keeps the first p.instances live ones and adds started.
+// It returns the size of the new set and the instances it replaced.
+func (m *Manager) switchTo(ctx context.Context, p plan, started []*instance) (int, []*instance, error) {
+	app := p.rel.App
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if ctx.Err() != nil { // Cancel holds mu too: no cancel slips in after this check
-		return nil, context.Cause(ctx)
+		return 0, nil, context.Cause(ctx)
 	}
-	delete(m.cancels, rel.App)
-	old := m.live[rel.App]
-	m.live[rel.App] = insts
-	m.opts.Router.Swap(rel.App, backends(insts))
-	return old, nil
+	delete(m.cancels, app)
+	live := m.live[app]
+	next, old := started, live
+	if p.scale {
+		keep := min(p.instances, len(live))
+		next = append(append([]*instance(nil), live[:keep]...), started...)
+		old = live[keep:]
+	}
+	m.live[app] = next
+	m.opts.Router.Swap(app, backends(next))
+	return len(next), old, nil
 }
 
 // retire drains the replaced instances, then stops them. It is not

@@ -34,6 +34,11 @@ type Release struct {
 	Author     string      `json:"author,omitempty"`
 	Message    string      `json:"message,omitempty"`
 	Deployment int         `json:"deployment"`
+	// Changes says what this release changed from the one before it, with
+	// the values of secrets left out.
+	Changes []string `json:"changes,omitempty"`
+	// RolledBackFrom is the release this one copies, for a rollback.
+	RolledBackFrom int `json:"rolled_back_from,omitempty"`
 }
 
 // Version is the release's name as people see it: "v3".
@@ -67,10 +72,21 @@ type Event struct {
 	Message string    `json:"message"`
 }
 
+// Kinds of deployment.
+const (
+	KindDeploy   = "deploy"   // an uploaded artifact
+	KindSettings = "settings" // a settings change
+	KindScale    = "scale"    // more or fewer instances of the live release
+	KindRestart  = "restart"  // fresh instances of the live release
+	KindRollback = "rollback" // an earlier release, as a new one
+	KindStart    = "start"    // the live release, after the daemon started
+)
+
 // Deployment is the act of taking a release live.
 type Deployment struct {
 	App      string      `json:"app"`
 	ID       int         `json:"id"`
+	Kind     string      `json:"kind"`
 	Release  int         `json:"release"`
 	Artifact ArtifactRef `json:"artifact"`
 	State    string      `json:"state"`

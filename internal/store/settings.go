@@ -3,7 +3,9 @@ package store
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -26,10 +28,14 @@ const (
 type Settings struct {
 	// Env holds the app's environment variables.
 	Env map[string]string `json:"env,omitempty"`
+	// Secrets names the variables of Env whose values are never shown
+	// again: the API, the CLI and the logs show them as "****".
+	Secrets []string `json:"secrets,omitempty"`
 	// Command replaces the stack's startup command; run by /bin/sh in the
 	// release directory.
 	Command string `json:"command,omitempty"`
-	// Instances is how many instances run the release (1–32).
+	// Instances is how many instances run the app (1–32). It belongs to the
+	// app, not to a release: a rollback keeps the current scale.
 	Instances int `json:"instances,omitempty"`
 	// WarmupPath is requested until it answers with a WarmupStatus.
 	WarmupPath string `json:"warmup_path,omitempty"`
@@ -74,8 +80,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: %s", ErrInvalidSettings, fmt.Sprintf(format, args...))
 	}
 	for k := range s.Env {
-		if !envName.MatchString(k) {
-			return bad("environment variable name %q may hold only letters, digits, '_' and '.', and may not start with a digit", k)
+		if err := ValidateEnvName(k); err != nil {
+			return bad("%v", err)
 		}
 	}
 	if s.Instances < 0 || s.Instances > MaxInstances {
@@ -98,6 +104,96 @@ func (s Settings) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ValidateEnvName checks an environment variable's name.
+func ValidateEnvName(k string) error {
+	if !envName.MatchString(k) {
+		return fmt.Errorf("environment variable name %q may hold only letters, digits, '_' and '.', and may not start with a digit", k)
+	}
+	if reservedEnv(k) {
+		return fmt.Errorf("environment variable %s is set by the platform (the port and address the app must listen on, and SLIPWAY_*); choose another name", k)
+	}
+	return nil
+}
+
+func reservedEnv(k string) bool {
+	switch k {
+	case "PORT", "SERVER_PORT", "SERVER_ADDRESS":
+		return true
+	}
+	return strings.HasPrefix(k, "SLIPWAY_")
+}
+
+// SecretMask stands for a secret's value wherever settings are shown.
+const SecretMask = "****"
+
+// IsSecret reports whether the variable k is marked secret.
+func (s Settings) IsSecret(k string) bool { return slices.Contains(s.Secrets, k) }
+
+// Masked returns a copy of s safe to show: secret values replaced.
+func (s Settings) Masked() Settings {
+	if len(s.Secrets) == 0 {
+		return s
+	}
+	env := make(map[string]string, len(s.Env))
+	for k, v := range s.Env {
+		if s.IsSecret(k) {
+			v = SecretMask
+		}
+		env[k] = v
+	}
+	s.Env = env
+	return s
+}
+
+// Clone returns a deep copy of s.
+func (s Settings) Clone() Settings {
+	s.Env = maps.Clone(s.Env)
+	s.Secrets = slices.Clone(s.Secrets)
+	return s
+}
+
+// Changes lists how s differs from prev, for people: values of secrets are
+// left out. Instances are not compared: they are not part of a release.
+func (s Settings) Changes(prev Settings) []string {
+	var out []string
+	keys := slices.Sorted(maps.Keys(s.Env))
+	for _, k := range keys {
+		v, old := s.Env[k], prev.Env
+		pv, had := old[k]
+		switch {
+		case had && pv == v && s.IsSecret(k) == prev.IsSecret(k):
+		case s.IsSecret(k):
+			out = append(out, "set "+k+" (secret)")
+		default:
+			out = append(out, "set "+k+"="+v)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(prev.Env)) {
+		if _, ok := s.Env[k]; !ok {
+			out = append(out, "unset "+k)
+		}
+	}
+	if s.Command != prev.Command {
+		if s.Command == "" {
+			out = append(out, "command reset to the stack default")
+		} else {
+			out = append(out, "command: "+s.Command)
+		}
+	}
+	a, b := s.WithDefaults(), prev.WithDefaults()
+	opt := func(name string, now, was any) {
+		if now != was {
+			out = append(out, fmt.Sprintf("%s: %v", name, now))
+		}
+	}
+	opt("warmup path", a.WarmupPath, b.WarmupPath)
+	opt("warmup status", a.WarmupStatus, b.WarmupStatus)
+	opt("start time limit", a.StartTimeLimit, b.StartTimeLimit)
+	opt("drain timeout", a.DrainTimeout, b.DrainTimeout)
+	opt("stop grace", a.StopGrace, b.StopGrace)
+	return out
 }
 
 // StatusSet is a set of accepted HTTP statuses, as inclusive ranges.
@@ -142,4 +238,63 @@ func ValidateAppName(name string) error {
 		return fmt.Errorf("%w %q: use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit", ErrInvalidName, name)
 	}
 	return nil
+}
+
+// Change is one change to an app's settings, however many keys it touches.
+// A nil field is left as it is.
+type Change struct {
+	Set   map[string]string `json:"set,omitempty"`
+	Unset []string          `json:"unset,omitempty"`
+	// Secret marks the values in Set as secrets; setting a variable without
+	// it makes the variable an ordinary one again.
+	Secret bool `json:"secret,omitempty"`
+	// Command sets the startup command; "" goes back to the stack default.
+	Command        *string `json:"command,omitempty"`
+	WarmupPath     *string `json:"warmup_path,omitempty"`
+	WarmupStatus   *string `json:"warmup_status,omitempty"`
+	StartTimeLimit *int    `json:"start_time_limit,omitempty"`
+	DrainTimeout   *int    `json:"drain_timeout,omitempty"`
+	StopGrace      *int    `json:"stop_grace,omitempty"`
+}
+
+// Empty reports whether the change changes nothing at all.
+func (c Change) Empty() bool {
+	return len(c.Set) == 0 && len(c.Unset) == 0 && c.Command == nil && c.WarmupPath == nil &&
+		c.WarmupStatus == nil && c.StartTimeLimit == nil && c.DrainTimeout == nil && c.StopGrace == nil
+}
+
+// Apply returns s with the change made, validated.
+func (c Change) Apply(s Settings) (Settings, error) {
+	if c.Empty() {
+		return s, fmt.Errorf("%w: the change is empty; give KEY=VALUE pairs, names to unset, or options", ErrInvalidSettings)
+	}
+	s = s.Clone()
+	if len(c.Set) > 0 && s.Env == nil {
+		s.Env = make(map[string]string)
+	}
+	for k, v := range c.Set {
+		s.Env[k] = v
+		s.Secrets = slices.DeleteFunc(s.Secrets, func(x string) bool { return x == k })
+		if c.Secret {
+			s.Secrets = append(s.Secrets, k)
+		}
+	}
+	for _, k := range c.Unset {
+		delete(s.Env, k)
+		s.Secrets = slices.DeleteFunc(s.Secrets, func(x string) bool { return x == k })
+	}
+	slices.Sort(s.Secrets)
+	setIf(&s.Command, c.Command)
+	setIf(&s.WarmupPath, c.WarmupPath)
+	setIf(&s.WarmupStatus, c.WarmupStatus)
+	setIf(&s.StartTimeLimit, c.StartTimeLimit)
+	setIf(&s.DrainTimeout, c.DrainTimeout)
+	setIf(&s.StopGrace, c.StopGrace)
+	return s, s.Validate()
+}
+
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
 }

@@ -5,7 +5,8 @@
 //   exitCode=3           exits at once with this code, after some output
 //   neverListen=true     never opens its port
 // It takes its port from --server.port=N (as Spring does), else $PORT, and
-// --spring.profiles.active=x beats $SPRING_PROFILES_ACTIVE.
+// --spring.profiles.active=x beats $SPRING_PROFILES_ACTIVE. $GREETING shows in
+// every answer on /, so a settings change is visible.
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
@@ -71,6 +72,16 @@ public class App {
                     healthy.set(false);
                     reply(ex, 200, "now sick\n");
                     break;
+                case "/storage": {
+                    // Reads, or with ?write=TEXT writes, $SLIPWAY_STORAGE/data.txt.
+                    java.nio.file.Path f = java.nio.file.Paths.get(env("SLIPWAY_STORAGE", "."), "data.txt");
+                    String q = ex.getRequestURI().getQuery();
+                    if (q != null && q.startsWith("write=")) {
+                        java.nio.file.Files.writeString(f, q.substring(6));
+                    }
+                    reply(ex, 200, java.nio.file.Files.exists(f) ? java.nio.file.Files.readString(f) : "");
+                    break;
+                }
                 case "/headers":
                     StringBuilder sb = new StringBuilder();
                     ex.getRequestHeaders().forEach((k, v) -> sb.append(k.toLowerCase()).append(": ").append(String.join(",", v)).append("\n"));

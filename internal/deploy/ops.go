@@ -1,0 +1,249 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// Meta is who asks for a change and why.
+type Meta struct {
+	Author  string
+	Message string
+	// Wait queues the change behind a running deployment instead of
+	// failing with a *store.LockedError.
+	Wait bool
+}
+
+// DeployRequest is an upload to take live.
+type DeployRequest struct {
+	App      string
+	Artifact io.Reader
+	// FileName is the uploaded file's name; it helps tell a jar from a zip.
+	FileName string
+	Meta
+}
+
+// Deploy stores the artifact, records a new release with the app's current
+// settings, and starts a deployment of it in the background. Unless
+// req.Wait, it fails with a *store.LockedError before reading the upload
+// while another deployment of the app runs.
+func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployment, error) {
+	if _, err := m.opts.Store.App(ctx, req.App); err != nil {
+		return store.Deployment{}, err
+	}
+	if !req.Wait {
+		if err := m.waitUnlocked(ctx, req.App, false); err != nil {
+			return store.Deployment{}, err
+		}
+	}
+	ref, err := m.opts.Artifacts.Put(req.Artifact, req.FileName)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	return m.begin(ctx, req.App, op{kind: store.KindDeploy, author: req.Author, message: req.Message, wait: req.Wait,
+		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
+			a, err := m.opts.Store.App(ctx, req.App)
+			if err != nil {
+				return plan{}, err
+			}
+			rel := store.Release{App: req.App, Artifact: ref, Settings: releaseSettings(a.Settings), Author: req.Author, Message: req.Message}
+			if _, err := Command(rel); err != nil {
+				return plan{}, err
+			}
+			if err := m.newRelease(ctx, &rel, d.ID); err != nil {
+				return plan{}, err
+			}
+			return plan{rel: rel, instances: a.Settings.WithDefaults().Instances,
+				received: fmt.Sprintf("Received %s (%d bytes, %s) as %s", ref.Name, ref.Size, ref.Digest, rel.Version())}, nil
+		}})
+}
+
+// ChangeSettings applies a change to app's settings. If the app has a live
+// release, and noRestart is false, the change makes a new release (same
+// artifact, new settings) that goes live through a deployment, which is
+// returned; otherwise the change waits for the next deployment, and the
+// returned deployment is nil.
+func (m *Manager) ChangeSettings(ctx context.Context, app string, c store.Change, noRestart bool, meta Meta) (*store.Deployment, store.Settings, error) {
+	a, err := m.opts.Store.App(ctx, app)
+	if err != nil {
+		return nil, store.Settings{}, err
+	}
+	if _, err := c.Apply(a.Settings); err != nil {
+		return nil, store.Settings{}, err // refuse a bad change before waiting for anything
+	}
+	if noRestart || a.CurrentRelease == 0 {
+		s, err := m.saveSettings(ctx, app, meta.Wait, c.Apply)
+		return nil, s, err
+	}
+	var ns store.Settings
+	d, err := m.begin(ctx, app, op{kind: store.KindSettings, author: meta.Author, message: meta.Message, wait: meta.Wait,
+		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
+			a, cur, err := m.liveRelease(ctx, app)
+			if err != nil {
+				return plan{}, err
+			}
+			if ns, err = c.Apply(a.Settings); err != nil {
+				return plan{}, err
+			}
+			rel := store.Release{App: app, Artifact: cur.Artifact, Settings: releaseSettings(ns), Author: meta.Author, Message: meta.Message}
+			if _, err := Command(rel); err != nil {
+				return plan{}, err
+			}
+			a.Settings = ns
+			if err := m.opts.Store.PutApp(ctx, a); err != nil {
+				return plan{}, err
+			}
+			if err := m.newRelease(ctx, &rel, d.ID); err != nil {
+				return plan{}, err
+			}
+			return plan{rel: rel, instances: ns.WithDefaults().Instances,
+				received: fmt.Sprintf("Settings change as %s: %s", rel.Version(), strings.Join(rel.Changes, "; "))}, nil
+		}})
+	if err != nil {
+		return nil, store.Settings{}, err
+	}
+	return &d, ns, nil
+}
+
+// saveSettings changes an app's settings without a deployment, once no
+// deployment of it runs.
+func (m *Manager) saveSettings(ctx context.Context, app string, wait bool, change func(store.Settings) (store.Settings, error)) (store.Settings, error) {
+	if err := m.waitUnlocked(ctx, app, wait); err != nil {
+		return store.Settings{}, err
+	}
+	a, err := m.opts.Store.App(ctx, app)
+	if err != nil {
+		return store.Settings{}, err
+	}
+	ns, err := change(a.Settings)
+	if err != nil {
+		return store.Settings{}, err
+	}
+	changes := ns.Changes(a.Settings)
+	a.Settings = ns
+	if err := m.opts.Store.PutApp(ctx, a); err != nil {
+		return store.Settings{}, err
+	}
+	if len(changes) > 0 {
+		m.opts.Logs.Platform(app, a.CurrentRelease, "Settings changed, for the next deployment: %s", strings.Join(changes, "; "))
+	}
+	return ns, nil
+}
+
+// Scale runs n instances of app's live release: scaling up adds warmed
+// instances beside the others, scaling down drains the removed ones first.
+// Without a live release it only records n; the deployment is then nil.
+func (m *Manager) Scale(ctx context.Context, app string, n int, meta Meta) (*store.Deployment, error) {
+	if err := (store.Settings{Instances: n}).Validate(); err != nil || n == 0 {
+		return nil, fmt.Errorf("%w: instances must be between 1 and %d, not %d", store.ErrInvalidSettings, store.MaxInstances, n)
+	}
+	a, err := m.opts.Store.App(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	setN := func(s store.Settings) (store.Settings, error) { s.Instances = n; return s, nil }
+	if a.CurrentRelease == 0 {
+		_, err := m.saveSettings(ctx, app, meta.Wait, setN)
+		return nil, err
+	}
+	d, err := m.begin(ctx, app, op{kind: store.KindScale, author: meta.Author, message: meta.Message, wait: meta.Wait,
+		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
+			a, cur, err := m.liveRelease(ctx, app)
+			if err != nil {
+				return plan{}, err
+			}
+			from := a.Settings.WithDefaults().Instances
+			a.Settings.Instances = n
+			if err := m.opts.Store.PutApp(ctx, a); err != nil {
+				return plan{}, err
+			}
+			return plan{rel: cur, instances: n, scale: true,
+				received: fmt.Sprintf("Scale %s from %d to %d instance(s)", cur.Version(), from, n)}, nil
+		}})
+	return &d, err
+}
+
+// Restart replaces every instance of app's live release with a fresh one,
+// warmed up before the swap.
+func (m *Manager) Restart(ctx context.Context, app string, meta Meta) (store.Deployment, error) {
+	return m.begin(ctx, app, op{kind: store.KindRestart, author: meta.Author, message: meta.Message, wait: meta.Wait,
+		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
+			a, cur, err := m.liveRelease(ctx, app)
+			if err != nil {
+				return plan{}, err
+			}
+			n := a.Settings.WithDefaults().Instances
+			return plan{rel: cur, instances: n, received: fmt.Sprintf("Restart %s with %d fresh instance(s)", cur.Version(), n)}, nil
+		}})
+}
+
+// Rollback takes release `to` of app live again, as a new release with its
+// artifact and settings (the instance count stays). to 0 means the release
+// that was live before the current one.
+func (m *Manager) Rollback(ctx context.Context, app string, to int, meta Meta) (store.Deployment, error) {
+	return m.begin(ctx, app, op{kind: store.KindRollback, author: meta.Author, message: meta.Message, wait: meta.Wait,
+		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
+			a, cur, err := m.liveRelease(ctx, app)
+			if err != nil {
+				return plan{}, err
+			}
+			target, err := m.rollbackTarget(ctx, app, cur.Number, to)
+			if err != nil {
+				return plan{}, err
+			}
+			if _, err := os.Stat(m.opts.Artifacts.Path(target.Artifact.Digest)); err != nil {
+				return plan{}, fmt.Errorf("%w: %s's artifact %s is gone (Slipway keeps the artifacts of the last %d releases); deploy the file again instead",
+					ErrArtifactGone, target.Version(), target.Artifact.Name, m.opts.KeepReleases)
+			}
+			ns := target.Settings.Clone()
+			ns.Instances = a.Settings.Instances
+			a.Settings = ns
+			if err := m.opts.Store.PutApp(ctx, a); err != nil {
+				return plan{}, err
+			}
+			msg := meta.Message
+			if msg == "" {
+				msg = "rollback to " + target.Version()
+			}
+			rel := store.Release{App: app, Artifact: target.Artifact, Settings: releaseSettings(ns), Author: meta.Author, Message: msg, RolledBackFrom: target.Number}
+			if err := m.newRelease(ctx, &rel, d.ID); err != nil {
+				return plan{}, err
+			}
+			return plan{rel: rel, instances: ns.WithDefaults().Instances,
+				received: fmt.Sprintf("Roll back from %s to %s, as %s", cur.Version(), target.Version(), rel.Version())}, nil
+		}})
+}
+
+// rollbackTarget finds release `to`, or, for 0, the release that was live
+// before the current one: the last release before it that a deployment
+// took live.
+func (m *Manager) rollbackTarget(ctx context.Context, app string, current, to int) (store.Release, error) {
+	if to == current {
+		return store.Release{}, fmt.Errorf("%w: v%d is already live", ErrNoRelease, to)
+	}
+	if to == 0 {
+		deps, err := m.opts.Store.Deployments(ctx, app)
+		if err != nil {
+			return store.Release{}, err
+		}
+		for i := len(deps) - 1; i >= 0 && to == 0; i-- {
+			if d := deps[i]; d.State == store.StateSucceeded && d.Release != current {
+				to = d.Release
+			}
+		}
+		if to == 0 {
+			return store.Release{}, fmt.Errorf("%w: no release was live before v%d; name one with --to", ErrNoRelease, current)
+		}
+	}
+	rel, err := m.opts.Store.Release(ctx, app, to)
+	if errors.Is(err, store.ErrNotFound) {
+		return rel, fmt.Errorf("%w: app %s has no release v%d; list them with 'slipway releases -a %s'", ErrNoRelease, app, to, app)
+	}
+	return rel, err
+}

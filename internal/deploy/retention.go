@@ -1,0 +1,58 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// uploadGrace spares artifacts stored this recently from pruning: their
+// release may still be being recorded.
+const uploadGrace = 10 * time.Minute
+
+// prune applies retention: the last KeepReleases releases of each app, and
+// its live one, keep their artifacts and directories; other release
+// directories are removed, and so are artifacts no kept release refers to.
+// Release records stay, for the history.
+func (m *Manager) prune(ctx context.Context) {
+	keep, err := m.pruneReleaseDirs(ctx)
+	if err != nil {
+		m.logger.Error("applying release retention", "err", err)
+		return
+	}
+	removed, err := m.opts.Artifacts.Prune(keep, time.Now().Add(-uploadGrace))
+	if err != nil {
+		m.logger.Error("removing old artifacts", "err", err)
+	}
+	for _, d := range removed {
+		m.logger.Info("removed artifact no kept release refers to", "digest", d)
+	}
+}
+
+// pruneReleaseDirs removes the directories of releases past retention and
+// returns the digests the kept releases refer to.
+func (m *Manager) pruneReleaseDirs(ctx context.Context) (map[string]bool, error) {
+	apps, err := m.opts.Store.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keep := make(map[string]bool)
+	for _, a := range apps {
+		rels, err := m.opts.Store.Releases(ctx, a.Name)
+		if err != nil {
+			return nil, err
+		}
+		for i, rel := range rels {
+			if i >= len(rels)-m.opts.KeepReleases || rel.Number == a.CurrentRelease {
+				keep[rel.Artifact.Digest] = true
+				continue
+			}
+			if err := os.RemoveAll(m.releaseDir(a.Name, rel.Number)); err != nil {
+				return nil, fmt.Errorf("removing %s: %w", filepath.Base(m.releaseDir(a.Name, rel.Number)), err)
+			}
+		}
+	}
+	return keep, nil
+}
