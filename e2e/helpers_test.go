@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -235,4 +236,69 @@ func alive(pid int) bool {
 // httpClient is a client without keep-alive, for polling.
 func (d *daemon) httpClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+}
+
+// interruptSignal is what Ctrl-C sends.
+var interruptSignal = syscall.SIGINT
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startCLI starts a verb in the background with a pipe to its stdin.
+func (d *daemon) startCLI(args ...string) (*exec.Cmd, io.WriteCloser, *syncBuffer) {
+	d.t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "SLIPWAY_URL="+d.apiURL)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, stdin, out
+}
+
+// waitForStep waits until app's newest deployment has reached step.
+func (d *daemon) waitForStep(app, step string) {
+	d.t.Helper()
+	waitFor(d.t, 60*time.Second, "step "+step+" of "+app, func() bool {
+		deps := d.deployments(app)
+		if len(deps) == 0 {
+			return false
+		}
+		for _, e := range deps[len(deps)-1].Events {
+			if e.Step == step {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// waitForState waits until app's newest deployment is in state.
+func (d *daemon) waitForState(app, state string) {
+	d.t.Helper()
+	waitFor(d.t, 60*time.Second, app+" to be "+state, func() bool {
+		deps := d.deployments(app)
+		return len(deps) > 0 && deps[len(deps)-1].State == state
+	})
 }

@@ -172,10 +172,11 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// Prune removes every artifact not in keep that was stored before
-// olderThan; the age bound spares uploads whose release is being recorded.
-// It returns the digests it removed.
-func (s *Store) Prune(keep map[string]bool, olderThan time.Time) ([]string, error) {
+// Prune removes the artifacts not in keep: at once those in known (old
+// releases refer to them), and others only if stored before olderThan, which
+// spares an upload whose release is still being recorded. It returns the
+// digests it removed.
+func (s *Store) Prune(keep, known map[string]bool, olderThan time.Time) ([]string, error) {
 	entries, err := os.ReadDir(s.opts.Dir)
 	if err != nil {
 		return nil, err
@@ -187,7 +188,7 @@ func (s *Store) Prune(keep map[string]bool, olderThan time.Time) ([]string, erro
 			continue
 		}
 		info, err := e.Info()
-		if err != nil || info.ModTime().After(olderThan) {
+		if err != nil || (!known[name] && info.ModTime().After(olderThan)) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(s.opts.Dir, name)); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/daemon"
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 func newServerCmd() *cobra.Command {
@@ -40,6 +41,7 @@ flight, and every instance is stopped.`,
 	f.StringVar(&c.APIListen, "api-listen", daemon.DefaultAPIListen, "the control API's address")
 	f.StringVar(&c.BaseDomain, "base-domain", daemon.DefaultBaseDomain, "app NAME is served at NAME.<base-domain>")
 	f.Int64Var(&c.MaxUpload, "max-upload", artifact.DefaultMaxUpload, "the largest artifact upload, in bytes")
+	f.IntVar(&c.KeepReleases, "keep-releases", deploy.DefaultKeepReleases, "how many recent releases of each app keep their artifacts, for rollback")
 	f.BoolVar(&c.Debug, "debug", false, "log more, embedded etcd's own logs included")
 	return cmd
 }

@@ -40,8 +40,11 @@ type Config struct {
 	BaseDomain string
 	// MaxUpload bounds an artifact upload, in bytes.
 	MaxUpload int64
-	Debug     bool
-	Logger    *slog.Logger
+	// KeepReleases is how many recent releases of each app keep their
+	// artifacts, for rollback.
+	KeepReleases int
+	Debug        bool
+	Logger       *slog.Logger
 }
 
 // DefaultDataDir is $XDG_DATA_HOME/slipway, else ~/.local/share/slipway.
@@ -68,6 +71,9 @@ func (c Config) Validate() error {
 	}
 	if c.BaseDomain == "" {
 		return errors.New("--base-domain is empty")
+	}
+	if c.KeepReleases < 1 {
+		return fmt.Errorf("--keep-releases must be at least 1, not %d", c.KeepReleases)
 	}
 	if c.MaxUpload <= 0 {
 		return fmt.Errorf("--max-upload must be a positive number of bytes, not %d", c.MaxUpload)
@@ -104,7 +110,7 @@ func Run(ctx context.Context, c Config) error {
 	defer hub.Close()
 	rt := router.New(router.Options{Logger: log})
 	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
-		DataDir: c.DataDir, BaseDomain: c.BaseDomain, Logger: log})
+		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log})
 	defer mgr.Close()
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering state: %w", err)

@@ -47,7 +47,7 @@ type Options struct {
 	// KeepReleases is how many recent releases keep their artifacts and
 	// directories; 0 means DefaultKeepReleases.
 	KeepReleases int
-	Logger            *slog.Logger
+	Logger       *slog.Logger
 }
 
 // Manager runs deployments, one per app at a time, and owns the instances

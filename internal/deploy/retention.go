@@ -17,12 +17,12 @@ const uploadGrace = 10 * time.Minute
 // directories are removed, and so are artifacts no kept release refers to.
 // Release records stay, for the history.
 func (m *Manager) prune(ctx context.Context) {
-	keep, err := m.pruneReleaseDirs(ctx)
+	keep, known, err := m.pruneReleaseDirs(ctx)
 	if err != nil {
 		m.logger.Error("applying release retention", "err", err)
 		return
 	}
-	removed, err := m.opts.Artifacts.Prune(keep, time.Now().Add(-uploadGrace))
+	removed, err := m.opts.Artifacts.Prune(keep, known, time.Now().Add(-uploadGrace))
 	if err != nil {
 		m.logger.Error("removing old artifacts", "err", err)
 	}
@@ -32,27 +32,29 @@ func (m *Manager) prune(ctx context.Context) {
 }
 
 // pruneReleaseDirs removes the directories of releases past retention and
-// returns the digests the kept releases refer to.
-func (m *Manager) pruneReleaseDirs(ctx context.Context) (map[string]bool, error) {
+// returns the digests the kept releases refer to, and those any release
+// refers to.
+func (m *Manager) pruneReleaseDirs(ctx context.Context) (keep, known map[string]bool, err error) {
 	apps, err := m.opts.Store.Apps(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	keep := make(map[string]bool)
+	keep, known = make(map[string]bool), make(map[string]bool)
 	for _, a := range apps {
 		rels, err := m.opts.Store.Releases(ctx, a.Name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for i, rel := range rels {
+			known[rel.Artifact.Digest] = true
 			if i >= len(rels)-m.opts.KeepReleases || rel.Number == a.CurrentRelease {
 				keep[rel.Artifact.Digest] = true
 				continue
 			}
 			if err := os.RemoveAll(m.releaseDir(a.Name, rel.Number)); err != nil {
-				return nil, fmt.Errorf("removing %s: %w", filepath.Base(m.releaseDir(a.Name, rel.Number)), err)
+				return nil, nil, fmt.Errorf("removing %s: %w", filepath.Base(m.releaseDir(a.Name, rel.Number)), err)
 			}
 		}
 	}
-	return keep, nil
+	return keep, known, nil
 }

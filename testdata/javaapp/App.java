@@ -82,6 +82,12 @@ public class App {
                     reply(ex, 200, java.nio.file.Files.exists(f) ? java.nio.file.Files.readString(f) : "");
                     break;
                 }
+                case "/env": {
+                    String q = ex.getRequestURI().getQuery();
+                    String name = q != null && q.startsWith("name=") ? q.substring(5) : "";
+                    reply(ex, 200, env(name, "") + "\n");
+                    break;
+                }
                 case "/headers":
                     StringBuilder sb = new StringBuilder();
                     ex.getRequestHeaders().forEach((k, v) -> sb.append(k.toLowerCase()).append(": ").append(String.join(",", v)).append("\n"));
