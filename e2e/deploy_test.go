@@ -60,7 +60,7 @@ func TestZeroDowntimeDeploy(t *testing.T) {
 func checkTables(t *testing.T, d *daemon) {
 	out := d.mustCLI("deployments", "-a", "promo")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[1], "#2  v2") || !strings.Contains(lines[1], "succeeded") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "#2  deploy  v2") || !strings.Contains(lines[1], "succeeded") {
 		t.Errorf("slipway deployments:\n%s", out)
 	}
 	out = d.mustCLI("apps", "list")
