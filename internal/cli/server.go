@@ -22,7 +22,8 @@ func newServerCmd() *cobra.Command {
 		Long: `Run the Slipway daemon. Every flag can also be set by an environment
 variable: --data-dir by SLIPWAY_DATA_DIR, --http-listen by SLIPWAY_HTTP_LISTEN, …
 SIGINT or SIGTERM shut it down cleanly: the router finishes the requests in
-flight, and every instance is stopped.`,
+flight, and every instance is stopped (unless --keep-instances). Instances
+outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelInfo
@@ -42,6 +43,7 @@ flight, and every instance is stopped.`,
 	f.StringVar(&c.BaseDomain, "base-domain", daemon.DefaultBaseDomain, "app NAME is served at NAME.<base-domain>")
 	f.Int64Var(&c.MaxUpload, "max-upload", artifact.DefaultMaxUpload, "the largest artifact upload, in bytes")
 	f.IntVar(&c.KeepReleases, "keep-releases", deploy.DefaultKeepReleases, "how many recent releases of each app keep their artifacts, for rollback")
+	f.BoolVar(&c.KeepInstances, "keep-instances", false, "leave the apps' instances running when the daemon stops, for the next daemon to adopt (they always survive a crash)")
 	f.BoolVar(&c.Debug, "debug", false, "log more, embedded etcd's own logs included")
 	return cmd
 }

@@ -43,8 +43,11 @@ type Config struct {
 	// KeepReleases is how many recent releases of each app keep their
 	// artifacts, for rollback.
 	KeepReleases int
-	Debug        bool
-	Logger       *slog.Logger
+	// KeepInstances leaves the instances running when the daemon stops, for
+	// the next daemon to adopt.
+	KeepInstances bool
+	Debug         bool
+	Logger        *slog.Logger
 }
 
 // DefaultDataDir is $XDG_DATA_HOME/slipway, else ~/.local/share/slipway.
@@ -111,7 +114,7 @@ func Run(ctx context.Context, c Config) error {
 	rt := router.New(router.Options{Logger: log})
 	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log})
-	defer mgr.Close()
+	defer func() { mgr.Close(c.KeepInstances) }()
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering state: %w", err)
 	}

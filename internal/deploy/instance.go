@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/logs"
@@ -14,11 +16,31 @@ import (
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
-// instance is a running copy of a release, with its router backend.
+// Instance states, as status shows them.
+const (
+	StateStarting  = "starting"  // warming up, not in rotation yet
+	StateReady     = "ready"     // in rotation, healthy
+	StateUnhealthy = "unhealthy" // failed its health checks; being replaced
+	StateExited    = "exited"    // exited on its own; being replaced
+	StateStopping  = "stopping"  // retired: draining or stopping
+)
+
+// instance is a running copy of a release, with its router backend. The
+// fields below spec are guarded by Manager.mu.
 type instance struct {
 	*runtime.Instance
+	app     string
 	release int
+	index   int
+	spec    runtime.Spec
 	backend *router.Backend
+
+	state       string
+	note        string    // what is being done about it, for status
+	restarts    int       // how many times this slot was restarted in a row
+	liveSince   time.Time // when it entered rotation
+	healthFails int
+	replacing   bool // a replacement is under way
 }
 
 // defaultCommands are the stacks' startup commands, run in the release
@@ -85,6 +107,17 @@ func newInstanceID(rel store.Release) string {
 	return fmt.Sprintf("%s-%s-%s", rel.App, rel.Version(), hex.EncodeToString(b))
 }
 
+// spec is the runtime spec of instance id of app; Command and Env are
+// only needed to start it, not to adopt it.
+func (m *Manager) spec(app string, release, port int, id string) runtime.Spec {
+	return runtime.Spec{
+		ID: id, Port: port, Dir: m.releaseDir(app, release), LogDir: filepath.Join(m.appDir(app), "instances"),
+		Output: func(stream, line string) {
+			m.opts.Logs.Write(app, logs.Line{Source: id, Stream: stream, Release: release, Text: line})
+		},
+	}
+}
+
 // startInstance starts one instance of rel and records it in the store.
 func (m *Manager) startInstance(rel store.Release, index int) (*instance, error) {
 	cmd, err := Command(rel)
@@ -96,17 +129,13 @@ func (m *Manager) startInstance(rel store.Release, index int) (*instance, error)
 		return nil, fmt.Errorf("finding a free port: %w", err)
 	}
 	id := newInstanceID(rel)
-	out := func(stream, line string) {
-		m.opts.Logs.Write(rel.App, logs.Line{Source: id, Stream: stream, Release: rel.Number, Text: line})
-	}
-	ri, err := runtime.Start(runtime.Spec{
-		ID: id, Dir: m.releaseDir(rel.App, rel.Number), Command: cmd,
-		Env: m.environment(rel, id, index, port), Port: port, Output: out,
-	})
+	spec := m.spec(rel.App, rel.Number, port, id)
+	spec.Command, spec.Env = cmd, m.environment(rel, id, index, port)
+	ri, err := runtime.Start(spec)
 	if err != nil {
 		return nil, err
 	}
-	inst := &instance{Instance: ri, release: rel.Number, backend: router.NewBackend(id, fmt.Sprintf("127.0.0.1:%d", port))}
+	inst := m.newInstance(ri, rel.App, rel.Number, index, spec)
 	rec := store.InstanceRecord{ID: id, App: rel.App, Release: rel.Number, PID: ri.PID, StartTicks: ri.StartTicks, Port: port}
 	if err := m.opts.Store.PutInstance(m.ctx, rec); err != nil {
 		m.logger.Error("recording instance", "instance", id, "err", err)
@@ -115,12 +144,22 @@ func (m *Manager) startInstance(rel store.Release, index int) (*instance, error)
 	return inst, nil
 }
 
-// stopInstance stops inst with the release's grace period and forgets it.
+func (m *Manager) newInstance(ri *runtime.Instance, app string, release, index int, spec runtime.Spec) *instance {
+	return &instance{Instance: ri, app: app, release: release, index: index, spec: spec, state: StateStarting,
+		backend: router.NewBackend(ri.ID, fmt.Sprintf("127.0.0.1:%d", ri.Port))}
+}
+
+// stopInstance stops inst with the grace period and forgets it.
 func (m *Manager) stopInstance(app string, inst *instance, grace int) {
+	m.mu.Lock()
+	inst.state = StateStopping
+	m.mu.Unlock()
 	if err := inst.Stop(secs(grace)); err != nil {
 		m.logger.Error("stopping instance", "instance", inst.ID, "err", err)
 	}
 	inst.backend.Close()
+	inst.WaitOutput()
+	runtime.RemoveOutput(inst.spec)
 	if err := m.opts.Store.DeleteInstance(context0(), inst.ID); err != nil {
 		m.logger.Error("forgetting instance", "instance", inst.ID, "err", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -63,6 +64,8 @@ type Manager struct {
 	mu sync.Mutex // guards live and cancels
 	// live holds each app's instances that are in the router's set.
 	live map[string][]*instance
+	// sick holds instances out of rotation that are being replaced.
+	sick map[string][]*instance
 	// cancels holds the cancel function of each app's running deployment,
 	// until it has switched traffic (after which it cannot be cancelled).
 	cancels map[string]context.CancelCauseFunc
@@ -82,7 +85,7 @@ func New(opts Options) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel,
-		live: make(map[string][]*instance), cancels: make(map[string]context.CancelCauseFunc),
+		live: make(map[string][]*instance), sick: make(map[string][]*instance), cancels: make(map[string]context.CancelCauseFunc),
 	}
 }
 
@@ -130,8 +133,9 @@ func (m *Manager) DeleteApp(ctx context.Context, name string) error {
 	}
 	m.opts.Router.RemoveApp(name)
 	m.mu.Lock()
-	old := m.live[name]
+	old := append(m.live[name], m.sick[name]...)
 	delete(m.live, name)
+	delete(m.sick, name)
 	m.mu.Unlock()
 	s := a.Settings.WithDefaults()
 	router.Drain(ctx, backends(old), secs(s.DrainTimeout))
@@ -179,10 +183,11 @@ func (m *Manager) stopAll(app string, insts []*instance, grace int) {
 // The store is in-process etcd, which answers or fails at once.
 func context0() context.Context { return context.Background() }
 
-// Close cancels running deployments, waits for them to clean up, then stops
-// every live instance. Stop the router's listener first so that no request
-// is cut off.
-func (m *Manager) Close() {
+// Close cancels running deployments and waits for them to clean up. Then
+// it stops every live instance, or, with keep, leaves them running for the
+// next daemon to adopt. Stop the router's listener first so that no
+// request is cut off.
+func (m *Manager) Close(keep bool) {
 	m.mu.Lock()
 	for _, cancel := range m.cancels {
 		cancel(ErrShuttingDown)
@@ -191,16 +196,23 @@ func (m *Manager) Close() {
 	m.cancel()
 	m.wg.Wait()
 	m.mu.Lock()
-	live := m.live
-	m.live = make(map[string][]*instance)
+	live, sick := m.live, m.sick
+	m.live, m.sick = make(map[string][]*instance), make(map[string][]*instance)
 	m.mu.Unlock()
 	var wg sync.WaitGroup
 	for app, insts := range live {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.stopAll(app, insts, m.stopGrace(app))
-		}()
+		insts = append(insts, sick[app]...)
+		for _, inst := range insts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if keep {
+					inst.Detach()
+					return
+				}
+				m.stopInstance(app, inst, m.stopGrace(app))
+			}()
+		}
 	}
 	wg.Wait()
 }
@@ -213,22 +225,30 @@ func (m *Manager) stopGrace(app string) int {
 	return a.Settings.WithDefaults().StopGrace
 }
 
-// InstanceStatus describes one live instance.
+// InstanceStatus describes one instance.
 type InstanceStatus struct {
-	ID       string `json:"id"`
-	Release  int    `json:"release"`
-	PID      int    `json:"pid"`
-	Port     int    `json:"port"`
-	InFlight int64  `json:"in_flight"`
+	ID       string    `json:"id"`
+	Release  int       `json:"release"`
+	PID      int       `json:"pid"`
+	Port     int       `json:"port"`
+	State    string    `json:"state"`
+	Note     string    `json:"note,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Restarts int       `json:"restarts"`
+	InFlight int64     `json:"in_flight"`
+	Adopted  bool      `json:"adopted,omitempty"`
 }
 
-// Instances lists app's live instances.
+// Instances lists app's instances: those in rotation, then those being
+// replaced.
 func (m *Manager) Instances(app string) []InstanceStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []InstanceStatus
-	for _, inst := range m.live[app] {
-		out = append(out, InstanceStatus{ID: inst.ID, Release: inst.release, PID: inst.PID, Port: inst.Port, InFlight: inst.backend.InFlight()})
+	for _, inst := range append(slices.Clone(m.live[app]), m.sick[app]...) {
+		out = append(out, InstanceStatus{ID: inst.ID, Release: inst.release, PID: inst.PID, Port: inst.Port,
+			State: inst.state, Note: inst.note, Started: inst.liveSince, Restarts: inst.restarts,
+			InFlight: inst.backend.InFlight(), Adopted: inst.Adopted})
 	}
 	return out
 }

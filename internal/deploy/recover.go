@@ -10,11 +10,13 @@ import (
 )
 
 // Recover makes the state a previous daemon left behind whole again, before
-// the router serves: it kills instances that outlived their daemon, clears
-// stale locks, marks unfinished deployments failed ("interrupted"), routes
-// every app's hosts, and starts each app's current release again.
+// the router serves: it adopts the instances of each app's live release that
+// outlived their daemon and kills the others, clears stale locks, marks
+// unfinished deployments failed ("interrupted"), routes every app's hosts,
+// and starts what is missing of each app's live release.
 func (m *Manager) Recover(ctx context.Context) error {
-	if err := m.killStrays(ctx); err != nil {
+	adopted, err := m.adoptOrKill(ctx)
+	if err != nil {
 		return err
 	}
 	if err := m.opts.Store.ClearLocks(ctx); err != nil {
@@ -32,28 +34,76 @@ func (m *Manager) Recover(ctx context.Context) error {
 		if a.CurrentRelease == 0 {
 			continue
 		}
-		if err := m.restore(ctx, a); err != nil {
-			m.logger.Error("restarting app", "app", a.Name, "err", err)
+		insts := adopted[a.Name]
+		if len(insts) > 0 {
+			m.serveAdopted(ctx, a, insts)
+		}
+		if want := a.Settings.WithDefaults().Instances; len(insts) < want {
+			if err := m.restore(ctx, a, len(insts) > 0); err != nil {
+				m.logger.Error("restarting app", "app", a.Name, "err", err)
+			}
 		}
 	}
 	return nil
 }
 
-func (m *Manager) killStrays(ctx context.Context) error {
+// serveAdopted routes to adopted instances at once; they were serving when
+// the earlier daemon stopped, and their health checks start now.
+func (m *Manager) serveAdopted(ctx context.Context, a store.App, insts []*instance) {
+	rel, err := m.opts.Store.Release(ctx, a.Name, a.CurrentRelease)
+	if err != nil {
+		m.logger.Error("reading live release", "app", a.Name, "err", err)
+		return
+	}
+	s := rel.Settings.WithDefaults()
+	m.mu.Lock()
+	m.live[a.Name] = insts
+	m.opts.Router.SetHold(a.Name, secs(s.HoldTimeout))
+	m.opts.Router.Swap(a.Name, backends(insts))
+	m.mu.Unlock()
+	m.goLive(insts, s)
+	for _, inst := range insts {
+		m.opts.Logs.Platform(a.Name, inst.release, "Adopted instance %s (pid %d, port %d), left running by the earlier daemon", inst.ID, inst.PID, inst.Port)
+	}
+}
+
+// adoptOrKill goes through the instances the store remembers: those of an
+// app's live release that still run are adopted, the others (a deployment
+// that was interrupted, an app deleted meanwhile) are killed.
+func (m *Manager) adoptOrKill(ctx context.Context) (map[string][]*instance, error) {
 	recs, err := m.opts.Store.Instances(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	adopted := make(map[string][]*instance)
 	for _, r := range recs {
+		if inst := m.adopt(ctx, r, len(adopted[r.App])); inst != nil {
+			adopted[r.App] = append(adopted[r.App], inst)
+			continue
+		}
 		if n := runtime.KillGroup(r.PID, r.StartTicks); n > 0 {
-			m.logger.Info("killed instance left by a previous daemon", "app", r.App, "instance", r.ID, "pid", r.PID)
-			m.opts.Logs.Platform(r.App, r.Release, "Stopped instance %s, left running by a daemon that died", r.ID)
+			m.logger.Info("killed instance left by an earlier daemon", "app", r.App, "instance", r.ID, "pid", r.PID)
+			m.opts.Logs.Platform(r.App, r.Release, "Stopped instance %s of v%d, left running by an earlier daemon", r.ID, r.Release)
 		}
 		if err := m.opts.Store.DeleteInstance(ctx, r.ID); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return adopted, nil
+}
+
+// adopt takes over r if it runs its app's live release; nil otherwise.
+func (m *Manager) adopt(ctx context.Context, r store.InstanceRecord, index int) *instance {
+	a, err := m.opts.Store.App(ctx, r.App)
+	if err != nil || a.CurrentRelease != r.Release {
+		return nil
+	}
+	spec := m.spec(r.App, r.Release, r.Port, r.ID)
+	ri, err := runtime.Adopt(spec, r.PID, r.StartTicks)
+	if err != nil {
+		return nil
+	}
+	return m.newInstance(ri, r.App, r.Release, index, spec)
 }
 
 func (m *Manager) failUnfinished(ctx context.Context) error {
@@ -75,9 +125,10 @@ func (m *Manager) failUnfinished(ctx context.Context) error {
 	return nil
 }
 
-// restore starts app's current release again, as a deployment of its own so
-// that its progress shows and the app's lock guards it.
-func (m *Manager) restore(ctx context.Context, a store.App) error {
+// restore starts app's current release again, or with scale only the
+// instances it lacks, as a deployment of its own so that its progress shows
+// and the app's lock guards it.
+func (m *Manager) restore(ctx context.Context, a store.App, scale bool) error {
 	_, err := m.begin(ctx, a.Name, op{kind: store.KindStart, author: "slipway", message: "the daemon started",
 		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
 			a, rel, err := m.liveRelease(ctx, a.Name)
@@ -85,7 +136,7 @@ func (m *Manager) restore(ctx context.Context, a store.App) error {
 				return plan{}, err
 			}
 			n := a.Settings.WithDefaults().Instances
-			return plan{rel: rel, instances: n, received: fmt.Sprintf("Start %s with %d instance(s) after the daemon started", rel.Version(), n)}, nil
+			return plan{rel: rel, instances: n, scale: scale, received: fmt.Sprintf("Start %s with %d instance(s) after the daemon started", rel.Version(), n)}, nil
 		}})
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ func (t *tracker) step(step, format string, args ...any) { t.event(step, fmt.Spr
 func (t *tracker) progress(format string, args ...any) { t.event("", fmt.Sprintf(format, args...)) }
 
 func (t *tracker) event(step, msg string) {
+	if t == nil { // a replacement outside any deployment
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.d.AddEvent(step, msg)
@@ -135,7 +139,7 @@ func (m *Manager) rollout(ctx context.Context, t *tracker, p plan) error {
 		return fail(err)
 	}
 	t.step(store.StepSwitched, "Switched traffic to %d instance(s) of %s", next, rel.Version())
-	m.watchAll(rel.App, started)
+	m.goLive(started, s)
 	if !p.scale {
 		if err := m.setCurrent(rel); err != nil {
 			m.logger.Error("recording current release", "app", rel.App, "err", err)
@@ -173,12 +177,19 @@ func (m *Manager) switchTo(ctx context.Context, p plan, started []*instance) (in
 	delete(m.cancels, app)
 	live := m.live[app]
 	next, old := started, live
+	if !p.scale {
+		// The new release replaces the old one's instances that are being
+		// replaced, too: they are retired with the rest.
+		old = append(slices.Clone(live), m.sick[app]...)
+		delete(m.sick, app)
+	}
 	if p.scale {
 		keep := min(p.instances, len(live))
 		next = append(append([]*instance(nil), live[:keep]...), started...)
 		old = live[keep:]
 	}
 	m.live[app] = next
+	m.opts.Router.SetHold(app, secs(p.rel.Settings.WithDefaults().HoldTimeout))
 	m.opts.Router.Swap(app, backends(next))
 	return len(next), old, nil
 }
@@ -272,30 +283,4 @@ func indent(lines []string) string {
 		return "  (no output)"
 	}
 	return "  " + strings.Join(lines, "\n  ")
-}
-
-// watchAll reports live instances that exit on their own.
-func (m *Manager) watchAll(app string, insts []*instance) {
-	for _, inst := range insts {
-		m.wg.Add(1)
-		go m.watch(app, inst)
-	}
-}
-
-func (m *Manager) watch(app string, inst *instance) {
-	defer m.wg.Done()
-	select {
-	case <-m.ctx.Done():
-		return
-	case <-inst.Done():
-	}
-	m.mu.Lock()
-	live := false
-	for _, x := range m.live[app] {
-		live = live || x == inst
-	}
-	m.mu.Unlock()
-	if live {
-		m.opts.Logs.Platform(app, inst.release, "Instance %s exited unexpectedly (%s)", inst.ID, inst.Exit())
-	}
 }

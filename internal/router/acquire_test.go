@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,7 @@ func TestAcquireNeverReturnsDrained(t *testing.T) {
 					return
 				default:
 				}
-				b := rt.acquire()
+				b := rt.acquire(context.Background(), nil)
 				if _, isDead := dead.Load(b); isDead {
 					bad.Add(1)
 				}

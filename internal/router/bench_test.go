@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -47,7 +48,7 @@ func BenchmarkAcquire(b *testing.B) {
 	rt := (*r.hosts.Load())["a.test"]
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			rt.acquire().inflight.Add(-1)
+			rt.acquire(context.Background(), nil).inflight.Add(-1)
 		}
 	})
 }

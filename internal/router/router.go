@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// DefaultHold is how long a request waits for an app with no backend.
+const DefaultHold = 10 * time.Second
+
 // DefaultDrainTimeout bounds the wait for an old backend's requests in flight.
 const DefaultDrainTimeout = 30 * time.Second
 
@@ -38,6 +41,20 @@ type route struct {
 	// backends is replaced as a whole by Swap; never modified in place.
 	backends atomic.Pointer[[]*Backend]
 	next     atomic.Uint32 // where the fewest-in-flight scan starts
+	// changed is closed, and replaced, by every Swap: requests holding for
+	// a backend wait on it.
+	changed atomic.Pointer[chan struct{}]
+	// hold is how long a request waits for a backend when there is none.
+	hold atomic.Int64
+}
+
+func newRoute(app string) *route {
+	rt := &route{app: app}
+	rt.backends.Store(&[]*Backend{})
+	ch := make(chan struct{})
+	rt.changed.Store(&ch)
+	rt.hold.Store(int64(DefaultHold))
+	return rt
 }
 
 // New returns a router with no apps.
@@ -58,8 +75,7 @@ func (r *Router) SetHosts(app string, hosts []string) {
 	old := *r.hosts.Load()
 	rt := r.findLocked(app)
 	if rt == nil {
-		rt = &route{app: app}
-		rt.backends.Store(&[]*Backend{})
+		rt = newRoute(app)
 	}
 	next := make(map[string]*route, len(old)+len(hosts))
 	for h, x := range old {
@@ -103,11 +119,12 @@ func (r *Router) findLocked(app string) *route {
 // will pick it: drain them with Drain.
 func (r *Router) Swap(app string, backends []*Backend) []*Backend {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	rt := r.findLocked(app)
-	r.mu.Unlock()
 	if rt == nil {
 		return nil
 	}
+	defer rt.notify()
 	set := append([]*Backend(nil), backends...)
 	old := rt.backends.Swap(&set)
 	var removed []*Backend
@@ -120,6 +137,21 @@ func (r *Router) Swap(app string, backends []*Backend) []*Backend {
 		}
 	}
 	return removed
+}
+
+// notify wakes the requests holding for a backend. Call with r.mu held.
+func (rt *route) notify() {
+	ch := make(chan struct{})
+	close(*rt.changed.Swap(&ch))
+}
+
+// SetHold sets how long a request to app waits when it has no backend.
+func (r *Router) SetHold(app string, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt := r.findLocked(app); rt != nil {
+		rt.hold.Store(int64(d))
+	}
 }
 
 func contains(set []*Backend, b *Backend) bool {
@@ -167,27 +199,66 @@ func Drain(ctx context.Context, backends []*Backend, timeout time.Duration) int6
 	}
 }
 
-// acquire picks the backend with the fewest requests in flight and counts
-// the caller's request on it; nil when the app has no backend.
+// acquire picks the backend with the fewest requests in flight, other than
+// exclude, and counts the caller's request on it. When there is none it
+// holds the request until a Swap brings one, for up to the app's hold
+// time; nil when none came.
+func (rt *route) acquire(ctx context.Context, exclude *Backend) *Backend {
+	var timeout <-chan time.Time
+	for {
+		changed := *rt.changed.Load() // before the set: a Swap in between wakes us
+		if b, ok := rt.tryAcquire(exclude); ok {
+			return b
+		}
+		if timeout == nil {
+			t := time.NewTimer(time.Duration(rt.hold.Load()))
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// tryAcquire picks and counts a backend of the current set; ok is false
+// when the set has none but exclude.
 //
 // The order of the two atomics here and in Swap is what makes draining
 // exact: the request increments inflight, then reads retired; Swap stores
 // the new set, then sets retired, and Drain reads inflight after that. So
 // either Drain sees the request, or the request sees retired and retries on
 // the new set.
-func (rt *route) acquire() *Backend {
+func (rt *route) tryAcquire(exclude *Backend) (*Backend, bool) {
 	for {
 		set := *rt.backends.Load()
+		if exclude != nil && contains(set, exclude) {
+			set = without(set, exclude)
+		}
 		if len(set) == 0 {
-			return nil
+			return nil, false
 		}
 		b := pick(set, rt.next.Add(1))
 		b.inflight.Add(1)
 		if !b.retired.Load() {
-			return b
+			return b, true
 		}
 		b.inflight.Add(-1)
 	}
+}
+
+func without(set []*Backend, b *Backend) []*Backend {
+	out := make([]*Backend, 0, len(set))
+	for _, x := range set {
+		if x != b {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // pick returns the backend with the fewest requests in flight, starting
@@ -204,7 +275,8 @@ func pick(set []*Backend, start uint32) *Backend {
 	return best
 }
 
-// ServeHTTP routes the request by its Host header.
+// ServeHTTP routes the request by its Host header. If the backend cannot
+// take it (see retryable), it is tried once more on another backend.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	host := NormalizeHost(req.Host)
 	rt := (*r.hosts.Load())[host]
@@ -212,14 +284,35 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writePage(w, http.StatusNotFound, "No app here", "No app is served at "+host+". Check the host name, or create the app with 'slipway apps create'.")
 		return
 	}
-	b := rt.acquire()
+	b := rt.acquire(req.Context(), nil)
 	if b == nil {
-		w.Header().Set("Retry-After", "5")
-		writePage(w, http.StatusServiceUnavailable, "App not running", "App "+rt.app+" has no instance running. Deploy it with 'slipway deploy'.")
+		unavailable(w, rt.app)
 		return
 	}
-	defer b.inflight.Add(-1)
+	a := &attempt{}
+	if req.Body != nil && req.Body != http.NoBody {
+		a.body = &countingBody{ReadCloser: req.Body}
+		req.Body = a.body
+	}
+	req = req.WithContext(context.WithValue(req.Context(), attemptKey{}, a))
 	b.proxy.ServeHTTP(w, req)
+	b.inflight.Add(-1)
+	if a.err == nil {
+		return
+	}
+	a.retried = true
+	next := rt.acquire(req.Context(), b)
+	if next == nil {
+		w.WriteHeader(errorStatus(req, a.err))
+		return
+	}
+	defer next.inflight.Add(-1)
+	next.proxy.ServeHTTP(w, req)
+}
+
+func unavailable(w http.ResponseWriter, app string) {
+	w.Header().Set("Retry-After", "5")
+	writePage(w, http.StatusServiceUnavailable, "App not running", "App "+app+" has no instance ready. If it is deploying or restarting, try again in a moment; otherwise deploy it with 'slipway deploy'.")
 }
 
 // NormalizeHost lower-cases a Host header and drops its port and any

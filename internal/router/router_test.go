@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"net"
 	"fmt"
 	"io"
 	"net/http"
@@ -199,6 +200,7 @@ func TestRouting(t *testing.T) {
 	r := New(Options{})
 	r.SetHosts("promo", []string{"promo.localhost"})
 	r.SetHosts("empty", []string{"empty.localhost"})
+	r.SetHold("empty", 0)
 	b := newTestBackend(t, 7)
 	r.Swap("promo", []*Backend{b.Backend})
 	tests := []struct {
@@ -275,4 +277,106 @@ func TestNormalizeHost(t *testing.T) {
 			t.Errorf("NormalizeHost(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestHoldUntilBackend: a request to an app with no backend waits for one.
+func TestHoldUntilBackend(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("a", []string{"a.test"})
+	r.SetHold("a", 5*time.Second)
+	front := httptest.NewServer(r)
+	defer front.Close()
+	got := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, front.URL, nil)
+		req.Host = "a.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- 0
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	select {
+	case code := <-got:
+		t.Fatalf("request answered %d before any backend existed", code)
+	case <-time.After(200 * time.Millisecond): // the request is holding
+	}
+	r.Swap("a", []*Backend{newTestBackend(t, 1).Backend})
+	if code := <-got; code != 200 {
+		t.Errorf("held request: status %d, want 200", code)
+	}
+}
+
+// TestHoldTimeout: after the hold time, 503 with Retry-After.
+func TestHoldTimeout(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("a", []string{"a.test"})
+	r.SetHold("a", 100*time.Millisecond)
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Host = "a.test"
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("got %d, Retry-After %q; want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+}
+
+// TestRetryOnDeadBackend: a backend that refuses connections, or drops them
+// before answering, costs no request as long as another one is there.
+func TestRetryOnDeadBackend(t *testing.T) {
+	good := newTestBackend(t, 2)
+	refused := NewBackend("refused", closedAddr(t))
+	dropper := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close() // closes before any answer
+	}))
+	defer dropper.Close()
+	dropped := NewBackend("dropper", strings.TrimPrefix(dropper.URL, "http://"))
+	tests := []struct {
+		name   string
+		bad    *Backend
+		method string
+		body   string
+		want   int
+	}{
+		{"refused GET", refused, "GET", "", 200},
+		{"refused POST with a body", refused, "POST", "data", 200},
+		{"dropped GET", dropped, "GET", "", 200},
+		{"dropped HEAD", dropped, "HEAD", "", 200},
+		{"dropped POST after its body was sent", dropped, "POST", "data", 502},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New(Options{})
+			r.SetHosts("a", []string{"a.test"})
+			r.Swap("a", []*Backend{tt.bad, good.Backend})
+			front := httptest.NewServer(r)
+			defer front.Close()
+			for i := range 6 { // every pick order: fewest in flight is a tie here
+				req, _ := http.NewRequest(tt.method, front.URL, strings.NewReader(tt.body))
+				req.Host = "a.test"
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 && resp.StatusCode != tt.want {
+					t.Errorf("try %d: status %d, want %d", i, resp.StatusCode, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }

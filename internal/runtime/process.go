@@ -1,15 +1,17 @@
 // Package runtime starts and stops instances. The process driver runs each
-// instance as a child process group on a loopback port.
+// instance as a child process in its own session (and process group) on a
+// loopback port. An instance writes its output to files itself, so nothing
+// is lost while no daemon runs, and it can outlive the daemon: a later
+// daemon adopts it by pid and start time.
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -23,9 +25,11 @@ const (
 	// tailLines is how many of its last output lines an instance keeps, to
 	// say why it died.
 	tailLines = 20
-	// maxLine is the longest output line; longer ones are split.
-	maxLine = 64 << 10
 )
+
+// ErrGone means the process to adopt is not there any more (or its pid now
+// belongs to another process).
+var ErrGone = errors.New("process is gone")
 
 // Spec says what to run.
 type Spec struct {
@@ -33,13 +37,15 @@ type Spec struct {
 	// Dir is the working directory, the release directory.
 	Dir string
 	// Command is run by /bin/sh -c. Starting it with "exec" makes the app
-	// itself the group leader, so it also dies if the daemon is killed.
+	// itself the group leader.
 	Command string
 	Env     []string
 	Port    int
+	// LogDir holds the instance's output files, ID.stdout and ID.stderr,
+	// which the process writes itself.
+	LogDir string
 	// Output is called with each line the instance writes, stream "stdout"
-	// or "stderr". It must not block for long; it is called from the
-	// goroutine that reads the pipe.
+	// or "stderr", from the goroutine that follows that file.
 	Output func(stream, line string)
 }
 
@@ -50,78 +56,120 @@ type Instance struct {
 	Port       int
 	PID        int
 	StartTicks uint64
+	// Adopted is true for a process an earlier daemon started.
+	Adopted bool
 
 	done     chan struct{}
-	exitCode int    // valid after done; -1 when killed by a signal
-	exitDesc string // valid after done: "exit code 1", "killed by signal …"
+	exitDesc string        // valid after done: "exit code 1", "killed by signal …"
+	detach   chan struct{} // closed by Detach: stop following, leave it running
+	detachMu sync.Once
+	readers  sync.WaitGroup
 
 	mu   sync.Mutex // guards tail
 	tail []string
 }
 
-// Start starts spec's command in a new process group. The process gets
-// SIGKILL if the daemon dies (on Linux, via the parent-death signal).
+// Start starts spec's command in a new session.
 func Start(spec Spec) (*Instance, error) {
-	outR, outW, err := os.Pipe()
-	if err != nil {
+	if err := os.MkdirAll(spec.LogDir, 0o700); err != nil {
 		return nil, err
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return nil, err
+	files := make([]*os.File, 2)
+	for i, stream := range streams {
+		f, err := os.OpenFile(outputPath(spec, stream), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			closeAll(files)
+			return nil, err
+		}
+		files[i] = f
 	}
+	offsets := [2]int64{size(files[0]), size(files[1])}
 	cmd := exec.Command("/bin/sh", "-c", spec.Command)
 	cmd.Dir = spec.Dir
 	cmd.Env = spec.Env
-	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = sysProcAttr()
-	err = spawn(cmd)
-	outW.Close()
-	errW.Close()
+	cmd.Stdout, cmd.Stderr = files[0], files[1]
+	// A session of its own: no signal meant for the daemon's terminal or
+	// group reaches it, and it lives on if the daemon dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err := cmd.Start()
+	closeAll(files)
 	if err != nil {
-		outR.Close()
-		errR.Close()
 		return nil, fmt.Errorf("starting instance %s: %w", spec.ID, err)
 	}
-	inst := &Instance{ID: spec.ID, Port: spec.Port, PID: cmd.Process.Pid, done: make(chan struct{})}
+	inst := newInstance(spec, cmd.Process.Pid)
 	inst.StartTicks, _ = StartTicks(inst.PID)
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go inst.read(outR, "stdout", spec.Output, &readers)
-	go inst.read(errR, "stderr", spec.Output, &readers)
-	go inst.wait(cmd)
+	go inst.waitChild(cmd)
+	inst.follow(spec, offsets)
 	return inst, nil
 }
 
-func (i *Instance) read(r io.ReadCloser, stream string, out func(string, string), wg *sync.WaitGroup) {
-	defer wg.Done()
-	defer r.Close()
-	br := bufio.NewReaderSize(r, maxLine)
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			s := string(trimNewline(line))
-			i.remember(s)
-			if out != nil {
-				out(stream, s)
-			}
-		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return
+// Adopt takes over a process that an earlier daemon started from spec, if
+// pid is still the process that started at startTicks. Its output is
+// followed from where the earlier daemon stopped reading.
+func Adopt(spec Spec, pid int, startTicks uint64) (*Instance, error) {
+	pidfd, err := openPidfd(pid)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pid %d: %v", ErrGone, pid, err)
+	}
+	// Checked after opening the pidfd, which pins the process: a match now
+	// cannot be a later process that reused the pid.
+	if ticks, err := StartTicks(pid); err != nil || ticks != startTicks {
+		syscall.Close(pidfd)
+		return nil, fmt.Errorf("%w: pid %d is another process now", ErrGone, pid)
+	}
+	inst := newInstance(spec, pid)
+	inst.StartTicks, inst.Adopted = startTicks, true
+	go inst.waitPidfd(pidfd)
+	inst.follow(spec, [2]int64{savedOffset(outputPath(spec, streams[0])), savedOffset(outputPath(spec, streams[1]))})
+	return inst, nil
+}
+
+func newInstance(spec Spec, pid int) *Instance {
+	return &Instance{ID: spec.ID, Port: spec.Port, PID: pid, done: make(chan struct{}), detach: make(chan struct{})}
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
 		}
 	}
 }
 
-func trimNewline(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-		if n := len(b); n > 0 && b[n-1] == '\r' {
-			b = b[:n-1]
-		}
+func size(f *os.File) int64 {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0
 	}
-	return b
+	return fi.Size()
+}
+
+func (i *Instance) waitChild(cmd *exec.Cmd) {
+	err := cmd.Wait()
+	i.exited(describeExit(cmd.ProcessState, err))
+}
+
+func (i *Instance) waitPidfd(pidfd int) {
+	defer syscall.Close(pidfd)
+	waitPidfd(pidfd)
+	i.exited("exited (an earlier daemon started it, so its exit status is unknown)")
+}
+
+func (i *Instance) exited(desc string) {
+	i.exitDesc = desc
+	// The leader is gone; take down anything it left in its group.
+	syscall.Kill(-i.PID, syscall.SIGKILL)
+	close(i.done)
+}
+
+func describeExit(ps *os.ProcessState, err error) string {
+	if ps == nil {
+		return fmt.Sprintf("wait failed: %v", err)
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
+	}
+	return fmt.Sprintf("exit code %d", ps.ExitCode())
 }
 
 func (i *Instance) remember(line string) {
@@ -131,24 +179,6 @@ func (i *Instance) remember(line string) {
 		i.tail = i.tail[1:]
 	}
 	i.tail = append(i.tail, line)
-}
-
-func (i *Instance) wait(cmd *exec.Cmd) {
-	err := cmd.Wait()
-	i.exitCode, i.exitDesc = describeExit(cmd.ProcessState, err)
-	// The leader is gone; take down anything it left in its group.
-	syscall.Kill(-i.PID, syscall.SIGKILL)
-	close(i.done)
-}
-
-func describeExit(ps *os.ProcessState, err error) (int, string) {
-	if ps == nil {
-		return -1, fmt.Sprintf("wait failed: %v", err)
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return -1, fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
-	}
-	return ps.ExitCode(), fmt.Sprintf("exit code %d", ps.ExitCode())
 }
 
 // Done is closed when the instance's process has exited.
@@ -166,6 +196,17 @@ func (i *Instance) LastLines() []string {
 	defer i.mu.Unlock()
 	return append([]string(nil), i.tail...)
 }
+
+// Detach stops following the instance's output, saving how far it got, and
+// leaves the process running for a later daemon to adopt.
+func (i *Instance) Detach() {
+	i.detachMu.Do(func() { close(i.detach) })
+	i.readers.Wait()
+}
+
+// WaitOutput waits until all the output of an exited instance has been
+// passed to Output.
+func (i *Instance) WaitOutput() { i.readers.Wait() }
 
 // Stop ends the instance: SIGTERM to its process group, up to grace for it
 // to exit, then SIGKILL to the whole group and a bounded wait. It returns
@@ -191,6 +232,15 @@ func (i *Instance) Stop(grace time.Duration) error {
 	}
 }
 
+// RemoveOutput deletes the instance's output files; call once it has exited
+// and its output has been read.
+func RemoveOutput(spec Spec) {
+	for _, s := range streams {
+		os.Remove(outputPath(spec, s))
+		os.Remove(outputPath(spec, s) + offsetSuffix)
+	}
+}
+
 // FreePort asks the kernel for a free loopback TCP port.
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -199,4 +249,10 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+var streams = [2]string{"stdout", "stderr"}
+
+func outputPath(spec Spec, stream string) string {
+	return filepath.Join(spec.LogDir, spec.ID+"."+stream)
 }

@@ -3,43 +3,33 @@ package runtime
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
-// sysProcAttr puts the child in its own process group and asks the kernel to
-// SIGKILL it when the thread that started it dies.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+// openPidfd returns a pidfd for pid, which stays bound to that process
+// even if its pid is reused later.
+func openPidfd(pid int) (int, error) {
+	fd, _, errno := syscall.Syscall(unix.SYS_PIDFD_OPEN, uintptr(pid), 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
 }
 
-// The parent-death signal fires when the *thread* that forked the child
-// exits, not the process (golang/go#27505). Every child is therefore started
-// from one goroutine locked to a thread that never exits.
-var spawnCh = make(chan spawnReq)
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func init() {
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread lives as long as the daemon
-		for req := range spawnCh {
-			req.done <- req.cmd.Start()
+// waitPidfd blocks until the process behind pidfd has exited.
+func waitPidfd(pidfd int) {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, -1)
+		if n > 0 || (err != nil && err != unix.EINTR) {
+			return
 		}
-	}()
-}
-
-func spawn(cmd *exec.Cmd) error {
-	done := make(chan error, 1)
-	spawnCh <- spawnReq{cmd: cmd, done: done}
-	return <-done
+	}
 }
 
 // StartTicks reads a process's start time, in clock ticks since boot, from

@@ -21,6 +21,10 @@ const (
 	DefaultDrainTimeoutSecs   = 30
 	DefaultStopGraceSecs      = 30
 	MaxTimeoutSecs            = 3600
+	DefaultHealthIntervalSecs = 10
+	DefaultHealthTimeoutSecs  = 5
+	DefaultHealthThreshold    = 3
+	DefaultHoldTimeoutSecs    = 10
 )
 
 // Settings is an app's configuration. A zero field means its default, so
@@ -47,6 +51,17 @@ type Settings struct {
 	DrainTimeout int `json:"drain_timeout,omitempty"`
 	// StopGrace is the time between SIGTERM and SIGKILL.
 	StopGrace int `json:"stop_grace,omitempty"`
+	// HealthPath is requested every HealthInterval seconds once an instance
+	// is live; "" means the warmup path. An answer outside WarmupStatus, or
+	// none within HealthTimeout seconds, is a failure; HealthThreshold
+	// failures in a row make the instance unhealthy, and it is replaced.
+	HealthPath      string `json:"health_path,omitempty"`
+	HealthInterval  int    `json:"health_interval,omitempty"`
+	HealthTimeout   int    `json:"health_timeout,omitempty"`
+	HealthThreshold int    `json:"health_threshold,omitempty"`
+	// HoldTimeout is how long, in seconds, a request waits for a ready
+	// instance when the app has none for a moment, before it gets 503.
+	HoldTimeout int `json:"hold_timeout,omitempty"`
 }
 
 // WithDefaults returns s with every zero field set to its default.
@@ -60,11 +75,18 @@ func (s Settings) WithDefaults() Settings {
 	def(&s.StartTimeLimit, DefaultStartTimeLimitSecs)
 	def(&s.DrainTimeout, DefaultDrainTimeoutSecs)
 	def(&s.StopGrace, DefaultStopGraceSecs)
+	def(&s.HealthInterval, DefaultHealthIntervalSecs)
+	def(&s.HealthTimeout, DefaultHealthTimeoutSecs)
+	def(&s.HealthThreshold, DefaultHealthThreshold)
+	def(&s.HoldTimeout, DefaultHoldTimeoutSecs)
 	if s.WarmupPath == "" {
 		s.WarmupPath = DefaultWarmupPath
 	}
 	if s.WarmupStatus == "" {
 		s.WarmupStatus = DefaultWarmupStatus
+	}
+	if s.HealthPath == "" {
+		s.HealthPath = s.WarmupPath
 	}
 	return s
 }
@@ -87,8 +109,10 @@ func (s Settings) Validate() error {
 	if s.Instances < 0 || s.Instances > MaxInstances {
 		return bad("instances must be between 1 and %d, not %d", MaxInstances, s.Instances)
 	}
-	if s.WarmupPath != "" && !strings.HasPrefix(s.WarmupPath, "/") {
-		return bad("warmup path %q must start with '/'", s.WarmupPath)
+	for name, p := range map[string]string{"warmup path": s.WarmupPath, "health path": s.HealthPath} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			return bad("%s %q must start with '/'", name, p)
+		}
 	}
 	if s.WarmupStatus != "" {
 		if _, err := ParseStatusSet(s.WarmupStatus); err != nil {
@@ -98,7 +122,8 @@ func (s Settings) Validate() error {
 	if s.StartTimeLimit < 0 || s.StartTimeLimit > MaxStartTimeLimitSecs {
 		return bad("start time limit must be between 1 and %d seconds, not %d", MaxStartTimeLimitSecs, s.StartTimeLimit)
 	}
-	for name, v := range map[string]int{"drain timeout": s.DrainTimeout, "stop grace period": s.StopGrace} {
+	for name, v := range map[string]int{"drain timeout": s.DrainTimeout, "stop grace period": s.StopGrace,
+		"health interval": s.HealthInterval, "health timeout": s.HealthTimeout, "health threshold": s.HealthThreshold, "hold timeout": s.HoldTimeout} {
 		if v < 0 || v > MaxTimeoutSecs {
 			return bad("%s must be between 1 and %d seconds, not %d", name, MaxTimeoutSecs, v)
 		}
@@ -193,6 +218,11 @@ func (s Settings) Changes(prev Settings) []string {
 	opt("start time limit", a.StartTimeLimit, b.StartTimeLimit)
 	opt("drain timeout", a.DrainTimeout, b.DrainTimeout)
 	opt("stop grace", a.StopGrace, b.StopGrace)
+	opt("health path", a.HealthPath, b.HealthPath)
+	opt("health interval", a.HealthInterval, b.HealthInterval)
+	opt("health timeout", a.HealthTimeout, b.HealthTimeout)
+	opt("health threshold", a.HealthThreshold, b.HealthThreshold)
+	opt("hold timeout", a.HoldTimeout, b.HoldTimeout)
 	return out
 }
 
@@ -249,18 +279,24 @@ type Change struct {
 	// it makes the variable an ordinary one again.
 	Secret bool `json:"secret,omitempty"`
 	// Command sets the startup command; "" goes back to the stack default.
-	Command        *string `json:"command,omitempty"`
-	WarmupPath     *string `json:"warmup_path,omitempty"`
-	WarmupStatus   *string `json:"warmup_status,omitempty"`
-	StartTimeLimit *int    `json:"start_time_limit,omitempty"`
-	DrainTimeout   *int    `json:"drain_timeout,omitempty"`
-	StopGrace      *int    `json:"stop_grace,omitempty"`
+	Command         *string `json:"command,omitempty"`
+	WarmupPath      *string `json:"warmup_path,omitempty"`
+	WarmupStatus    *string `json:"warmup_status,omitempty"`
+	StartTimeLimit  *int    `json:"start_time_limit,omitempty"`
+	DrainTimeout    *int    `json:"drain_timeout,omitempty"`
+	StopGrace       *int    `json:"stop_grace,omitempty"`
+	HealthPath      *string `json:"health_path,omitempty"`
+	HealthInterval  *int    `json:"health_interval,omitempty"`
+	HealthTimeout   *int    `json:"health_timeout,omitempty"`
+	HealthThreshold *int    `json:"health_threshold,omitempty"`
+	HoldTimeout     *int    `json:"hold_timeout,omitempty"`
 }
 
 // Empty reports whether the change changes nothing at all.
 func (c Change) Empty() bool {
 	return len(c.Set) == 0 && len(c.Unset) == 0 && c.Command == nil && c.WarmupPath == nil &&
-		c.WarmupStatus == nil && c.StartTimeLimit == nil && c.DrainTimeout == nil && c.StopGrace == nil
+		c.WarmupStatus == nil && c.StartTimeLimit == nil && c.DrainTimeout == nil && c.StopGrace == nil &&
+		c.HealthPath == nil && c.HealthInterval == nil && c.HealthTimeout == nil && c.HealthThreshold == nil && c.HoldTimeout == nil
 }
 
 // Apply returns s with the change made, validated.
@@ -290,6 +326,11 @@ func (c Change) Apply(s Settings) (Settings, error) {
 	setIf(&s.StartTimeLimit, c.StartTimeLimit)
 	setIf(&s.DrainTimeout, c.DrainTimeout)
 	setIf(&s.StopGrace, c.StopGrace)
+	setIf(&s.HealthPath, c.HealthPath)
+	setIf(&s.HealthInterval, c.HealthInterval)
+	setIf(&s.HealthTimeout, c.HealthTimeout)
+	setIf(&s.HealthThreshold, c.HealthThreshold)
+	setIf(&s.HoldTimeout, c.HoldTimeout)
 	return s, s.Validate()
 }
 

@@ -1,0 +1,256 @@
+package deploy
+
+import (
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/probe"
+	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+const (
+	// maxBackoff caps the wait between restarts of a crashing instance.
+	maxBackoff = 60 * time.Second
+	// stableAfter is how long an instance must have served for its crash
+	// to count as a first one again.
+	stableAfter = 5 * time.Minute
+	// crashLoopAfter restarts in a row, an app is reported crash-looping.
+	crashLoopAfter = 3
+)
+
+// backoff is the wait before restart number n (1-based) of a slot: none for
+// the first, then 1 s, 2 s, 4 s, … up to maxBackoff.
+func backoff(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return min(time.Second<<min(n-2, 16), maxBackoff)
+}
+
+// goLive marks instances as serving and starts, for each, a goroutine that
+// replaces it when it exits and one that checks its health.
+func (m *Manager) goLive(insts []*instance, s store.Settings) {
+	m.mu.Lock()
+	for _, inst := range insts {
+		inst.state, inst.liveSince = StateReady, time.Now()
+	}
+	m.mu.Unlock()
+	for _, inst := range insts {
+		m.wg.Add(2)
+		go m.watchExit(inst)
+		go m.monitor(inst, s)
+	}
+}
+
+// watchExit replaces inst if it exits while it serves.
+func (m *Manager) watchExit(inst *instance) {
+	defer m.wg.Done()
+	select {
+	case <-m.ctx.Done():
+		return
+	case <-inst.Done():
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Contains(m.live[inst.app], inst) {
+		return // retired on purpose, or already being replaced
+	}
+	// Out of rotation at once: requests go to the others, or wait for the
+	// replacement (see router hold), rather than to a dead port.
+	m.live[inst.app] = slices.DeleteFunc(slices.Clone(m.live[inst.app]), func(x *instance) bool { return x == inst })
+	m.opts.Router.Swap(inst.app, backends(m.live[inst.app]))
+	inst.state = StateExited
+	m.opts.Logs.Platform(inst.app, inst.release, "Instance %s exited unexpectedly (%s); replacing it", inst.ID, inst.Exit())
+	m.startReplacing(inst)
+}
+
+// monitor checks inst's health every interval while it serves, and has it
+// replaced after threshold failures in a row.
+func (m *Manager) monitor(inst *instance, s store.Settings) {
+	defer m.wg.Done()
+	accept, _ := store.ParseStatusSet(s.WarmupStatus)
+	url := fmt.Sprintf("http://%s%s", inst.backend.Addr, s.HealthPath)
+	tick := time.NewTicker(secs(s.HealthInterval))
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-inst.Done():
+			return
+		case <-tick.C:
+		}
+		err := probe.Check(m.ctx, url, m.Hosts(inst.app)[0], accept, secs(s.HealthTimeout))
+		if m.ctx.Err() != nil {
+			return
+		}
+		m.mu.Lock()
+		if !slices.Contains(m.live[inst.app], inst) {
+			m.mu.Unlock()
+			return
+		}
+		if err == nil {
+			inst.healthFails = 0
+			m.mu.Unlock()
+			continue
+		}
+		inst.healthFails++
+		fails := inst.healthFails
+		if fails >= s.HealthThreshold {
+			m.markUnhealthy(inst, err)
+			m.mu.Unlock()
+			return
+		}
+		m.mu.Unlock()
+		m.opts.Logs.Platform(inst.app, inst.release, "Health check %d of %d failed for instance %s: %v", fails, s.HealthThreshold, inst.ID, err)
+	}
+}
+
+// markUnhealthy takes inst out of rotation if another ready instance
+// serves, and has it replaced. Call with m.mu held.
+func (m *Manager) markUnhealthy(inst *instance, err error) {
+	inst.state = StateUnhealthy
+	others := 0
+	for _, x := range m.live[inst.app] {
+		if x != inst && x.state == StateReady {
+			others++
+		}
+	}
+	where := "it keeps serving, as the only instance, until its replacement is ready"
+	if others > 0 {
+		m.live[inst.app] = slices.DeleteFunc(slices.Clone(m.live[inst.app]), func(x *instance) bool { return x == inst })
+		m.opts.Router.Swap(inst.app, backends(m.live[inst.app]))
+		m.sick[inst.app] = append(m.sick[inst.app], inst)
+		where = "out of rotation"
+	}
+	m.opts.Logs.Platform(inst.app, inst.release, "Instance %s is unhealthy (%v); %s; replacing it", inst.ID, err, where)
+	m.startReplacing(inst)
+}
+
+// startReplacing starts replacing sick in the background. Call with m.mu
+// held.
+func (m *Manager) startReplacing(sick *instance) {
+	if sick.replacing {
+		return
+	}
+	sick.replacing = true
+	if !slices.Contains(m.sick[sick.app], sick) && !slices.Contains(m.live[sick.app], sick) {
+		m.sick[sick.app] = append(m.sick[sick.app], sick)
+	}
+	m.wg.Add(1)
+	go m.replace(sick)
+}
+
+// replace starts and warms up a new instance of sick's release, with
+// backoff between failed attempts, and swaps it in for sick; then it
+// retires sick. It gives up once a deployment has replaced sick's release,
+// or the app is gone.
+func (m *Manager) replace(sick *instance) {
+	defer m.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			m.logger.Error("replacing an instance panicked", "app", sick.app, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	restarts := sick.restarts
+	if !sick.liveSince.IsZero() && time.Since(sick.liveSince) > stableAfter {
+		restarts = 0
+	}
+	for {
+		restarts++
+		if !m.waitToRestart(sick, restarts) {
+			return
+		}
+		ni, err := m.startReplacement(sick, restarts)
+		if err != nil {
+			m.opts.Logs.Platform(sick.app, sick.release, "Replacing instance %s failed: %v", sick.ID, err)
+			continue
+		}
+		if m.swapIn(sick, ni) {
+			break
+		}
+		m.stopInstance(sick.app, ni, 0)
+		return
+	}
+	s := m.settingsOf(sick.app, sick.release)
+	// Done serving: the sick one left rotation in swapIn, if not before.
+	m.retireOne(sick, s)
+}
+
+// waitToRestart sleeps the backoff for restart n of sick's slot, noting it
+// for status, and reports whether sick still wants replacing.
+func (m *Manager) waitToRestart(sick *instance, n int) bool {
+	delay := backoff(n)
+	m.mu.Lock()
+	sick.note = fmt.Sprintf("restart %d", n)
+	if n > crashLoopAfter {
+		sick.note = fmt.Sprintf("crash-looping: restart %d in %s", n, delay)
+		m.opts.Logs.Platform(sick.app, sick.release, "App %s is crash-looping: restart %d of instance slot %d in %s", sick.app, n, sick.index, delay)
+	}
+	m.mu.Unlock()
+	select {
+	case <-m.ctx.Done():
+		return false
+	case <-time.After(delay):
+	}
+	return m.wanted(sick)
+}
+
+// wanted reports whether sick is still to be replaced: no deployment has
+// replaced its release since, and the app still exists.
+func (m *Manager) wanted(sick *instance) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Contains(m.sick[sick.app], sick) || slices.Contains(m.live[sick.app], sick)
+}
+
+func (m *Manager) startReplacement(sick *instance, restarts int) (*instance, error) {
+	rel, err := m.opts.Store.Release(m.ctx, sick.app, sick.release)
+	if err != nil {
+		return nil, err
+	}
+	ni, err := m.startInstance(rel, sick.index)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	ni.restarts = restarts
+	m.mu.Unlock()
+	if err := m.warm(m.ctx, nil, rel, ni); err != nil {
+		m.stopInstance(sick.app, ni, 0)
+		return nil, err
+	}
+	return ni, nil
+}
+
+// swapIn puts ni in sick's place in rotation, if sick is still wanted.
+func (m *Manager) swapIn(sick, ni *instance) bool {
+	m.mu.Lock()
+	live := slices.Clone(m.live[sick.app])
+	i := slices.Index(live, sick)
+	switch {
+	case i >= 0:
+		live[i] = ni
+	case slices.Contains(m.sick[sick.app], sick):
+		live = append(live, ni)
+	default:
+		m.mu.Unlock()
+		return false
+	}
+	m.sick[sick.app] = slices.DeleteFunc(slices.Clone(m.sick[sick.app]), func(x *instance) bool { return x == sick })
+	m.live[sick.app] = live
+	m.opts.Router.Swap(sick.app, backends(live))
+	m.mu.Unlock()
+	m.opts.Logs.Platform(sick.app, sick.release, "Instance %s replaces %s", ni.ID, sick.ID)
+	m.goLive([]*instance{ni}, m.settingsOf(sick.app, sick.release))
+	return true
+}
+
+// retireOne drains inst, which has left rotation, and stops it.
+func (m *Manager) retireOne(inst *instance, s store.Settings) {
+	router.Drain(m.ctx, []*router.Backend{inst.backend}, secs(s.DrainTimeout))
+	m.stopInstance(inst.app, inst, s.StopGrace)
+}
