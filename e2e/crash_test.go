@@ -9,44 +9,40 @@ import (
 )
 
 // TestDaemonKilledDuringDeployment kills slipway server with SIGKILL while a
-// deployment warms up, then starts it again: the deployment is marked
-// failed ("interrupted"), no lock is left, the current release serves
-// again, and nothing of the interrupted release keeps running.
+// deployment warms up, then starts it again: the live instance outlived the
+// daemon and is adopted with its pid, the interrupted release's instance is
+// killed, the deployment is marked failed ("interrupted"), and no lock is
+// left.
 func TestDaemonKilledDuringDeployment(t *testing.T) {
 	d := startDaemon(t)
 	v1 := testapp.Jar(t, "app.jar", map[string]string{"version": "1"})
 	v2 := testapp.Jar(t, "app.jar", map[string]string{"version": "2", "startDelaySeconds": "60"})
 	d.mustCLI("apps", "create", "phoenix")
 	d.mustCLI("deploy", "-a", "phoenix", v1)
+	live := d.app("phoenix").Instances[0]
 	d.mustCLI("deploy", "-a", "phoenix", v2, "--no-wait")
-	waitFor(t, 30*time.Second, "deployment 2 to warm up", func() bool {
-		deps := d.deployments("phoenix")
-		last := deps[len(deps)-1]
-		return last.Events[len(last.Events)-1].Step == "warming up"
-	})
+	d.waitForStep("phoenix", "warming up")
 	pids := startedPIDs(d.mustCLI("logs", "-a", "phoenix", "--tail", "1000"))
-	if len(pids) != 2 {
-		t.Fatalf("started pids %v, want v1's and v2's", pids)
+	if len(pids) != 2 || pids[0] != live.PID {
+		t.Fatalf("started pids %v, want v1's %d and v2's", pids, live.PID)
 	}
 
 	d.kill()
-	for _, pid := range pids {
-		waitFor(t, 10*time.Second, "the instances to die with their daemon", func() bool { return !alive(pid) })
+	if !alive(live.PID) || !alive(pids[1]) {
+		t.Fatalf("instances died with their daemon; they should outlive it")
 	}
 	d.start()
 
-	deps := d.deployments("phoenix")
-	if got := deps[1]; got.State != "failed" || !strings.Contains(got.Reason, "interrupted") {
-		t.Errorf("deployment 2 after the restart: %s %q, want failed, interrupted", got.State, got.Reason)
+	if got := d.app("phoenix").Instances; len(got) != 1 || got[0].PID != live.PID || !got[0].Adopted {
+		t.Errorf("instances after the restart %+v, want v1's pid %d, adopted", got, live.PID)
 	}
-	waitFor(t, 60*time.Second, "v1 to serve again", func() bool {
-		code, body, err := d.get(t.Context(), d.httpClient(), "phoenix", "/")
-		return err == nil && code == 200 && strings.HasPrefix(body, "version=1 ")
-	})
-	waitFor(t, 10*time.Second, "the restart deployment to finish", func() bool { return d.app("phoenix").Deploying == 0 })
-	deps = d.deployments("phoenix")
-	if got := deps[len(deps)-1]; got.State != "succeeded" || got.Release != 1 {
-		t.Errorf("restart deployment: %s of v%d, want a success of v1", got.State, got.Release)
+	waitFor(t, 10*time.Second, "v2's instance to be killed", func() bool { return !alive(pids[1]) })
+	if body := d.body("phoenix", "/"); !strings.HasPrefix(body, "version=1 ") {
+		t.Errorf("after the restart the app answers %q, want v1", body)
+	}
+	deps := d.deployments("phoenix")
+	if len(deps) != 2 || deps[1].State != "failed" || !strings.Contains(deps[1].Reason, "interrupted") {
+		t.Errorf("deployments after the restart: %+v; want #2 failed, interrupted, and no other", deps)
 	}
 	// No lock is left: the same artifact deploys again, now all the way.
 	out := d.mustCLI("deploy", "-a", "phoenix", v1, "-m", "again")
@@ -54,6 +50,9 @@ func TestDaemonKilledDuringDeployment(t *testing.T) {
 		t.Errorf("deploy after the restart:\n%s", out)
 	}
 	checkNoStrayJava(t, d, "phoenix", 1)
+	if alive(live.PID) {
+		t.Errorf("the adopted instance %d still runs after a new deployment retired it", live.PID)
+	}
 }
 
 // TestShutdownStopsInstances: SIGTERM stops the daemon cleanly and takes

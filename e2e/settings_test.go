@@ -134,7 +134,7 @@ func TestPersistentStorage(t *testing.T) {
 	d.body("keeper", "/storage?write=kept-across-releases")
 	d.mustCLI("deploy", "-a", "keeper", testapp.Jar(t, "app.jar", map[string]string{"version": "2"}))
 	d.mustCLI("scale", "-a", "keeper", "2")
-	ids, _ := d.instanceIDs("keeper", 10)
+	ids, _ := d.instanceIDs("keeper", 2)
 	for range ids {
 		if got := d.body("keeper", "/storage"); got != "kept-across-releases" {
 			t.Errorf("v2 reads %q from its storage, want what v1 wrote", got)

@@ -29,7 +29,7 @@ func (c *collector) text() string {
 
 func start(t *testing.T, command string, c *collector) *Instance {
 	t.Helper()
-	inst, err := Start(Spec{ID: "test", Dir: t.TempDir(), Command: command, Env: []string{"PATH=" + os.Getenv("PATH"), "GREETING=hi"}, Output: c.out})
+	inst, err := Start(Spec{ID: "test", Dir: t.TempDir(), LogDir: t.TempDir(), Command: command, Env: []string{"PATH=" + os.Getenv("PATH"), "GREETING=hi"}, Output: c.out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,4 +139,55 @@ func atoi(s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// TestAdopt detaches from a running instance, lets it write while nobody
+// reads, and adopts it again: the same process, no output lost.
+func TestAdopt(t *testing.T) {
+	c := &collector{}
+	spec := Spec{ID: "adoptee", Dir: t.TempDir(), LogDir: t.TempDir(), Env: []string{"PATH=" + os.Getenv("PATH")},
+		Command: `echo before; read _ < ./go; echo while-detached; exec sleep 300`, Output: c.out}
+	if err := syscall.Mkfifo(spec.Dir+"/go", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := Start(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-inst.PID, syscall.SIGKILL) })
+	waitLine(t, c, "stdout: before")
+	inst.Detach()
+	if err := os.WriteFile(spec.Dir+"/go", []byte("\n"), 0o600); err != nil { // unblocks the read
+		t.Fatal(err)
+	}
+	c2 := &collector{}
+	spec.Output = c2.out
+	if _, err := Adopt(spec, inst.PID, inst.StartTicks+1); err == nil {
+		t.Error("Adopt with the wrong start time succeeded")
+	}
+	again, err := Adopt(spec, inst.PID, inst.StartTicks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, c2, "stdout: while-detached")
+	if strings.Contains(c2.text(), "before") {
+		t.Errorf("the adopter passed on output the first reader had read:\n%s", c2.text())
+	}
+	if err := again.Stop(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(again.Exit(), "exit status is unknown") {
+		t.Errorf("Exit() = %q", again.Exit())
+	}
+}
+
+func waitLine(t *testing.T, c *collector, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(c.text(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in output:\n%s", want, c.text())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
