@@ -43,3 +43,26 @@ func startedPIDs(logs string) []int {
 	}
 	return pids
 }
+
+// zipFileMode writes a zip with one file of the given mode.
+func zipFileMode(t *testing.T, dir, name, entry string, body []byte, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	h := &zip.FileHeader{Name: entry, Method: zip.Deflate}
+	h.SetMode(mode)
+	w, err := zw.CreateHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(body)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return p
+}

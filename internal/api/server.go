@@ -54,6 +54,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}/events", s.adapt(s.followDeployment))
 	s.mux.HandleFunc("POST /api/v1/apps/{app}/deployments/current/cancel", s.adapt(s.cancelDeployment))
 	s.mux.HandleFunc("GET /api/v1/apps/{app}/releases", s.adapt(s.listReleases))
+	s.mux.HandleFunc("GET /api/v1/apps/{app}/status", s.adapt(s.status))
 	s.mux.HandleFunc("GET /api/v1/apps/{app}/settings", s.adapt(s.showSettings))
 	s.mux.HandleFunc("PATCH /api/v1/apps/{app}/settings", s.adapt(s.changeSettings))
 	s.mux.HandleFunc("POST /api/v1/apps/{app}/scale", s.adapt(s.scale))

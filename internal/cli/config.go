@@ -87,6 +87,11 @@ func printSettings(cmd *cobra.Command, v api.SettingsView) error {
 		{"start-time-limit", fmt.Sprintf("%ds", e.StartTimeLimit), def(s.StartTimeLimit != 0)},
 		{"drain-timeout", fmt.Sprintf("%ds", e.DrainTimeout), def(s.DrainTimeout != 0)},
 		{"stop-grace", fmt.Sprintf("%ds", e.StopGrace), def(s.StopGrace != 0)},
+		{"health-path", e.HealthPath, def(s.HealthPath != "")},
+		{"health-interval", fmt.Sprintf("%ds", e.HealthInterval), def(s.HealthInterval != 0)},
+		{"health-timeout", fmt.Sprintf("%ds", e.HealthTimeout), def(s.HealthTimeout != 0)},
+		{"health-threshold", strconv.Itoa(e.HealthThreshold), def(s.HealthThreshold != 0)},
+		{"hold-timeout", fmt.Sprintf("%ds", e.HoldTimeout), def(s.HoldTimeout != 0)},
 	})
 }
 
@@ -198,11 +203,11 @@ func newConfigUnsetCommandCmd(g *globals) *cobra.Command {
 func newConfigOptionsCmd(g *globals) *cobra.Command {
 	f := &changeFlags{}
 	var noRestart bool
-	var path, status string
-	var limit, drain, grace int
+	var path, status, healthPath string
+	var limit, drain, grace, hInterval, hTimeout, hThreshold, hold int
 	cmd := &cobra.Command{
-		Use:   "options -a NAME [--warmup-path P] [--warmup-status S] [--start-time-limit N] [--drain-timeout N] [--stop-grace N]",
-		Short: "Change the warmup and stop options; 0 or \"\" means the default",
+		Use:   "options -a NAME [--warmup-path P] [--warmup-status S] [--start-time-limit N] [--drain-timeout N] [--stop-grace N] [--health-… N] [--hold-timeout N]",
+		Short: "Change the warmup, health and stop options; 0 or \"\" means the default",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := store.Change{}
@@ -222,6 +227,21 @@ func newConfigOptionsCmd(g *globals) *cobra.Command {
 			if fl.Changed("stop-grace") {
 				c.StopGrace = &grace
 			}
+			if fl.Changed("health-path") {
+				c.HealthPath = &healthPath
+			}
+			if fl.Changed("health-interval") {
+				c.HealthInterval = &hInterval
+			}
+			if fl.Changed("health-timeout") {
+				c.HealthTimeout = &hTimeout
+			}
+			if fl.Changed("health-threshold") {
+				c.HealthThreshold = &hThreshold
+			}
+			if fl.Changed("hold-timeout") {
+				c.HoldTimeout = &hold
+			}
 			if c.Empty() {
 				return fmt.Errorf("give at least one option to change; 'slipway config list -a %s' shows them", f.app)
 			}
@@ -236,5 +256,10 @@ func newConfigOptionsCmd(g *globals) *cobra.Command {
 	fl.IntVar(&limit, "start-time-limit", 0, fmt.Sprintf("seconds an instance may take to become ready (default %d, at most %d)", store.DefaultStartTimeLimitSecs, store.MaxStartTimeLimitSecs))
 	fl.IntVar(&drain, "drain-timeout", 0, fmt.Sprintf("seconds old instances get to finish their requests (default %d)", store.DefaultDrainTimeoutSecs))
 	fl.IntVar(&grace, "stop-grace", 0, fmt.Sprintf("seconds between SIGTERM and SIGKILL (default %d)", store.DefaultStopGraceSecs))
+	fl.StringVar(&healthPath, "health-path", "", "the path checked while an instance serves (default: the warmup path)")
+	fl.IntVar(&hInterval, "health-interval", 0, fmt.Sprintf("seconds between health checks (default %d)", store.DefaultHealthIntervalSecs))
+	fl.IntVar(&hTimeout, "health-timeout", 0, fmt.Sprintf("seconds a health check may take (default %d)", store.DefaultHealthTimeoutSecs))
+	fl.IntVar(&hThreshold, "health-threshold", 0, fmt.Sprintf("failed checks in a row before an instance is replaced (default %d)", store.DefaultHealthThreshold))
+	fl.IntVar(&hold, "hold-timeout", 0, fmt.Sprintf("seconds a request waits when no instance is ready, before 503 (default %d)", store.DefaultHoldTimeoutSecs))
 	return cmd
 }

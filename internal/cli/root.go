@@ -74,6 +74,7 @@ func newRoot() *cobra.Command {
 		newRestartCmd(g),
 		newRollbackCmd(g),
 		newReleasesCmd(g),
+		newStatusCmd(g),
 	)
 	return root
 }

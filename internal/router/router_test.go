@@ -2,9 +2,9 @@ package router
 
 import (
 	"context"
-	"net"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"

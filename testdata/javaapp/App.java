@@ -4,6 +4,7 @@
 //   startDelaySeconds=30 sleeps this long before it listens, like a slow JVM app
 //   exitCode=3           exits at once with this code, after some output
 //   neverListen=true     never opens its port
+//   crashAfterSeconds=2  exits with code 137 this long after it listens
 // It takes its port from --server.port=N (as Spring does), else $PORT, and
 // --spring.profiles.active=x beats $SPRING_PROFILES_ACTIVE. $GREETING shows in
 // every answer on /, so a settings change is visible.
@@ -105,6 +106,16 @@ public class App {
             server.stop(0);
         }));
         server.start();
+        int crashAfter = Integer.parseInt(p.getProperty("crashAfterSeconds", "0"));
+        if (crashAfter > 0) {
+            Thread crash = new Thread(() -> {
+                sleep(crashAfter * 1000);
+                System.err.println("Simulated crash: java.lang.OutOfMemoryError: Java heap space");
+                Runtime.getRuntime().halt(137);
+            });
+            crash.setDaemon(true);
+            crash.start();
+        }
         System.out.printf("Started App in %.3f seconds (version %s, port %d)%n", (System.nanoTime() - t0) / 1e9, version, port);
     }
 

@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/api"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var app string
+	cmd := &cobra.Command{
+		Use:   "status -a NAME",
+		Short: "Show an app's live release, its last deployment and its instances",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st api.Status
+			if err := g.client().do(cmd.Context(), http.MethodGet, "/api/v1/apps/"+url.PathEscape(app)+"/status", nil, &st); err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "App:         %s\nRelease:     %s\nInstances:   %d ready of %d wanted\n", st.App, releaseName(st.Release), st.Ready, st.Wanted)
+			if st.CrashLooping {
+				fmt.Fprintln(w, "Warning:     crash-looping: its instances keep exiting; see 'slipway logs'")
+			}
+			if d := st.LastDeployment; d != nil {
+				fmt.Fprintf(w, "Deployment:  #%d %s of %s, %s, %s\n", d.ID, d.Kind, releaseName(d.Release), d.State, ago(d.Started))
+			}
+			if len(st.Instances) == 0 {
+				fmt.Fprintln(w, "\nNo instance is running.")
+				return nil
+			}
+			fmt.Fprintln(w)
+			rows := make([][]string, 0, len(st.Instances))
+			for _, i := range st.Instances {
+				state := i.State
+				if i.Note != "" {
+					state += " (" + i.Note + ")"
+				}
+				uptime := "-"
+				if !i.Started.IsZero() {
+					uptime = time.Since(i.Started).Round(time.Second).String()
+				}
+				rows = append(rows, []string{i.ID, releaseName(i.Release), strconv.Itoa(i.Port), strconv.Itoa(i.PID), state, uptime,
+					strconv.Itoa(i.Restarts), strconv.FormatInt(i.InFlight, 10)})
+			}
+			return table(w, []string{"INSTANCE", "RELEASE", "PORT", "PID", "STATE", "UPTIME", "RESTARTS", "IN FLIGHT"}, rows)
+		},
+	}
+	addAppFlag(cmd, &app)
+	return cmd
+}
