@@ -268,6 +268,7 @@ func (m *Manager) warm(ctx context.Context, t *tracker, rel store.Release, inst 
 	})
 	switch {
 	case errors.Is(err, probe.ErrExited):
+		inst.WaitOutput() // its last words may still be on their way from its output files
 		return fmt.Errorf("instance %s exited while warming up (%s); its last output:\n%s", inst.ID, inst.Exit(), indent(inst.LastLines()))
 	case errors.Is(err, probe.ErrTimeout):
 		return fmt.Errorf("instance %s did not become ready: %w; raise the start time limit if the app needs longer, or check the warmup path", inst.ID, err)
