@@ -275,5 +275,5 @@ func wsappZip(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return zipFileMode(t, dir, "wsapp.zip", "wsapp", b, 0o755)
+	return writeZip(t, filepath.Join(dir, "wsapp.zip"), []zipEntry{{"wsapp", b, 0o755}})
 }

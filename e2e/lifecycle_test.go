@@ -195,4 +195,3 @@ func checkCancelled(t *testing.T, d *daemon) {
 		t.Errorf("after the cancel: deploying %d, release v%d; want none, v1", a.Deploying, a.CurrentRelease)
 	}
 }
-

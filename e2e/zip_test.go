@@ -12,23 +12,39 @@ import (
 // zipFile writes a zip with the given entries.
 func zipFile(t *testing.T, dir, name string, entries map[string]string) string {
 	t.Helper()
-	p := filepath.Join(dir, name)
+	files := make([]zipEntry, 0, len(entries))
+	for n, body := range entries {
+		files = append(files, zipEntry{n, []byte(body), 0o644})
+	}
+	return writeZip(t, filepath.Join(dir, name), files)
+}
+
+type zipEntry struct {
+	name string
+	body []byte
+	mode os.FileMode
+}
+
+func writeZip(t *testing.T, p string, entries []zipEntry) string {
+	t.Helper()
 	f, err := os.Create(p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	zw := zip.NewWriter(f)
-	for n, body := range entries {
-		w, err := zw.Create(n)
+	for _, e := range entries {
+		h := &zip.FileHeader{Name: e.name, Method: zip.Deflate}
+		h.SetMode(e.mode)
+		w, err := zw.CreateHeader(h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.Write([]byte(body))
+		w.Write(e.body)
 	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
 	return p
 }
 
@@ -42,27 +58,4 @@ func startedPIDs(logs string) []int {
 		pids = append(pids, pid)
 	}
 	return pids
-}
-
-// zipFileMode writes a zip with one file of the given mode.
-func zipFileMode(t *testing.T, dir, name, entry string, body []byte, mode os.FileMode) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zw := zip.NewWriter(f)
-	h := &zip.FileHeader{Name: entry, Method: zip.Deflate}
-	h.SetMode(mode)
-	w, err := zw.CreateHeader(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(body)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	return p
 }

@@ -210,37 +210,15 @@ func newConfigOptionsCmd(g *globals) *cobra.Command {
 		Short: "Change the warmup, health and stop options; 0 or \"\" means the default",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := store.Change{}
 			fl := cmd.Flags()
-			if fl.Changed("warmup-path") {
-				c.WarmupPath = &path
-			}
-			if fl.Changed("warmup-status") {
-				c.WarmupStatus = &status
-			}
-			if fl.Changed("start-time-limit") {
-				c.StartTimeLimit = &limit
-			}
-			if fl.Changed("drain-timeout") {
-				c.DrainTimeout = &drain
-			}
-			if fl.Changed("stop-grace") {
-				c.StopGrace = &grace
-			}
-			if fl.Changed("health-path") {
-				c.HealthPath = &healthPath
-			}
-			if fl.Changed("health-interval") {
-				c.HealthInterval = &hInterval
-			}
-			if fl.Changed("health-timeout") {
-				c.HealthTimeout = &hTimeout
-			}
-			if fl.Changed("health-threshold") {
-				c.HealthThreshold = &hThreshold
-			}
-			if fl.Changed("hold-timeout") {
-				c.HoldTimeout = &hold
+			str := func(name string, v *string) *string { return changed(fl.Changed(name), v) }
+			num := func(name string, v *int) *int { return changed(fl.Changed(name), v) }
+			c := store.Change{
+				WarmupPath: str("warmup-path", &path), WarmupStatus: str("warmup-status", &status),
+				StartTimeLimit: num("start-time-limit", &limit), DrainTimeout: num("drain-timeout", &drain), StopGrace: num("stop-grace", &grace),
+				HealthPath: str("health-path", &healthPath), HealthInterval: num("health-interval", &hInterval),
+				HealthTimeout: num("health-timeout", &hTimeout), HealthThreshold: num("health-threshold", &hThreshold),
+				HoldTimeout: num("hold-timeout", &hold),
 			}
 			if c.Empty() {
 				return fmt.Errorf("give at least one option to change; 'slipway config list -a %s' shows them", f.app)
@@ -262,4 +240,12 @@ func newConfigOptionsCmd(g *globals) *cobra.Command {
 	fl.IntVar(&hThreshold, "health-threshold", 0, fmt.Sprintf("failed checks in a row before an instance is replaced (default %d)", store.DefaultHealthThreshold))
 	fl.IntVar(&hold, "hold-timeout", 0, fmt.Sprintf("seconds a request waits when no instance is ready, before 503 (default %d)", store.DefaultHoldTimeoutSecs))
 	return cmd
+}
+
+// changed returns v if its flag was given, nil (leave as it is) otherwise.
+func changed[T any](given bool, v *T) *T {
+	if given {
+		return v
+	}
+	return nil
 }
