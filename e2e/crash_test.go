@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,5 +69,26 @@ func TestShutdownStopsInstances(t *testing.T) {
 	d.stop()
 	if alive(inst[0].PID) {
 		t.Errorf("instance pid %d outlived slipway server", inst[0].PID)
+	}
+}
+
+// TestKeepInstancesOnSIGTERM: with --keep-instances, a clean stop leaves the
+// instances running, and the next daemon adopts them.
+func TestKeepInstancesOnSIGTERM(t *testing.T) {
+	d := startDaemon(t, "--keep-instances")
+	d.mustCLI("apps", "create", "lasting")
+	d.mustCLI("deploy", "-a", "lasting", testapp.Jar(t, "app.jar", map[string]string{"version": "1"}))
+	inst := d.app("lasting").Instances[0]
+	t.Cleanup(func() { syscall.Kill(-inst.PID, syscall.SIGKILL) }) // the last stop keeps it too
+	d.stop()
+	if !alive(inst.PID) {
+		t.Fatalf("instance %d did not outlive a daemon stopped with --keep-instances", inst.PID)
+	}
+	d.start()
+	if got := d.app("lasting").Instances; len(got) != 1 || got[0].PID != inst.PID || !got[0].Adopted {
+		t.Errorf("after the restart: %+v, want pid %d adopted", got, inst.PID)
+	}
+	if body := d.body("lasting", "/"); !strings.HasPrefix(body, "version=1 ") {
+		t.Errorf("the adopted instance answers %q", body)
 	}
 }
