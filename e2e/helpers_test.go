@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +77,7 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 	d.start()
 	t.Cleanup(func() {
 		d.stop()
+		killLeftovers(t, d.dataDir)
 		if t.Failed() {
 			t.Logf("slipway server log:\n%s", d.log)
 		}
@@ -301,4 +303,22 @@ func (d *daemon) waitForState(app, state string) {
 		deps := d.deployments(app)
 		return len(deps) > 0 && deps[len(deps)-1].State == state
 	})
+}
+
+// killLeftovers kills any process still running in a directory under
+// dataDir: instances that a failed test left without a daemon. It reports
+// them only if the test passed, where no instance may be left.
+func killLeftovers(t *testing.T, dataDir string) {
+	cwds, _ := filepath.Glob("/proc/[0-9]*/cwd")
+	for _, c := range cwds {
+		dir, err := os.Readlink(c)
+		if err != nil || !strings.HasPrefix(dir, dataDir+"/") {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(c)))
+		if keep, _ := os.ReadFile(filepath.Join(dataDir, "keep-instances")); len(keep) == 0 && !t.Failed() {
+			t.Errorf("process %d still runs in %s after slipway server stopped", pid, dir)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
