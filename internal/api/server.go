@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
@@ -23,6 +26,8 @@ type Options struct {
 	Artifacts *artifact.Store
 	Logs      *logs.Hub
 	Logger    *slog.Logger
+	// Metrics is served at /metrics in the Prometheus text format.
+	Metrics prometheus.Gatherer
 }
 
 // Server serves the control API.
@@ -44,6 +49,9 @@ func New(opts Options) *Server {
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	if s.opts.Metrics != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Metrics, promhttp.HandlerOpts{}))
+	}
 	s.mux.HandleFunc("GET /api/v1/apps", s.adapt(s.listApps))
 	s.mux.HandleFunc("POST /api/v1/apps", s.adapt(s.createApp))
 	s.mux.HandleFunc("GET /api/v1/apps/{app}", s.adapt(s.showApp))

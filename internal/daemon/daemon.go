@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
@@ -118,7 +121,9 @@ func Run(ctx context.Context, c Config) error {
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering state: %w", err)
 	}
-	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg})
 	return serve(ctx, log, []listener{
 		{name: "router", addr: c.HTTPListen, handler: rt},
 		{name: "api", addr: c.APIListen, handler: apiSrv},

@@ -63,6 +63,7 @@ func (m *Manager) watchExit(inst *instance) {
 	m.live[inst.app] = slices.DeleteFunc(slices.Clone(m.live[inst.app]), func(x *instance) bool { return x == inst })
 	m.opts.Router.Swap(inst.app, backends(m.live[inst.app]))
 	inst.state = StateExited
+	m.metrics.restarts.WithLabelValues(inst.app, "exited").Inc()
 	m.opts.Logs.Platform(inst.app, inst.release, "Instance %s exited unexpectedly (%s); replacing it", inst.ID, inst.Exit())
 	m.startReplacing(inst)
 }
@@ -113,6 +114,7 @@ func (m *Manager) monitor(inst *instance, s store.Settings) {
 // serves, and has it replaced. Call with m.mu held.
 func (m *Manager) markUnhealthy(inst *instance, err error) {
 	inst.state = StateUnhealthy
+	m.metrics.restarts.WithLabelValues(inst.app, "unhealthy").Inc()
 	others := 0
 	for _, x := range m.live[inst.app] {
 		if x != inst && x.state == StateReady {

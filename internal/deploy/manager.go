@@ -54,8 +54,9 @@ type Options struct {
 // Manager runs deployments, one per app at a time, and owns the instances
 // that take traffic.
 type Manager struct {
-	opts   Options
-	logger *slog.Logger
+	opts    Options
+	logger  *slog.Logger
+	metrics *metrics
 
 	ctx    context.Context // ends when Close is called
 	cancel context.CancelFunc
@@ -84,7 +85,7 @@ func New(opts Options) *Manager {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
-		opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel,
+		opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel, metrics: newMetrics(),
 		live: make(map[string][]*instance), sick: make(map[string][]*instance), cancels: make(map[string]context.CancelCauseFunc),
 	}
 }

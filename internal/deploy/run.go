@@ -62,6 +62,7 @@ func (t *tracker) finish(err error) {
 		t.d.State, t.d.Reason = store.StateFailed, err.Error()
 		t.d.AddEvent(store.StepFailed, "Deployment failed: "+err.Error())
 	}
+	t.m.observeDeployment(t.d.App, t.d.Kind, t.d.State, t.d.Finished.Sub(t.d.Started))
 	last := t.d.Events[len(t.d.Events)-1]
 	t.m.opts.Logs.Platform(t.d.App, t.d.Release, "Deployment %d: %s", t.d.ID, last.Message)
 	t.saveLocked()
@@ -275,6 +276,7 @@ func (m *Manager) warm(ctx context.Context, t *tracker, rel store.Release, inst 
 	case err != nil:
 		return err
 	}
+	m.metrics.warmup.WithLabelValues(rel.App).Observe(time.Since(start).Seconds())
 	t.progress("Instance %s is ready after %.1f sec", inst.ID, time.Since(start).Seconds())
 	return nil
 }

@@ -56,10 +56,11 @@ func NewBackend(id, addr string) *Backend {
 			pr.Out.Host = pr.In.Host // the app sees its public host name
 			pr.SetXForwarded()
 		},
-		Transport:    b.transport,
-		ErrorHandler: proxyError,
-		ErrorLog:     discardLog,
-		BufferPool:   buffers,
+		Transport:      b.transport,
+		ErrorHandler:   proxyError,
+		ModifyResponse: recordStatus,
+		ErrorLog:       discardLog,
+		BufferPool:     buffers,
 	}
 	return b
 }

@@ -24,12 +24,25 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		a.err = err
 		return
 	}
-	w.WriteHeader(errorStatus(r, err))
+	status := errorStatus(r, err)
+	if a, ok := r.Context().Value(attemptKey{}).(*attempt); ok {
+		a.status = status
+	}
+	w.WriteHeader(status)
+}
+
+// recordStatus notes the backend's status for the metrics.
+func recordStatus(resp *http.Response) error {
+	if a, ok := resp.Request.Context().Value(attemptKey{}).(*attempt); ok {
+		a.status = resp.StatusCode
+	}
+	return nil
 }
 
 // attempt carries, through the request's context, what ServeHTTP needs to
 // decide on a retry.
 type attempt struct {
+	status  int           // the answer's status, for the metrics
 	err     error         // set by proxyError when the request may be retried
 	retried bool          // the request is on its second try
 	body    *countingBody // nil without a body

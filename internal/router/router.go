@@ -45,7 +45,8 @@ type route struct {
 	// a backend wait on it.
 	changed atomic.Pointer[chan struct{}]
 	// hold is how long a request waits for a backend when there is none.
-	hold atomic.Int64
+	hold  atomic.Int64
+	stats routeStats
 }
 
 func newRoute(app string) *route {
@@ -284,12 +285,15 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writePage(w, http.StatusNotFound, "No app here", "No app is served at "+host+". Check the host name, or create the app with 'slipway apps create'.")
 		return
 	}
+	start := time.Now()
+	a := &attempt{status: http.StatusOK}
+	defer func() { rt.stats.observe(a.status, time.Since(start)) }()
 	b := rt.acquire(req.Context(), nil)
 	if b == nil {
+		a.status = http.StatusServiceUnavailable
 		unavailable(w, rt.app)
 		return
 	}
-	a := &attempt{}
 	if req.Body != nil && req.Body != http.NoBody {
 		a.body = &countingBody{ReadCloser: req.Body}
 		req.Body = a.body
@@ -303,7 +307,8 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	a.retried = true
 	next := rt.acquire(req.Context(), b)
 	if next == nil {
-		w.WriteHeader(errorStatus(req, a.err))
+		a.status = errorStatus(req, a.err)
+		w.WriteHeader(a.status)
 		return
 	}
 	defer next.inflight.Add(-1)
