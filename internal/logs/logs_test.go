@@ -1,0 +1,93 @@
+package logs
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestTailAndFile(t *testing.T) {
+	dir := t.TempDir()
+	h := NewHub(Options{Dir: dir})
+	defer h.Close()
+	for i := range 5 {
+		h.Write("a", Line{Source: "a-v1-x", Stream: StreamStdout, Release: 1, Text: fmt.Sprint("line ", i)})
+	}
+	h.Platform("a", 1, "switched to %s", "v1")
+	got := h.Tail("a", 2)
+	if len(got) != 2 || got[0].Text != "line 4" || got[1].Text != "switched to v1" || got[1].Source != SourcePlatform {
+		t.Errorf("Tail(2) = %+v", got)
+	}
+	f, err := os.Open(filepath.Join(dir, "a", "app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	for sc := bufio.NewScanner(f); sc.Scan(); n++ {
+		var l Line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Time.IsZero() {
+			t.Errorf("file line %d: %q %v", n, sc.Text(), err)
+		}
+	}
+	if n != 6 {
+		t.Errorf("%d lines in the file, want 6", n)
+	}
+}
+
+func TestBacklogIsBounded(t *testing.T) {
+	h := NewHub(Options{Dir: t.TempDir()})
+	defer h.Close()
+	for i := range DefaultBacklog + 500 {
+		h.Write("a", Line{Text: fmt.Sprint(i)})
+	}
+	got := h.Tail("a", -1)
+	if len(got) != DefaultBacklog || got[0].Text != "500" {
+		t.Errorf("backlog holds %d lines from %q, want %d from 500", len(got), got[0].Text, DefaultBacklog)
+	}
+}
+
+// TestSubscribeNoGap: the backlog and the live lines join without a gap or
+// a repeat.
+func TestSubscribeNoGap(t *testing.T) {
+	h := NewHub(Options{Dir: t.TempDir()})
+	defer h.Close()
+	h.Write("a", Line{Text: "0"})
+	h.Write("a", Line{Text: "1"})
+	backlog, sub, cancel := h.Subscribe("a", 10)
+	defer cancel()
+	h.Write("a", Line{Text: "2"})
+	if len(backlog) != 2 || backlog[1].Text != "1" {
+		t.Fatalf("backlog %+v", backlog)
+	}
+	if l := <-sub.Lines(); l.Text != "2" {
+		t.Errorf("first live line %q, want 2", l.Text)
+	}
+}
+
+// TestStuckReaderMissesLines: a reader that does not read never blocks the
+// writer; when it reads again it is told how many lines it missed.
+func TestStuckReaderMissesLines(t *testing.T) {
+	h := NewHub(Options{Dir: t.TempDir()})
+	defer h.Close()
+	_, sub, cancel := h.Subscribe("a", 0)
+	defer cancel()
+	total := subscriberBuffer + 300
+	for i := range total { // would block forever if Write waited for the reader
+		h.Write("a", Line{Text: fmt.Sprint(i)})
+	}
+	for range subscriberBuffer {
+		<-sub.Lines()
+	}
+	h.Write("a", Line{Text: "after"})
+	marker := <-sub.Lines()
+	if marker.Missed != 300 {
+		t.Errorf("marker says %d missed (%q), want 300", marker.Missed, marker.Text)
+	}
+	if l := <-sub.Lines(); l.Text != "after" {
+		t.Errorf("after the marker: %q, want the line that came with it", l.Text)
+	}
+}
