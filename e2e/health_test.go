@@ -188,8 +188,26 @@ func TestDaemonRestartKeepsInstances(t *testing.T) {
 	if deps := d.deployments("steady"); len(deps) != 1 {
 		t.Errorf("%d deployments after the restart, want none added: the app was not restarted", len(deps))
 	}
-	if out := d.mustCLI("logs", "-a", "steady", "-n", "100"); !strings.Contains(out, "Adopted instance") {
-		t.Errorf("the log does not say the instances were adopted:\n%s", out)
+	out := d.mustCLI("logs", "-a", "steady", "-n", "1000")
+	for _, want := range []string{"Adopted instance", "Deployment 1 (deploy): Received", "Started App in"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log after the restart lacks %q (from before it, or about it):\n%s", want, out)
+		}
+	}
+	platform := d.mustCLI("logs", "-a", "steady", "-n", "1000", "--source", "platform")
+	app := d.mustCLI("logs", "-a", "steady", "-n", "1000", "--source", "app", "--since", "1h")
+	one := d.mustCLI("logs", "-a", "steady", "-n", "1000", "--instance", after.Instances[0].ID)
+	if strings.Contains(platform, "Started App in") || !strings.Contains(platform, "Adopted instance") {
+		t.Errorf("--source platform shows app output, or lacks platform events:\n%s", platform)
+	}
+	if strings.Contains(app, "Adopted instance") || !strings.Contains(app, "Started App in") {
+		t.Errorf("--source app shows platform events, or lacks app output:\n%s", app)
+	}
+	if strings.Contains(one, after.Instances[1].ID) || !strings.Contains(one, after.Instances[0].ID) {
+		t.Errorf("--instance %s shows another instance's lines:\n%s", after.Instances[0].ID, one)
+	}
+	if _, err := d.cli("logs", "-a", "steady", "--source", "nope"); err == nil {
+		t.Errorf("--source nope was accepted")
 	}
 }
 

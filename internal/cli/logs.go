@@ -15,12 +15,13 @@ func newLogsCmd(g *globals) *cobra.Command {
 	var app string
 	var followLogs bool
 	var tail int
+	var since, instance, source string
 	cmd := &cobra.Command{
 		Use:   "logs -a NAME",
 		Short: "Show an app's log: platform events and instance output",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := url.Values{"tail": {strconv.Itoa(tail)}}
+			q := url.Values{"tail": {strconv.Itoa(tail)}, "since": {since}, "instance": {instance}, "source": {source}}
 			if followLogs {
 				q.Set("follow", "1")
 			}
@@ -42,5 +43,8 @@ func newLogsCmd(g *globals) *cobra.Command {
 	addAppFlag(cmd, &app)
 	cmd.Flags().BoolVarP(&followLogs, "follow", "f", false, "keep streaming new lines")
 	cmd.Flags().IntVarP(&tail, "tail", "n", 100, "how many recent lines to show first")
+	cmd.Flags().StringVar(&since, "since", "", "only lines newer than this: a duration like 10m, or a time like 2026-01-02T15:04:05Z")
+	cmd.Flags().StringVar(&instance, "instance", "", "only the lines of this instance `ID`")
+	cmd.Flags().StringVar(&source, "source", "", "only platform events (platform) or instance output (app)")
 	return cmd
 }

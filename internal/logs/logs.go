@@ -3,8 +3,10 @@
 package logs
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -75,10 +77,36 @@ func (h *Hub) app(name string) *appLog {
 	defer h.mu.Unlock()
 	a := h.apps[name]
 	if a == nil {
-		a = &appLog{subs: make(map[*Subscription]struct{})}
+		a = &appLog{subs: make(map[*Subscription]struct{}), backlog: h.readBacklog(name)}
 		h.apps[name] = a
 	}
 	return a
+}
+
+// backlogRead bounds how much of an app's log file is read back at start.
+const backlogRead = 4 << 20
+
+// readBacklog reads the last lines of app's log file, so that the recent
+// past survives a daemon restart.
+func (h *Hub) readBacklog(app string) []Line {
+	f, err := os.Open(filepath.Join(h.opts.Dir, app, "app.log"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > backlogRead {
+		f.Seek(fi.Size()-backlogRead, io.SeekStart)
+	}
+	var lines []Line
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l Line
+		if json.Unmarshal(sc.Bytes(), &l) == nil { // the first line may be cut by the seek
+			lines = append(lines, l)
+		}
+	}
+	return tail(lines, DefaultBacklog)
 }
 
 // Write appends a line to app's log. It never blocks on a reader.

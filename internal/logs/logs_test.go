@@ -91,3 +91,21 @@ func TestStuckReaderMissesLines(t *testing.T) {
 		t.Errorf("after the marker: %q, want the line that came with it", l.Text)
 	}
 }
+
+// TestBacklogSurvivesRestart: a new hub on the same folder (a restarted
+// daemon) reads the recent lines back from the file.
+func TestBacklogSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	h := NewHub(Options{Dir: dir})
+	for i := range 3 {
+		h.Write("a", Line{Text: fmt.Sprint("before ", i)})
+	}
+	h.Close()
+	h2 := NewHub(Options{Dir: dir})
+	defer h2.Close()
+	h2.Write("a", Line{Text: "after"})
+	got := h2.Tail("a", -1)
+	if len(got) != 4 || got[0].Text != "before 0" || got[3].Text != "after" {
+		t.Errorf("after a restart the log holds %+v", got)
+	}
+}
