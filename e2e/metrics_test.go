@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -95,5 +96,25 @@ func TestMetrics(t *testing.T) {
 	}
 	if h := metric(fams, "slipway_warmup_duration_seconds", map[string]string{"app": "metered"}); h == nil || h.Histogram.GetSampleCount() != 1 {
 		t.Errorf("warmup histogram: %v, want 1 sample", h)
+	}
+}
+
+// TestAccessLog: off by default; once on, each request is a line in the
+// app's log with method, path, status, duration, bytes, instance, client.
+func TestAccessLog(t *testing.T) {
+	d := startDaemon(t)
+	d.mustCLI("apps", "create", "audited")
+	d.mustCLI("deploy", "-a", "audited", testapp.Jar(t, "app.jar", map[string]string{"version": "1"}))
+	d.get(t.Context(), d.httpClient(), "audited", "/before-access-log")
+	d.mustCLI("config", "options", "-a", "audited", "--access-log")
+	d.get(t.Context(), d.httpClient(), "audited", "/with-access-log")
+	inst := d.app("audited").Instances[0].ID
+	out := d.mustCLI("logs", "-a", "audited", "-n", "1000", "--source", "app")
+	if strings.Contains(out, "before-access-log") {
+		t.Errorf("the access log was on by default:\n%s", out)
+	}
+	want := `method=GET path="/with-access-log" status=404 duration_ms=`
+	if !strings.Contains(out, want) || !strings.Contains(out, "bytes=10 instance="+inst+" client=127.0.0.1") {
+		t.Errorf("the log lacks the access line %q … instance=%s client=127.0.0.1:\n%s", want, inst, out)
 	}
 }

@@ -92,6 +92,7 @@ func printSettings(cmd *cobra.Command, v api.SettingsView) error {
 		{"health-timeout", fmt.Sprintf("%ds", e.HealthTimeout), def(s.HealthTimeout != 0)},
 		{"health-threshold", strconv.Itoa(e.HealthThreshold), def(s.HealthThreshold != 0)},
 		{"hold-timeout", fmt.Sprintf("%ds", e.HoldTimeout), def(s.HoldTimeout != 0)},
+		{"access-log", strconv.FormatBool(e.AccessLog), def(s.AccessLog)},
 	})
 }
 
@@ -205,6 +206,7 @@ func newConfigOptionsCmd(g *globals) *cobra.Command {
 	var noRestart bool
 	var path, status, healthPath string
 	var limit, drain, grace, hInterval, hTimeout, hThreshold, hold int
+	var accessLog bool
 	cmd := &cobra.Command{
 		Use:   "options -a NAME [--warmup-path P] [--warmup-status S] [--start-time-limit N] [--drain-timeout N] [--stop-grace N] [--health-… N] [--hold-timeout N]",
 		Short: "Change the warmup, health and stop options; 0 or \"\" means the default",
@@ -218,7 +220,7 @@ func newConfigOptionsCmd(g *globals) *cobra.Command {
 				StartTimeLimit: num("start-time-limit", &limit), DrainTimeout: num("drain-timeout", &drain), StopGrace: num("stop-grace", &grace),
 				HealthPath: str("health-path", &healthPath), HealthInterval: num("health-interval", &hInterval),
 				HealthTimeout: num("health-timeout", &hTimeout), HealthThreshold: num("health-threshold", &hThreshold),
-				HoldTimeout: num("hold-timeout", &hold),
+				HoldTimeout: num("hold-timeout", &hold), AccessLog: changed(fl.Changed("access-log"), &accessLog),
 			}
 			if c.Empty() {
 				return fmt.Errorf("give at least one option to change; 'slipway config list -a %s' shows them", f.app)
@@ -239,6 +241,7 @@ func newConfigOptionsCmd(g *globals) *cobra.Command {
 	fl.IntVar(&hTimeout, "health-timeout", 0, fmt.Sprintf("seconds a health check may take (default %d)", store.DefaultHealthTimeoutSecs))
 	fl.IntVar(&hThreshold, "health-threshold", 0, fmt.Sprintf("failed checks in a row before an instance is replaced (default %d)", store.DefaultHealthThreshold))
 	fl.IntVar(&hold, "hold-timeout", 0, fmt.Sprintf("seconds a request waits when no instance is ready, before 503 (default %d)", store.DefaultHoldTimeoutSecs))
+	fl.BoolVar(&accessLog, "access-log", false, "write a line per request to the app's log (--access-log=false turns it off)")
 	return cmd
 }
 

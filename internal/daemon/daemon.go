@@ -114,7 +114,11 @@ func Run(ctx context.Context, c Config) error {
 	}
 	hub := logs.NewHub(logs.Options{Dir: filepath.Join(c.DataDir, "logs"), Logger: log})
 	defer hub.Close()
-	rt := router.New(router.Options{Logger: log})
+	rt := router.New(router.Options{Logger: log, AccessLog: func(app string, e router.AccessRecord) {
+		hub.Write(app, logs.Line{Source: logs.SourceRouter, Stream: logs.StreamAccess, Text: fmt.Sprintf(
+			"method=%s path=%q status=%d duration_ms=%.1f bytes=%d instance=%s client=%s",
+			e.Method, e.Path, e.Status, float64(e.Duration.Microseconds())/1000, e.Bytes, e.Instance, e.Client)})
+	}})
 	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log})
 	defer func() { mgr.Close(c.KeepInstances) }()

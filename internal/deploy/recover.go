@@ -59,6 +59,7 @@ func (m *Manager) serveAdopted(ctx context.Context, a store.App, insts []*instan
 	m.mu.Lock()
 	m.live[a.Name] = insts
 	m.opts.Router.SetHold(a.Name, secs(s.HoldTimeout))
+	m.opts.Router.SetAccessLog(a.Name, s.AccessLog)
 	m.opts.Router.Swap(a.Name, backends(insts))
 	m.mu.Unlock()
 	m.goLive(insts, s)

@@ -191,6 +191,7 @@ func (m *Manager) switchTo(ctx context.Context, p plan, started []*instance) (in
 	}
 	m.live[app] = next
 	m.opts.Router.SetHold(app, secs(p.rel.Settings.WithDefaults().HoldTimeout))
+	m.opts.Router.SetAccessLog(app, p.rel.Settings.AccessLog)
 	m.opts.Router.Swap(app, backends(next))
 	return len(next), old, nil
 }

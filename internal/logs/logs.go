@@ -17,6 +17,8 @@ import (
 // Sources and streams of a Line.
 const (
 	SourcePlatform = "platform"
+	SourceRouter   = "router"
+	StreamAccess   = "access"
 	StreamEvent    = "event"
 	StreamStdout   = "stdout"
 	StreamStderr   = "stderr"

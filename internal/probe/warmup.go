@@ -89,6 +89,9 @@ func Warmup(ctx context.Context, opts WarmupOptions) error {
 			switch {
 			case err == nil && opts.Accept.Contains(code):
 				return nil
+			case ctx.Err() != nil:
+				// Cut off by the limit: keep the last real answer for the
+				// message; the loop ends at the top.
 			case err == nil:
 				last = fmt.Sprintf("status %d", code)
 			default:

@@ -54,7 +54,7 @@ func TestWarmupWaitsForAcceptedStatus(t *testing.T) {
 func TestWarmupTimeout(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
 	defer srv.Close()
-	err := Warmup(context.Background(), WarmupOptions{URL: srv.URL, Accept: accept(t, "200"), Limit: 200 * time.Millisecond, Interval: 10 * time.Millisecond})
+	err := Warmup(context.Background(), WarmupOptions{URL: srv.URL, Accept: accept(t, "200"), Limit: 500 * time.Millisecond, Interval: 10 * time.Millisecond})
 	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "status 500") {
 		t.Errorf("got %v, want ErrTimeout naming the last status", err)
 	}

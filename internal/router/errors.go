@@ -42,10 +42,11 @@ func recordStatus(resp *http.Response) error {
 // attempt carries, through the request's context, what ServeHTTP needs to
 // decide on a retry.
 type attempt struct {
-	status  int           // the answer's status, for the metrics
-	err     error         // set by proxyError when the request may be retried
-	retried bool          // the request is on its second try
-	body    *countingBody // nil without a body
+	status   int           // the answer's status, for the metrics
+	instance string        // the backend that answered, for the access log
+	err      error         // set by proxyError when the request may be retried
+	retried  bool          // the request is on its second try
+	body     *countingBody // nil without a body
 }
 
 type attemptKey struct{}

@@ -23,11 +23,15 @@ const drainPoll = 10 * time.Millisecond
 // Options configures a Router.
 type Options struct {
 	Logger *slog.Logger
+	// AccessLog receives a record of each request to an app whose access
+	// log is on (SetAccessLog). It is called on the request's goroutine.
+	AccessLog func(app string, e AccessRecord)
 }
 
 // Router routes requests by Host to the backends of an app.
 type Router struct {
-	logger *slog.Logger
+	logger    *slog.Logger
+	accessLog func(string, AccessRecord)
 	// hosts maps a lower-case host name (no port) to its app's route. The
 	// map is never changed in place: writers copy it under mu and store the
 	// copy, so the request path reads it without a lock.
@@ -45,8 +49,9 @@ type route struct {
 	// a backend wait on it.
 	changed atomic.Pointer[chan struct{}]
 	// hold is how long a request waits for a backend when there is none.
-	hold  atomic.Int64
-	stats routeStats
+	hold      atomic.Int64
+	stats     routeStats
+	accessLog atomic.Bool
 }
 
 func newRoute(app string) *route {
@@ -63,7 +68,7 @@ func New(opts Options) *Router {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	r := &Router{logger: opts.Logger}
+	r := &Router{logger: opts.Logger, accessLog: opts.AccessLog}
 	r.hosts.Store(&map[string]*route{})
 	return r
 }
@@ -144,6 +149,15 @@ func (r *Router) Swap(app string, backends []*Backend) []*Backend {
 func (rt *route) notify() {
 	ch := make(chan struct{})
 	close(*rt.changed.Swap(&ch))
+}
+
+// SetAccessLog turns app's access log on or off, at once.
+func (r *Router) SetAccessLog(app string, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt := r.findLocked(app); rt != nil {
+		rt.accessLog.Store(on && r.accessLog != nil)
+	}
 }
 
 // SetHold sets how long a request to app waits when it has no backend.
@@ -287,6 +301,11 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	start := time.Now()
 	a := &attempt{status: http.StatusOK}
+	if rt.accessLog.Load() {
+		cw := &countingWriter{ResponseWriter: w}
+		w = cw
+		defer func() { r.logAccess(rt.app, req, a, cw, time.Since(start)) }()
+	}
 	defer func() { rt.stats.observe(a.status, time.Since(start)) }()
 	b := rt.acquire(req.Context(), nil)
 	if b == nil {
@@ -299,6 +318,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req.Body = a.body
 	}
 	req = req.WithContext(context.WithValue(req.Context(), attemptKey{}, a))
+	a.instance = b.ID
 	b.proxy.ServeHTTP(w, req)
 	b.inflight.Add(-1)
 	if a.err == nil {
@@ -312,6 +332,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer next.inflight.Add(-1)
+	a.instance = next.ID
 	next.proxy.ServeHTTP(w, req)
 }
 

@@ -62,6 +62,9 @@ type Settings struct {
 	// HoldTimeout is how long, in seconds, a request waits for a ready
 	// instance when the app has none for a moment, before it gets 503.
 	HoldTimeout int `json:"hold_timeout,omitempty"`
+	// AccessLog writes a line per request to the app's log: method, path,
+	// status, duration, bytes, instance and client address. Off by default.
+	AccessLog bool `json:"access_log,omitempty"`
 }
 
 // WithDefaults returns s with every zero field set to its default.
@@ -223,6 +226,7 @@ func (s Settings) Changes(prev Settings) []string {
 	opt("health timeout", a.HealthTimeout, b.HealthTimeout)
 	opt("health threshold", a.HealthThreshold, b.HealthThreshold)
 	opt("hold timeout", a.HoldTimeout, b.HoldTimeout)
+	opt("access log", a.AccessLog, b.AccessLog)
 	return out
 }
 
@@ -290,13 +294,14 @@ type Change struct {
 	HealthTimeout   *int    `json:"health_timeout,omitempty"`
 	HealthThreshold *int    `json:"health_threshold,omitempty"`
 	HoldTimeout     *int    `json:"hold_timeout,omitempty"`
+	AccessLog       *bool   `json:"access_log,omitempty"`
 }
 
 // Empty reports whether the change changes nothing at all.
 func (c Change) Empty() bool {
 	return len(c.Set) == 0 && len(c.Unset) == 0 && c.Command == nil && c.WarmupPath == nil &&
 		c.WarmupStatus == nil && c.StartTimeLimit == nil && c.DrainTimeout == nil && c.StopGrace == nil &&
-		c.HealthPath == nil && c.HealthInterval == nil && c.HealthTimeout == nil && c.HealthThreshold == nil && c.HoldTimeout == nil
+		c.HealthPath == nil && c.HealthInterval == nil && c.HealthTimeout == nil && c.HealthThreshold == nil && c.HoldTimeout == nil && c.AccessLog == nil
 }
 
 // Apply returns s with the change made, validated.
@@ -331,6 +336,7 @@ func (c Change) Apply(s Settings) (Settings, error) {
 	setIf(&s.HealthTimeout, c.HealthTimeout)
 	setIf(&s.HealthThreshold, c.HealthThreshold)
 	setIf(&s.HoldTimeout, c.HoldTimeout)
+	setIf(&s.AccessLog, c.AccessLog)
 	return s, s.Validate()
 }
 
