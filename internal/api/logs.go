@@ -1,9 +1,14 @@
 package api
 
 import (
+	"archive/zip"
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/logs"
@@ -12,8 +17,16 @@ import (
 // DefaultTail is how many recent lines a log request returns by default.
 const DefaultTail = 100
 
-// streamLogs writes app's recent log lines as NDJSON and, with follow=1,
-// keeps streaming new ones until the client goes away.
+// DefaultHeartbeat is how long a followed log stream may stay silent
+// before the server sends a heartbeat line, so that proxies and clients
+// can tell a quiet app from a dead connection.
+const DefaultHeartbeat = time.Minute
+
+// streamLogs writes app's recent log lines and, with follow=1, keeps
+// streaming new ones until the client goes away. A client that accepts
+// text/event-stream gets server-sent events (one "log" event per line,
+// "heartbeat" events in silence); any other gets NDJSON, heartbeats being
+// lines of stream "heartbeat".
 func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request) error {
 	app := r.PathValue("app")
 	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
@@ -31,13 +44,10 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	follow := isTrue(r.URL.Query().Get("follow"))
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	if !follow {
+	out := newLineWriter(w, r)
+	if !isTrue(r.URL.Query().Get("follow")) {
 		for _, l := range lastN(filter(s.opts.Logs.Tail(app, -1), keep), n) {
-			enc.Encode(l)
+			out.line(l)
 		}
 		return nil
 	}
@@ -45,28 +55,69 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	rc := http.NewResponseController(w)
 	for _, l := range lastN(filter(backlog, keep), n) {
-		enc.Encode(l)
+		out.line(l)
 	}
 	rc.Flush()
+	heartbeat := time.NewTicker(s.opts.Heartbeat)
+	defer heartbeat.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-heartbeat.C:
+			out.heartbeat()
 		case l, ok := <-sub.Lines():
 			if !ok {
 				return nil
 			}
 			if keep(l) {
-				enc.Encode(l)
+				out.line(l)
 			}
-			drain(enc, sub, keep)
-			rc.Flush()
+			drain(out, sub, keep)
+			heartbeat.Reset(s.opts.Heartbeat)
 		}
+		rc.Flush()
+	}
+}
+
+// lineWriter writes log lines as NDJSON or as server-sent events.
+type lineWriter struct {
+	w   http.ResponseWriter
+	enc *json.Encoder
+	sse bool
+}
+
+func newLineWriter(w http.ResponseWriter, r *http.Request) *lineWriter {
+	lw := &lineWriter{w: w, enc: json.NewEncoder(w), sse: strings.Contains(r.Header.Get("Accept"), "text/event-stream")}
+	if lw.sse {
+		w.Header().Set("Content-Type", "text/event-stream")
+	} else {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return lw
+}
+
+func (lw *lineWriter) line(l logs.Line) { lw.event("log", l) }
+
+func (lw *lineWriter) heartbeat() {
+	lw.event(logs.StreamHeartbeat, logs.Line{Time: time.Now().UTC(), Source: logs.SourcePlatform, Stream: logs.StreamHeartbeat})
+}
+
+// event writes one line; json.Encoder ends it with the newline that ends
+// an NDJSON line, and an SSE data field.
+func (lw *lineWriter) event(name string, l logs.Line) {
+	if lw.sse {
+		fmt.Fprintf(lw.w, "event: %s\ndata: ", name)
+	}
+	lw.enc.Encode(l)
+	if lw.sse {
+		io.WriteString(lw.w, "\n")
 	}
 }
 
 // drain writes whatever lines are already waiting, so a burst is flushed once.
-func drain(enc *json.Encoder, sub *logs.Subscription, keep func(logs.Line) bool) {
+func drain(out *lineWriter, sub *logs.Subscription, keep func(logs.Line) bool) {
 	for {
 		select {
 		case l, ok := <-sub.Lines():
@@ -74,12 +125,47 @@ func drain(enc *json.Encoder, sub *logs.Subscription, keep func(logs.Line) bool)
 				return
 			}
 			if keep(l) {
-				enc.Encode(l)
+				out.line(l)
 			}
 		default:
 			return
 		}
 	}
+}
+
+// downloadLogs answers a zip holding app's kept log files as text, oldest
+// line first, filtered like streamLogs (since, until, instance, source).
+func (s *Server) downloadLogs(w http.ResponseWriter, r *http.Request) error {
+	app := r.PathValue("app")
+	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
+		return err
+	}
+	keep, err := lineFilter(r)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-logs.zip"`, app))
+	zw := zip.NewWriter(w)
+	f, err := zw.CreateHeader(&zip.FileHeader{Name: app + ".log", Method: zip.Deflate, Modified: time.Now()})
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = s.opts.Logs.ReadFiles(app, keep, func(l logs.Line) error {
+		bw.WriteString(l.Format())
+		return bw.WriteByte('\n')
+	})
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil { // the answer has begun: all that is left is to say so in the log
+		s.logger.Warn("downloading logs", "app", app, "err", err)
+	}
+	return nil
 }
 
 // lineFilter reads the query's filters: since (a duration like 10m, or an
@@ -97,6 +183,14 @@ func lineFilter(r *http.Request) (func(logs.Line) bool, error) {
 			return nil, errorf(http.StatusBadRequest, "since %q: give a duration like 10m or a time like 2026-01-02T15:04:05Z", v)
 		}
 	}
+	var until time.Time
+	if v := q.Get("until"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "until %q: give a time like 2026-01-02T15:04:05Z", v)
+		}
+		until = t
+	}
 	instance, source := q.Get("instance"), q.Get("source")
 	if source != "" && source != "platform" && source != "app" {
 		return nil, errorf(http.StatusBadRequest, "source %q: use platform or app", source)
@@ -105,7 +199,7 @@ func lineFilter(r *http.Request) (func(logs.Line) bool, error) {
 		switch {
 		case l.Missed > 0:
 			return true
-		case l.Time.Before(since):
+		case l.Time.Before(since), !until.IsZero() && l.Time.After(until):
 			return false
 		case instance != "" && l.Source != instance:
 			return false

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,6 +29,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// Metrics is served at /metrics in the Prometheus text format.
 	Metrics prometheus.Gatherer
+	// Heartbeat is how long a followed log stream stays silent before a
+	// heartbeat line (DefaultHeartbeat when 0).
+	Heartbeat time.Duration
 }
 
 // Server serves the control API.
@@ -41,6 +45,9 @@ type Server struct {
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = DefaultHeartbeat
 	}
 	s := &Server{opts: opts, logger: opts.Logger, mux: http.NewServeMux()}
 	s.routes()
@@ -69,6 +76,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /api/v1/apps/{app}/restart", s.adapt(s.restart))
 	s.mux.HandleFunc("POST /api/v1/apps/{app}/rollback", s.adapt(s.rollback))
 	s.mux.HandleFunc("GET /api/v1/apps/{app}/logs", s.adapt(s.streamLogs))
+	s.mux.HandleFunc("GET /api/v1/apps/{app}/logs/download", s.adapt(s.downloadLogs))
 	s.mux.HandleFunc("/", s.adapt(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no API route %s %s; the API lives under /api/v1", r.Method, r.URL.Path)
 	}))

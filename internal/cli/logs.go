@@ -3,7 +3,11 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -35,7 +39,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 				if err := json.Unmarshal(b, &l); err != nil {
 					return false, fmt.Errorf("reading the log stream: %w", err)
 				}
-				fmt.Fprintf(w, "%s  %-22s  %s\n", l.Time.Local().Format("2006-01-02 15:04:05.000"), l.Source, l.Text)
+				if l.Stream != logs.StreamHeartbeat {
+					fmt.Fprintln(w, l.Format())
+				}
 				return true, nil
 			})
 		},
@@ -46,5 +52,48 @@ func newLogsCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&since, "since", "", "only lines newer than this: a duration like 10m, or a time like 2026-01-02T15:04:05Z")
 	cmd.Flags().StringVar(&instance, "instance", "", "only the lines of this instance `ID`")
 	cmd.Flags().StringVar(&source, "source", "", "only platform events (platform) or instance output (app)")
+	cmd.AddCommand(newLogsDownloadCmd(g))
 	return cmd
+}
+
+func newLogsDownloadCmd(g *globals) *cobra.Command {
+	var app, since, until, file string
+	cmd := &cobra.Command{
+		Use:   "download -a NAME -o FILE.zip",
+		Short: "Download an app's kept log files as a zip",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"since": {since}, "until": {until}}
+			resp, err := g.client().send(cmd.Context(), http.MethodGet, "/api/v1/apps/"+url.PathEscape(app)+"/logs/download?"+q.Encode(), nil, -1)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			return writeFileAtomic(file, resp.Body)
+		},
+	}
+	addAppFlag(cmd, &app)
+	cmd.Flags().StringVar(&since, "since", "", "only lines newer than this: a duration like 24h, or a time like 2026-01-02T15:04:05Z")
+	cmd.Flags().StringVar(&until, "until", "", "only lines up to this time, like 2026-01-02T15:04:05Z")
+	cmd.Flags().StringVarP(&file, "output", "o", "", "the zip `FILE` to write")
+	cmd.MarkFlagRequired("output")
+	return cmd
+}
+
+// writeFileAtomic writes r to path through a temporary file in the same
+// folder, so a broken download never leaves a half-written file.
+func writeFileAtomic(path string, r io.Reader) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".slipway-download-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		return fmt.Errorf("downloading: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -6,16 +6,19 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/daemon"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/logs"
 )
 
 func newServerCmd() *cobra.Command {
 	c := daemon.Config{}
+	var retentionDays int
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Slipway daemon: the router, the API and the apps' instances",
@@ -31,6 +34,7 @@ outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 				level = slog.LevelDebug
 			}
 			c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			c.Logs.Retention = time.Duration(retentionDays) * 24 * time.Hour
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return daemon.Run(ctx, c)
@@ -44,6 +48,9 @@ outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 	f.Int64Var(&c.MaxUpload, "max-upload", artifact.DefaultMaxUpload, "the largest artifact upload, in bytes")
 	f.IntVar(&c.KeepReleases, "keep-releases", deploy.DefaultKeepReleases, "how many recent releases of each app keep their artifacts, for rollback")
 	f.BoolVar(&c.KeepInstances, "keep-instances", false, "leave the apps' instances running when the daemon stops, for the next daemon to adopt (they always survive a crash)")
+	f.Int64Var(&c.Logs.FileSize, "log-file-size", logs.DefaultFileSize, "an app's log file is closed and a new one begun at this size, in bytes")
+	f.Int64Var(&c.Logs.Quota, "log-quota", logs.DefaultQuota, "all log files of one app together stay under this size, in bytes; the oldest go first")
+	f.IntVar(&retentionDays, "log-retention-days", int(logs.DefaultRetention/(24*time.Hour)), "closed log files older than this many days are removed")
 	f.BoolVar(&c.Debug, "debug", false, "log more, embedded etcd's own logs included")
 	return cmd
 }

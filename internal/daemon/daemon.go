@@ -49,8 +49,10 @@ type Config struct {
 	// KeepInstances leaves the instances running when the daemon stops, for
 	// the next daemon to adopt.
 	KeepInstances bool
-	Debug         bool
-	Logger        *slog.Logger
+	// Logs bounds the apps' log files: file size, quota, retention.
+	Logs   logs.Options
+	Debug  bool
+	Logger *slog.Logger
 }
 
 // DefaultDataDir is $XDG_DATA_HOME/slipway, else ~/.local/share/slipway.
@@ -84,6 +86,9 @@ func (c Config) Validate() error {
 	if c.MaxUpload <= 0 {
 		return fmt.Errorf("--max-upload must be a positive number of bytes, not %d", c.MaxUpload)
 	}
+	if err := c.Logs.Validate(); err != nil {
+		return fmt.Errorf("--log-file-size, --log-quota, --log-retention-days: %w", err)
+	}
 	return nil
 }
 
@@ -112,7 +117,9 @@ func Run(ctx context.Context, c Config) error {
 	if err != nil {
 		return err
 	}
-	hub := logs.NewHub(logs.Options{Dir: filepath.Join(c.DataDir, "logs"), Logger: log})
+	lo := c.Logs
+	lo.Dir, lo.Logger = filepath.Join(c.DataDir, "logs"), log
+	hub := logs.NewHub(lo)
 	defer hub.Close()
 	rt := router.New(router.Options{Logger: log, AccessLog: func(app string, e router.AccessRecord) {
 		hub.Write(app, logs.Line{Source: logs.SourceRouter, Stream: logs.StreamAccess, Text: fmt.Sprintf(

@@ -20,8 +20,11 @@ const (
 	SourceRouter   = "router"
 	StreamAccess   = "access"
 	StreamEvent    = "event"
-	StreamStdout   = "stdout"
-	StreamStderr   = "stderr"
+	// StreamHeartbeat marks the lines a live stream sends in silence; they
+	// are never stored.
+	StreamHeartbeat = "heartbeat"
+	StreamStdout    = "stdout"
+	StreamStderr    = "stderr"
 )
 
 const (
@@ -48,8 +51,17 @@ type Line struct {
 // Options configures a Hub.
 type Options struct {
 	// Dir holds one folder of log files per app.
-	Dir    string
-	Logger *slog.Logger
+	Dir string
+	// FileSize is the size in bytes at which an app's log file is closed
+	// and a new one begun (DefaultFileSize when 0).
+	FileSize int64
+	// Quota bounds the size in bytes of all of one app's log files
+	// together (DefaultQuota when 0); the oldest files go first.
+	Quota int64
+	// Retention is how long a closed log file is kept (DefaultRetention
+	// when 0).
+	Retention time.Duration
+	Logger    *slog.Logger
 }
 
 // Hub holds the logs of all apps.
@@ -57,21 +69,49 @@ type Hub struct {
 	opts Options
 	mu   sync.Mutex // guards apps
 	apps map[string]*appLog
+	stop chan struct{}
+	done chan struct{}
 }
 
-// NewHub returns a hub writing under opts.Dir.
+// pruneEvery is how often closed files past their retention are removed
+// from apps that write too little to rotate.
+const pruneEvery = time.Hour
+
+// NewHub returns a hub writing under opts.Dir. Call Close when done.
 func NewHub(opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Hub{opts: opts, apps: make(map[string]*appLog)}
+	h := &Hub{opts: opts.withDefaults(), apps: make(map[string]*appLog), stop: make(chan struct{}), done: make(chan struct{})}
+	go h.janitor()
+	return h
+}
+
+// janitor prunes every app's closed files now and then, until Close.
+func (h *Hub) janitor() {
+	defer close(h.done)
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			entries, _ := os.ReadDir(h.opts.Dir)
+			for _, e := range entries {
+				if e.IsDir() {
+					prune(filepath.Join(h.opts.Dir, e.Name()), h.opts.Quota-h.opts.FileSize, time.Now().Add(-h.opts.Retention))
+				}
+			}
+		}
+	}
 }
 
 type appLog struct {
 	mu      sync.Mutex // guards backlog, subs, file
 	backlog []Line
 	subs    map[*Subscription]struct{}
-	file    *os.File
+	file    *appFile
 }
 
 func (h *Hub) app(name string) *appLog {
@@ -91,7 +131,7 @@ const backlogRead = 4 << 20
 // readBacklog reads the last lines of app's log file, so that the recent
 // past survives a daemon restart.
 func (h *Hub) readBacklog(app string) []Line {
-	f, err := os.Open(filepath.Join(h.opts.Dir, app, "app.log"))
+	f, err := os.Open(filepath.Join(h.opts.Dir, app, currentFile))
 	if err != nil {
 		return nil
 	}
@@ -137,20 +177,17 @@ func (h *Hub) Platform(app string, release int, format string, args ...any) {
 
 func (h *Hub) writeFile(app string, a *appLog, l Line) {
 	if a.file == nil {
-		dir := filepath.Join(h.opts.Dir, app)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			h.opts.Logger.Error("creating log folder", "app", app, "err", err)
-			return
-		}
-		f, err := os.OpenFile(filepath.Join(dir, "app.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		f, err := openAppFile(filepath.Join(h.opts.Dir, app))
 		if err != nil {
-			h.opts.Logger.Error("opening log file", "app", app, "err", err)
+			h.opts.Logger.Error("app log", "app", app, "err", err)
 			return
 		}
 		a.file = f
 	}
 	b, _ := json.Marshal(l)
-	a.file.Write(append(b, '\n'))
+	if err := a.file.write(append(b, '\n'), h.opts); err != nil {
+		h.opts.Logger.Error("writing app log", "app", app, "err", err)
+	}
 }
 
 // Remove forgets app's log and deletes its files.
@@ -162,7 +199,7 @@ func (h *Hub) Remove(app string) error {
 	if a != nil {
 		a.mu.Lock()
 		if a.file != nil {
-			a.file.Close()
+			a.file.close()
 		}
 		for s := range a.subs {
 			close(s.ch)
@@ -173,14 +210,20 @@ func (h *Hub) Remove(app string) error {
 	return os.RemoveAll(filepath.Join(h.opts.Dir, app))
 }
 
-// Close closes all log files.
+// Close stops the janitor and closes all log files.
 func (h *Hub) Close() {
+	select {
+	case <-h.stop:
+	default:
+		close(h.stop)
+	}
+	<-h.done
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, a := range h.apps {
 		a.mu.Lock()
 		if a.file != nil {
-			a.file.Close()
+			a.file.close()
 			a.file = nil
 		}
 		a.mu.Unlock()

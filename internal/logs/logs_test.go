@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestTailAndFile(t *testing.T) {
@@ -107,5 +108,92 @@ func TestBacklogSurvivesRestart(t *testing.T) {
 	got := h2.Tail("a", -1)
 	if len(got) != 4 || got[0].Text != "before 0" || got[3].Text != "after" {
 		t.Errorf("after a restart the log holds %+v", got)
+	}
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
+}
+
+// TestQuotaBoundsFolder: an app that writes far more than its quota never
+// makes its log folder grow past it, and what is kept is the newest lines,
+// in order, without a gap.
+func TestQuotaBoundsFolder(t *testing.T) {
+	dir := t.TempDir()
+	const quota = 16 << 10
+	h := NewHub(Options{Dir: dir, FileSize: 4 << 10, Quota: quota})
+	defer h.Close()
+	const total = 3000
+	for i := range total {
+		h.Write("a", Line{Source: "a-v1-x", Stream: StreamStdout, Text: fmt.Sprintf("line %05d %s", i, "some output of the app")})
+		if i%25 == 0 {
+			if got := dirSize(t, filepath.Join(dir, "a")); got > quota {
+				t.Fatalf("after %d lines the folder holds %d bytes, over the quota of %d", i+1, got, quota)
+			}
+		}
+	}
+	if n := len(h.Files("a")); n < 3 {
+		t.Errorf("%d files, want the current one and several rotated ones", n)
+	}
+	var got []string
+	h.ReadFiles("a", func(Line) bool { return true }, func(l Line) error { got = append(got, l.Text); return nil })
+	if len(got) < 50 || got[len(got)-1] != fmt.Sprintf("line %05d some output of the app", total-1) {
+		t.Fatalf("kept %d lines ending %q", len(got), got[len(got)-1])
+	}
+	first := total - len(got)
+	for i, text := range got {
+		if want := fmt.Sprintf("line %05d some output of the app", first+i); text != want {
+			t.Fatalf("kept line %d is %q, want %q: the kept lines have a gap", i, text, want)
+		}
+	}
+}
+
+// TestRetentionRemovesOldFiles: closed files older than the retention go at
+// the next rotation.
+func TestRetentionRemovesOldFiles(t *testing.T) {
+	dir := t.TempDir()
+	appDir := filepath.Join(dir, "a")
+	os.MkdirAll(appDir, 0o700)
+	old := filepath.Join(appDir, fmt.Sprintf("%s%020d.log", rotatedPrefix, 1))
+	if err := os.WriteFile(old, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	weekAgo := time.Now().Add(-8 * 24 * time.Hour)
+	os.Chtimes(old, weekAgo, weekAgo)
+	h := NewHub(Options{Dir: dir, FileSize: 4 << 10, Retention: 7 * 24 * time.Hour})
+	defer h.Close()
+	for i := range 200 {
+		h.Write("a", Line{Text: fmt.Sprintf("line %d of some length to fill a file", i)})
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("a file past its retention is still there (%v)", err)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for name, o := range map[string]Options{
+		"tiny file":   {FileSize: 100},
+		"small quota": {FileSize: 1 << 20, Quota: 1 << 20},
+		"retention":   {Retention: time.Minute},
+	} {
+		if err := o.Validate(); err == nil {
+			t.Errorf("%s: %+v is accepted", name, o)
+		}
+	}
+	if err := (Options{}).Validate(); err != nil {
+		t.Errorf("the defaults are refused: %v", err)
 	}
 }
