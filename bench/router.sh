@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measures requests per second and p99 latency of the same backend three
-# ways in one run: directly, through the Slipway router, and through nginx.
+# ways in one run: directly, through the Slipway router (with its access log
+# off, then on), and through nginx.
 #   bash bench/router.sh [DURATION_SECONDS] [CONNECTIONS]
 # Installs wrk and nginx from Debian's packages when they are missing.
 # Everything listens on 127.0.0.1 and stops when the script ends.
@@ -74,4 +75,7 @@ echo "wrk: 2 threads, $conns connections, ${duration}s each, on $(nproc) cores"
 printf '%-22s %12s %10s\n' "target" "req/s" "p99"
 run "backend directly" "http://127.0.0.1:$backend/"
 run "slipway router" "http://127.0.0.1:$router/" "bench.localhost"
+"$work/slipway" config options -a bench --access-log >/dev/null
+run "router + access log" "http://127.0.0.1:$router/" "bench.localhost"
+"$work/slipway" config options -a bench --access-log=false >/dev/null
 run "nginx (1 worker)" "http://127.0.0.1:$nginx_port/" "bench.localhost"

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/testapp"
 )
 
@@ -96,6 +97,15 @@ func TestMetrics(t *testing.T) {
 	}
 	if h := metric(fams, "slipway_warmup_duration_seconds", map[string]string{"app": "metered"}); h == nil || h.Histogram.GetSampleCount() != 1 {
 		t.Errorf("warmup histogram: %v, want 1 sample", h)
+	}
+
+	var st api.Status
+	d.getJSON("/api/v1/apps/metered/status", &st)
+	if tr := st.Traffic; tr.Requests != 47 || tr.ErrorRate != 0 || tr.P95 <= 0 {
+		t.Errorf("status traffic %+v, want 47 requests, no errors, a p95", tr)
+	}
+	if out := d.mustCLI("status", "-a", "metered"); !strings.Contains(out, "Last minute: 47 requests (0.8/s), 0.0% errors (5xx), p95 ≤ ") {
+		t.Errorf("slipway status:\n%s", out)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -15,9 +16,11 @@ type Status struct {
 	Wanted  int    `json:"wanted"`
 	Ready   int    `json:"ready"`
 	// CrashLooping is true while instances keep exiting soon after start.
-	CrashLooping   bool                    `json:"crash_looping"`
-	LastDeployment *store.Deployment       `json:"last_deployment,omitempty"`
-	Instances      []deploy.InstanceStatus `json:"instances"`
+	CrashLooping   bool              `json:"crash_looping"`
+	LastDeployment *store.Deployment `json:"last_deployment,omitempty"`
+	// Traffic is the last minute's requests through the router.
+	Traffic   router.Recent           `json:"traffic"`
+	Instances []deploy.InstanceStatus `json:"instances"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
@@ -26,7 +29,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	st := Status{App: a.Name, Release: a.CurrentRelease, Wanted: a.Settings.WithDefaults().Instances,
-		Instances: s.opts.Deploys.Instances(a.Name)}
+		Instances: s.opts.Deploys.Instances(a.Name), Traffic: s.opts.Deploys.Traffic(a.Name)}
 	if st.Instances == nil {
 		st.Instances = []deploy.InstanceStatus{}
 	}

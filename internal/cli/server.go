@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/daemon"
 	"github.com/slipway-dev/slipway/internal/deploy"
@@ -51,6 +52,7 @@ outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 	f.Int64Var(&c.Logs.FileSize, "log-file-size", logs.DefaultFileSize, "an app's log file is closed and a new one begun at this size, in bytes")
 	f.Int64Var(&c.Logs.Quota, "log-quota", logs.DefaultQuota, "all log files of one app together stay under this size, in bytes; the oldest go first")
 	f.IntVar(&retentionDays, "log-retention-days", int(logs.DefaultRetention/(24*time.Hour)), "closed log files older than this many days are removed")
+	f.DurationVar(&c.LogHeartbeat, "log-heartbeat", api.DefaultHeartbeat, "a followed log stream gets a heartbeat line after this long without one")
 	f.BoolVar(&c.Debug, "debug", false, "log more, embedded etcd's own logs included")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/api"
+	"github.com/slipway-dev/slipway/internal/router"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -34,6 +35,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if d := st.LastDeployment; d != nil {
 				fmt.Fprintf(w, "Deployment:  #%d %s of %s, %s, %s\n", d.ID, d.Kind, releaseName(d.Release), d.State, ago(d.Started))
 			}
+			tr := st.Traffic
+			fmt.Fprintf(w, "Last minute: %d requests (%.1f/s), %.1f%% errors (5xx), p95 %s\n",
+				tr.Requests, tr.PerSecond, 100*tr.ErrorRate, p95(tr))
 			if len(st.Instances) == 0 {
 				fmt.Fprintln(w, "\nNo instance is running.")
 				return nil
@@ -57,4 +61,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	addAppFlag(cmd, &app)
 	return cmd
+}
+
+// p95 renders the p95 latency bound: "≤ 25ms", or "-" without requests.
+func p95(tr router.Recent) string {
+	if tr.Requests == 0 {
+		return "-"
+	}
+	return "≤ " + time.Duration(tr.P95*float64(time.Second)).String()
 }

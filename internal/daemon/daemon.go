@@ -50,9 +50,12 @@ type Config struct {
 	// the next daemon to adopt.
 	KeepInstances bool
 	// Logs bounds the apps' log files: file size, quota, retention.
-	Logs   logs.Options
-	Debug  bool
-	Logger *slog.Logger
+	Logs logs.Options
+	// LogHeartbeat is how long a followed log stream stays silent before
+	// the daemon sends a heartbeat line.
+	LogHeartbeat time.Duration
+	Debug        bool
+	Logger       *slog.Logger
 }
 
 // DefaultDataDir is $XDG_DATA_HOME/slipway, else ~/.local/share/slipway.
@@ -85,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUpload <= 0 {
 		return fmt.Errorf("--max-upload must be a positive number of bytes, not %d", c.MaxUpload)
+	}
+	if c.LogHeartbeat < 0 {
+		return fmt.Errorf("--log-heartbeat %s is negative", c.LogHeartbeat)
 	}
 	if err := c.Logs.Validate(); err != nil {
 		return fmt.Errorf("--log-file-size, --log-quota, --log-retention-days: %w", err)
@@ -134,7 +140,7 @@ func Run(ctx context.Context, c Config) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg})
+	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg, Heartbeat: c.LogHeartbeat})
 	return serve(ctx, log, []listener{
 		{name: "router", addr: c.HTTPListen, handler: rt},
 		{name: "api", addr: c.APIListen, handler: apiSrv},

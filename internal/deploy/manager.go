@@ -93,6 +93,9 @@ func New(opts Options) *Manager {
 // Hosts are the host names app is served at.
 func (m *Manager) Hosts(app string) []string { return []string{app + "." + m.opts.BaseDomain} }
 
+// Traffic returns app's requests of the last minute, as the router saw them.
+func (m *Manager) Traffic(app string) router.Recent { return m.opts.Router.Recent(app) }
+
 func (m *Manager) appDir(app string) string { return filepath.Join(m.opts.DataDir, "apps", app) }
 func (m *Manager) storageDir(app string) string {
 	return filepath.Join(m.appDir(app), "storage")

@@ -197,3 +197,32 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("the defaults are refused: %v", err)
 	}
 }
+
+// BenchmarkWrite measures an app's output going into its log with no live
+// reader, with a reader that keeps up, and with one that never reads: the
+// stuck reader must cost the writer nothing more than the others.
+func BenchmarkWrite(b *testing.B) {
+	line := Line{Source: "a-v1-x", Stream: StreamStdout, Release: 1, Text: "2026-11-25 INFO  o.s.web.servlet.DispatcherServlet : Completed initialization in 1 ms"}
+	for _, readers := range []string{"none", "keeping-up", "stuck"} {
+		b.Run(readers, func(b *testing.B) {
+			h := NewHub(Options{Dir: b.TempDir()})
+			defer h.Close()
+			switch readers {
+			case "keeping-up":
+				_, sub, cancel := h.Subscribe("a", 0)
+				defer cancel()
+				go func() {
+					for range sub.Lines() {
+					}
+				}()
+			case "stuck":
+				_, _, cancel := h.Subscribe("a", 0)
+				defer cancel()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				h.Write("a", line)
+			}
+		})
+	}
+}

@@ -9,18 +9,23 @@ import (
 
 // latencyBuckets are the upper bounds, in seconds, of the request latency
 // histogram.
-var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+var latencyBuckets = [numBuckets - 1]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// numBuckets counts the histogram's buckets: one per bound, and one for
+// the answers slower than the last.
+const numBuckets = 15
 
 // routeStats counts an app's requests with atomics only, so the request
 // path takes no lock; Collector turns them into metrics at scrape time.
 type routeStats struct {
 	byClass [6]atomic.Uint64 // index 1–5: 1xx–5xx; 0: other
-	buckets [15]atomic.Uint64
+	buckets [numBuckets]atomic.Uint64
 	sumNs   atomic.Uint64
 	count   atomic.Uint64
+	recent  recentStats
 }
 
-func (s *routeStats) observe(status int, d time.Duration) {
+func (s *routeStats) observe(now time.Time, status int, d time.Duration) {
 	class := status / 100
 	if class < 1 || class > 5 {
 		class = 0
@@ -34,6 +39,7 @@ func (s *routeStats) observe(status int, d time.Duration) {
 	s.buckets[i].Add(1)
 	s.sumNs.Add(uint64(d))
 	s.count.Add(1)
+	s.recent.observe(now, status, i)
 }
 
 var (

@@ -306,7 +306,10 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w = cw
 		defer func() { r.logAccess(rt.app, req, a, cw, time.Since(start)) }()
 	}
-	defer func() { rt.stats.observe(a.status, time.Since(start)) }()
+	defer func() {
+		now := time.Now()
+		rt.stats.observe(now, a.status, now.Sub(start))
+	}()
 	b := rt.acquire(req.Context(), nil)
 	if b == nil {
 		a.status = http.StatusServiceUnavailable
