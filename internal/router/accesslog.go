@@ -1,9 +1,10 @@
 package router
 
 import (
-	"net"
 	"net/http"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/access"
 )
 
 // AccessRecord is one request in an app's access log.
@@ -33,10 +34,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (r *Router) logAccess(app string, req *http.Request, a *attempt, w *countingWriter, d time.Duration) {
-	client, _, err := net.SplitHostPort(req.RemoteAddr)
-	if err != nil {
-		client = req.RemoteAddr
-	}
+	client := access.ClientIP(req.RemoteAddr, req.Header.Values("X-Forwarded-For"), r.trusted)
 	r.accessLog(app, AccessRecord{Method: req.Method, Path: req.URL.Path, Status: a.status, Duration: d,
-		Bytes: w.bytes, Instance: a.instance, Client: client})
+		Bytes: w.bytes, Instance: a.instance, Client: client.String()})
 }

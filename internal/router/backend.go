@@ -54,7 +54,7 @@ func NewBackend(id, addr string) *Backend {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // the app sees its public host name
-			pr.SetXForwarded()
+			setForwarded(pr)
 		},
 		Transport:      b.transport,
 		ErrorHandler:   proxyError,
@@ -63,6 +63,26 @@ func NewBackend(id, addr string) *Backend {
 		BufferPool:     buffers,
 	}
 	return b
+}
+
+// setForwarded sets X-Forwarded-For, -Proto and -Host. What a client sent
+// in them is dropped, unless the peer is a trusted proxy: then its chain
+// is kept (with the peer added) and its word on the scheme and host.
+func setForwarded(pr *httputil.ProxyRequest) {
+	a, _ := pr.In.Context().Value(attemptKey{}).(*attempt)
+	trusted := a != nil && a.trustedPeer
+	if trusted {
+		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	}
+	pr.SetXForwarded()
+	if !trusted {
+		return
+	}
+	for _, h := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
+		if v := pr.In.Header.Get(h); v != "" {
+			pr.Out.Header.Set(h, v)
+		}
+	}
 }
 
 // InFlight is the number of requests the backend is serving now.

@@ -47,6 +47,9 @@ type attempt struct {
 	err      error         // set by proxyError when the request may be retried
 	retried  bool          // the request is on its second try
 	body     *countingBody // nil without a body
+	// trustedPeer is set when the peer is a trusted proxy, whose
+	// X-Forwarded-* headers are passed on.
+	trustedPeer bool
 }
 
 type attemptKey struct{}

@@ -5,10 +5,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/access"
 )
 
 // DefaultHold is how long a request waits for an app with no backend.
@@ -26,12 +29,20 @@ type Options struct {
 	// AccessLog receives a record of each request to an app whose access
 	// log is on (SetAccessLog). It is called on the request's goroutine.
 	AccessLog func(app string, e AccessRecord)
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// finding a request's client (see access.ClientIP).
+	TrustedProxies []netip.Prefix
+	// HTTPSPort is the port of the HTTPS listener, for the redirect of an
+	// HTTPS-only app; empty means 443.
+	HTTPSPort string
 }
 
 // Router routes requests by Host to the backends of an app.
 type Router struct {
 	logger    *slog.Logger
 	accessLog func(string, AccessRecord)
+	trusted   []netip.Prefix
+	httpsPort string
 	// hosts maps a lower-case host name (no port) to its app's route. The
 	// map is never changed in place: writers copy it under mu and store the
 	// copy, so the request path reads it without a lock.
@@ -52,6 +63,9 @@ type route struct {
 	hold      atomic.Int64
 	stats     routeStats
 	accessLog atomic.Bool
+	// access holds the app's traffic rules; nil allows everyone.
+	access    atomic.Pointer[access.Matcher]
+	httpsOnly atomic.Bool
 }
 
 func newRoute(app string) *route {
@@ -68,7 +82,7 @@ func New(opts Options) *Router {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	r := &Router{logger: opts.Logger, accessLog: opts.AccessLog}
+	r := &Router{logger: opts.Logger, accessLog: opts.AccessLog, trusted: opts.TrustedProxies, httpsPort: opts.HTTPSPort}
 	r.hosts.Store(&map[string]*route{})
 	return r
 }
@@ -157,6 +171,17 @@ func (r *Router) SetAccessLog(app string, on bool) {
 	defer r.mu.Unlock()
 	if rt := r.findLocked(app); rt != nil {
 		rt.accessLog.Store(on && r.accessLog != nil)
+	}
+}
+
+// SetPolicy applies app's access restrictions at once: its traffic rules
+// and whether plain HTTP is redirected to HTTPS.
+func (r *Router) SetPolicy(app string, p access.Policy) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt := r.findLocked(app); rt != nil {
+		rt.access.Store(p.App.Compile())
+		rt.httpsOnly.Store(p.HTTPSOnly)
 	}
 }
 
@@ -300,7 +325,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	start := time.Now()
-	a := &attempt{status: http.StatusOK}
+	a := &attempt{status: http.StatusOK, trustedPeer: len(r.trusted) > 0 && access.IsTrusted(req.RemoteAddr, r.trusted)}
 	if rt.accessLog.Load() {
 		cw := &countingWriter{ResponseWriter: w}
 		w = cw
@@ -310,6 +335,16 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		now := time.Now()
 		rt.stats.observe(now, a.status, now.Sub(start))
 	}()
+	if m := rt.access.Load(); m != nil && !m.Allows(access.ClientIP(req.RemoteAddr, req.Header.Values("X-Forwarded-For"), r.trusted)) {
+		a.status = http.StatusForbidden
+		writePage(w, a.status, "Access denied", "Your address may not reach "+host+". If you need access, ask the app's operator to allow your network.")
+		return
+	}
+	if rt.httpsOnly.Load() && !r.isHTTPS(req) {
+		a.status = http.StatusPermanentRedirect
+		http.Redirect(w, req, r.httpsURL(req, host), a.status)
+		return
+	}
 	b := rt.acquire(req.Context(), nil)
 	if b == nil {
 		a.status = http.StatusServiceUnavailable
@@ -353,4 +388,23 @@ func NormalizeHost(h string) string {
 		h = h[1 : len(h)-1]
 	}
 	return strings.TrimSuffix(strings.ToLower(h), ".")
+}
+
+// isHTTPS reports whether the client's request came over TLS: to this
+// listener, or to a trusted proxy that says so in X-Forwarded-Proto.
+func (r *Router) isHTTPS(req *http.Request) bool {
+	if req.TLS != nil {
+		return true
+	}
+	return access.IsTrusted(req.RemoteAddr, r.trusted) && strings.EqualFold(req.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// httpsURL is the request's URL on the HTTPS listener.
+func (r *Router) httpsURL(req *http.Request, host string) string {
+	if r.httpsPort != "" && r.httpsPort != "443" {
+		host = net.JoinHostPort(host, r.httpsPort)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return "https://" + host + req.URL.RequestURI()
 }

@@ -1,0 +1,129 @@
+package router
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/slipway-dev/slipway/internal/access"
+)
+
+// echoForwarded is a real backend that answers with the X-Forwarded-*
+// headers it got.
+func echoForwarded(t *testing.T) *Backend {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("X-Forwarded-For")+"|"+r.Header.Get("X-Forwarded-Proto"))
+	}))
+	t.Cleanup(srv.Close)
+	return NewBackend("echo", strings.TrimPrefix(srv.URL, "http://"))
+}
+
+func mustPolicy(t *testing.T, httpsOnly bool, rules ...[3]string) access.Policy {
+	t.Helper()
+	p := access.Policy{HTTPSOnly: httpsOnly}
+	for i, r := range rules {
+		rule, err := access.ParseRule((i+1)*100, r[0], r[1], r[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.App = p.App.Put(rule)
+	}
+	return p
+}
+
+// TestAccessRules: a table of clients, IPv4 and IPv6, directly and behind
+// trusted proxies, some with a spoofed X-Forwarded-For. The requests are
+// handed to the router with the peer address set, since a test cannot
+// connect from 10.0.0.0/8; the backend behind it is a real server.
+func TestAccessRules(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+	r := New(Options{TrustedProxies: trusted})
+	r.SetHosts("promo", []string{"promo.example.com"})
+	r.Swap("promo", []*Backend{echoForwarded(t)})
+	r.SetPolicy("promo", mustPolicy(t, false,
+		[3]string{access.Deny, "10.9.0.0/16", "lab"},
+		[3]string{access.Allow, "10.0.0.0/8", "office"},
+		[3]string{access.Allow, "2001:db8::/32", "office v6"}))
+	for _, c := range []struct {
+		name, peer, xff string
+		want            int
+		wantXFF         string // what the app sees, when it answers
+	}{
+		{"v4 allowed", "10.1.1.1:4000", "", 200, "10.1.1.1"},
+		{"v4 denied by an earlier rule", "10.9.1.1:4000", "", 403, ""},
+		{"v4 matching no rule", "192.0.2.1:4000", "", 403, ""},
+		{"v4 spoofing an allowed address", "192.0.2.1:4000", "10.1.1.1", 403, ""},
+		{"allowed, its own header dropped", "10.1.1.1:4000", "192.0.2.99", 200, "10.1.1.1"},
+		{"v6 allowed", "[2001:db8::5]:4000", "", 200, "2001:db8::5"},
+		{"v6 matching no rule", "[2001:dead::5]:4000", "", 403, ""},
+		{"behind a trusted proxy, allowed", "127.0.0.1:4000", "10.1.1.1", 200, "10.1.1.1, 127.0.0.1"},
+		{"behind a trusted proxy, denied", "127.0.0.1:4000", "192.0.2.1", 403, ""},
+		{"behind a trusted proxy, spoofed on the left", "127.0.0.1:4000", "10.1.1.1, 192.0.2.1", 403, ""},
+		{"behind a trusted v6 proxy, v6 client", "[::1]:4000", "2001:db8::9", 200, "2001:db8::9, ::1"},
+		{"the trusted proxy itself", "127.0.0.1:4000", "", 403, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "http://promo.example.com/", nil)
+			req.RemoteAddr = c.peer
+			if c.xff != "" {
+				req.Header.Set("X-Forwarded-For", c.xff)
+			}
+			w := httptest.NewRecorder()
+			r.ServeHTTP(w, req)
+			if w.Code != c.want {
+				t.Fatalf("status %d, want %d: %s", w.Code, c.want, w.Body)
+			}
+			if c.want == 200 {
+				if got := strings.Split(w.Body.String(), "|")[0]; got != c.wantXFF {
+					t.Errorf("the app saw X-Forwarded-For %q, want %q", got, c.wantXFF)
+				}
+			} else if !strings.Contains(w.Body.String(), "Access denied") {
+				t.Errorf("403 page: %q", w.Body)
+			}
+		})
+	}
+
+	r.SetPolicy("promo", access.Policy{})
+	req := httptest.NewRequest(http.MethodGet, "http://promo.example.com/", nil)
+	req.RemoteAddr = "192.0.2.1:4000"
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	if w.Code != 200 {
+		t.Errorf("after the rules are removed: %d, want 200 at once", w.Code)
+	}
+}
+
+// TestHTTPSOnlyRedirect: plain HTTP is redirected to the HTTPS listener;
+// HTTPS, or HTTPS ended at a trusted proxy, is served.
+func TestHTTPSOnlyRedirect(t *testing.T) {
+	r := New(Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, HTTPSPort: "8443"})
+	r.SetHosts("promo", []string{"promo.example.com"})
+	r.Swap("promo", []*Backend{echoForwarded(t)})
+	r.SetPolicy("promo", access.Policy{HTTPSOnly: true})
+
+	req := httptest.NewRequest(http.MethodGet, "http://Promo.Example.com:8080/a/b?c=d", nil)
+	req.RemoteAddr = "192.0.2.1:4000"
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	if loc := w.Header().Get("Location"); w.Code != http.StatusPermanentRedirect || loc != "https://promo.example.com:8443/a/b?c=d" {
+		t.Errorf("plain HTTP: %d to %q, want 308 to https://promo.example.com:8443/a/b?c=d", w.Code, loc)
+	}
+
+	req.Header.Set("X-Forwarded-Proto", "https") // from an untrusted client: not believed
+	w = httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	if w.Code != http.StatusPermanentRedirect {
+		t.Errorf("spoofed X-Forwarded-Proto from an untrusted peer: %d, want the redirect", w.Code)
+	}
+
+	req.RemoteAddr = "127.0.0.1:4000"
+	w = httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	if w.Code != 200 || !strings.HasSuffix(w.Body.String(), "|https") {
+		t.Errorf("HTTPS ended at a trusted proxy: %d %q, want 200 and the app told https", w.Code, w.Body)
+	}
+}
