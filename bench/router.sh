@@ -34,7 +34,7 @@ go build -o "$work/slipway" ./cmd/slipway
 
 "$work/slipway" server --data-dir "$work/data" --api-listen "127.0.0.1:$api" --http-listen "127.0.0.1:$router" 2>"$work/server.log" &
 pids+=($!)
-export SLIPWAY_URL="http://127.0.0.1:$api"
+export SLIPWAY_URL="http://127.0.0.1:$api" SLIPWAY_DATA_DIR="$work/data"  # the CLI reads the admin token there
 for _ in $(seq 100); do curl -fs "$SLIPWAY_URL/healthz" >/dev/null && break; sleep 0.1; done
 "$work/slipway" apps create bench --command 'chmod +x backend && exec ./backend' >/dev/null
 "$work/slipway" deploy -a bench "$work/backend.zip" >/dev/null

@@ -85,7 +85,7 @@ func TestSecondDeployIsRefused(t *testing.T) {
 
 	f, _ := os.Open(v1)
 	defer f.Close()
-	resp, err := http.Post(d.apiURL+"/api/v1/apps/busy/deployments?filename=app.jar", "application/octet-stream", f)
+	resp, err := d.api(http.MethodPost, "/api/v1/apps/busy/deployments?filename=app.jar", f)
 	if err != nil {
 		t.Fatal(err)
 	}

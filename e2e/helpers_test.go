@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "slipway")
+	// The CLI keeps logins in the user's config directory: give the tests
+	// their own, empty one.
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/slipway").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building slipway: %v\n%s", err, out)
 		os.Exit(1)
@@ -51,6 +54,8 @@ type daemon struct {
 	log     *bytes.Buffer
 	exited  chan struct{}
 	args    []string
+	// token is the admin token, read from admin.token once the daemon is up.
+	token string
 }
 
 func freePort(t *testing.T) int {
@@ -103,6 +108,28 @@ func (d *daemon) start() {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+	b, err := os.ReadFile(filepath.Join(d.dataDir, "admin.token"))
+	if err != nil {
+		d.t.Fatalf("the daemon left no admin.token: %v", err)
+	}
+	d.token = strings.TrimSpace(string(b))
+}
+
+// request makes an API request with the admin token.
+func (d *daemon) request(method, path string, body io.Reader) *http.Request {
+	d.t.Helper()
+	req, err := http.NewRequest(method, d.apiURL+path, body)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	return req
+}
+
+// api sends an API request with the admin token.
+func (d *daemon) api(method, path string, body io.Reader) (*http.Response, error) {
+	d.t.Helper()
+	return http.DefaultClient.Do(d.request(method, path, body))
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -133,7 +160,7 @@ func (d *daemon) kill() {
 // cli runs a slipway verb against the daemon and returns its output.
 func (d *daemon) cli(args ...string) (string, error) {
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "SLIPWAY_URL="+d.apiURL)
+	cmd.Env = append(os.Environ(), "SLIPWAY_URL="+d.apiURL, "SLIPWAY_DATA_DIR="+d.dataDir)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -151,7 +178,7 @@ func (d *daemon) mustCLI(args ...string) string {
 // getJSON decodes an API answer.
 func (d *daemon) getJSON(path string, v any) {
 	d.t.Helper()
-	resp, err := http.Get(d.apiURL + path)
+	resp, err := d.api(http.MethodGet, path, nil)
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -265,7 +292,7 @@ func (s *syncBuffer) String() string {
 func (d *daemon) startCLI(args ...string) (*exec.Cmd, io.WriteCloser, *syncBuffer) {
 	d.t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "SLIPWAY_URL="+d.apiURL)
+	cmd.Env = append(os.Environ(), "SLIPWAY_URL="+d.apiURL, "SLIPWAY_DATA_DIR="+d.dataDir)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	stdin, err := cmd.StdinPipe()

@@ -25,7 +25,7 @@ type sseEvent struct {
 // arrive on the channel until the test ends.
 func (d *daemon) followSSE(app string) <-chan sseEvent {
 	d.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, d.apiURL+"/api/v1/apps/"+app+"/logs?follow=1&tail=0", nil)
+	req := d.request(http.MethodGet, "/api/v1/apps/"+app+"/logs?follow=1&tail=0", nil)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

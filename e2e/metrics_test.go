@@ -16,7 +16,7 @@ import (
 // scrape reads /metrics with the Prometheus text parser.
 func (d *daemon) scrape() map[string]*dto.MetricFamily {
 	d.t.Helper()
-	resp, err := http.Get(d.apiURL + "/metrics")
+	resp, err := d.api(http.MethodGet, "/metrics", nil)
 	if err != nil {
 		d.t.Fatal(err)
 	}

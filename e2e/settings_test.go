@@ -56,8 +56,7 @@ func TestSettingsValidation(t *testing.T) {
 		`{}`:                          "the change is empty",
 		`{"sett": {}}`:                "unknown field",
 	} {
-		req, _ := http.NewRequest(http.MethodPatch, d.apiURL+"/api/v1/apps/strict/settings", strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := d.api(http.MethodPatch, "/api/v1/apps/strict/settings", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +98,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	}
 	for _, path := range []string{"/api/v1/apps/vault", "/api/v1/apps/vault/settings", "/api/v1/apps/vault/releases",
 		"/api/v1/apps/vault/deployments", "/api/v1/apps/vault/logs?tail=1000", "/api/v1/apps"} {
-		resp, err := http.Get(d.apiURL + path)
+		resp, err := d.api(http.MethodGet, path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -32,6 +33,9 @@ type Options struct {
 	// Heartbeat is how long a followed log stream stays silent before a
 	// heartbeat line (DefaultHeartbeat when 0).
 	Heartbeat time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// applying an app's deploy access rules.
+	TrustedProxies []netip.Prefix
 }
 
 // Server serves the control API.
@@ -55,31 +59,48 @@ func New(opts Options) *Server {
 }
 
 func (s *Server) routes() {
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	s.route("GET /healthz", scopePublic, func(w http.ResponseWriter, r *http.Request) error {
+		_, err := io.WriteString(w, "ok\n")
+		return err
+	})
 	if s.opts.Metrics != nil {
-		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Metrics, promhttp.HandlerOpts{}))
+		metrics := promhttp.HandlerFor(s.opts.Metrics, promhttp.HandlerOpts{})
+		s.route("GET /metrics", scopeAdmin, func(w http.ResponseWriter, r *http.Request) error {
+			metrics.ServeHTTP(w, r)
+			return nil
+		})
 	}
-	s.mux.HandleFunc("GET /api/v1/apps", s.adapt(s.listApps))
-	s.mux.HandleFunc("POST /api/v1/apps", s.adapt(s.createApp))
-	s.mux.HandleFunc("GET /api/v1/apps/{app}", s.adapt(s.showApp))
-	s.mux.HandleFunc("DELETE /api/v1/apps/{app}", s.adapt(s.deleteApp))
-	s.mux.HandleFunc("POST /api/v1/apps/{app}/deployments", s.adapt(s.createDeployment))
-	s.mux.HandleFunc("GET /api/v1/apps/{app}/deployments", s.adapt(s.listDeployments))
-	s.mux.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}", s.adapt(s.showDeployment))
-	s.mux.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}/events", s.adapt(s.followDeployment))
-	s.mux.HandleFunc("POST /api/v1/apps/{app}/deployments/current/cancel", s.adapt(s.cancelDeployment))
-	s.mux.HandleFunc("GET /api/v1/apps/{app}/releases", s.adapt(s.listReleases))
-	s.mux.HandleFunc("GET /api/v1/apps/{app}/status", s.adapt(s.status))
-	s.mux.HandleFunc("GET /api/v1/apps/{app}/settings", s.adapt(s.showSettings))
-	s.mux.HandleFunc("PATCH /api/v1/apps/{app}/settings", s.adapt(s.changeSettings))
-	s.mux.HandleFunc("POST /api/v1/apps/{app}/scale", s.adapt(s.scale))
-	s.mux.HandleFunc("POST /api/v1/apps/{app}/restart", s.adapt(s.restart))
-	s.mux.HandleFunc("POST /api/v1/apps/{app}/rollback", s.adapt(s.rollback))
-	s.mux.HandleFunc("GET /api/v1/apps/{app}/logs", s.adapt(s.streamLogs))
-	s.mux.HandleFunc("GET /api/v1/apps/{app}/logs/download", s.adapt(s.downloadLogs))
-	s.mux.HandleFunc("/", s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+	s.route("GET /api/v1/whoami", scopeAny, s.whoami)
+	s.route("GET /api/v1/apps", scopeAdmin, s.listApps)
+	s.route("POST /api/v1/apps", scopeAdmin, s.createApp)
+	s.route("GET /api/v1/apps/{app}", scopeAdmin, s.showApp)
+	s.route("DELETE /api/v1/apps/{app}", scopeAdmin, s.deleteApp)
+	// The deploy endpoints: an app's credential may use them, from where
+	// the app's deploy access rules allow.
+	s.route("POST /api/v1/apps/{app}/deployments", scopeDeploy, s.createDeployment)
+	s.route("GET /api/v1/apps/{app}/deployments", scopeDeploy, s.listDeployments)
+	s.route("GET /api/v1/apps/{app}/deployments/{id}", scopeDeploy, s.showDeployment)
+	s.route("GET /api/v1/apps/{app}/deployments/{id}/events", scopeDeploy, s.followDeployment)
+	s.route("POST /api/v1/apps/{app}/deployments/current/cancel", scopeDeploy, s.cancelDeployment)
+	s.route("GET /api/v1/apps/{app}/status", scopeApp, s.status)
+	s.route("GET /api/v1/apps/{app}/logs", scopeApp, s.streamLogs)
+	s.route("GET /api/v1/apps/{app}/logs/download", scopeApp, s.downloadLogs)
+	s.route("GET /api/v1/apps/{app}/releases", scopeAdmin, s.listReleases)
+	s.route("GET /api/v1/apps/{app}/settings", scopeAdmin, s.showSettings)
+	s.route("PATCH /api/v1/apps/{app}/settings", scopeAdmin, s.changeSettings)
+	s.route("POST /api/v1/apps/{app}/scale", scopeAdmin, s.scale)
+	s.route("POST /api/v1/apps/{app}/restart", scopeAdmin, s.restart)
+	s.route("POST /api/v1/apps/{app}/rollback", scopeAdmin, s.rollback)
+	s.route("GET /api/v1/apps/{app}/credentials", scopeAdmin, s.listCredentials)
+	s.route("POST /api/v1/apps/{app}/credentials", scopeAdmin, s.createCredential)
+	s.route("DELETE /api/v1/apps/{app}/credentials/{credential}", scopeAdmin, s.revokeCredential)
+	s.route("GET /api/v1/apps/{app}/access", scopeAdmin, s.showPolicy)
+	s.route("PATCH /api/v1/apps/{app}/access", scopeAdmin, s.changePolicy)
+	s.route("POST /api/v1/apps/{app}/access/rules", scopeAdmin, s.addRule)
+	s.route("DELETE /api/v1/apps/{app}/access/rules/{scope}/{priority}", scopeAdmin, s.removeRule)
+	s.route("/", scopePublic, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no API route %s %s; the API lives under /api/v1", r.Method, r.URL.Path)
-	}))
+	})
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

@@ -13,12 +13,13 @@ import (
 
 // client talks to the daemon's API.
 type client struct {
-	base string
-	http *http.Client
+	base  string
+	token string
+	http  *http.Client
 }
 
 func (g *globals) client() *client {
-	return &client{base: strings.TrimRight(g.url, "/"), http: &http.Client{}}
+	return &client{base: strings.TrimRight(g.url, "/"), token: g.token, http: &http.Client{Transport: g.rt}}
 }
 
 // apiError is an error answer from the daemon.
@@ -54,6 +55,9 @@ func (c *client) send(ctx context.Context, method, path string, body io.Reader, 
 	}
 	if size >= 0 {
 		req.ContentLength = size
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")

@@ -5,6 +5,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 
@@ -19,6 +20,9 @@ const DefaultURL = "http://127.0.0.1:7070"
 type globals struct {
 	url    string
 	output string
+	token  string
+	caCert string
+	rt     http.RoundTripper
 }
 
 // Main runs the CLI with args and returns the exit code.
@@ -58,11 +62,20 @@ func newRoot() *cobra.Command {
 			if g.output != "table" && g.output != "json" {
 				return fmt.Errorf("--output %q: use table or json", g.output)
 			}
-			return nil
+			if cmd.Name() == "server" {
+				return nil
+			}
+			var err error
+			if g.rt, err = g.transport(); err != nil {
+				return err
+			}
+			return g.resolve(cmd.Flags().Changed("url"))
 		},
 	}
 	root.PersistentFlags().StringVar(&g.url, "url", DefaultURL, "the daemon's API `URL` (env SLIPWAY_URL)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().StringVar(&g.token, "token", "", "the API `TOKEN` (env SLIPWAY_TOKEN; default: from 'slipway login', else the local daemon's admin.token)")
+	root.PersistentFlags().StringVar(&g.caCert, "ca-cert", "", "a CA certificate `FILE` (PEM) to trust for an API served over TLS (env SLIPWAY_CA_CERT)")
 	root.AddCommand(
 		newServerCmd(),
 		newAppsCmd(g),
@@ -75,6 +88,9 @@ func newRoot() *cobra.Command {
 		newRollbackCmd(g),
 		newReleasesCmd(g),
 		newStatusCmd(g),
+		newLoginCmd(g),
+		newCredentialsCmd(g),
+		newAccessCmd(g),
 	)
 	return root
 }
@@ -89,7 +105,7 @@ func bindEnv(fs *pflag.FlagSet) error {
 		}
 		name := "SLIPWAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := os.LookupEnv(name); ok {
-			if serr := f.Value.Set(v); serr != nil {
+			if serr := fs.Set(f.Name, v); serr != nil { // Set marks it Changed, as if given
 				err = fmt.Errorf("%s=%q: %w", name, v, serr)
 			}
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/access"
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/daemon"
@@ -20,6 +22,7 @@ import (
 func newServerCmd() *cobra.Command {
 	c := daemon.Config{}
 	var retentionDays int
+	var trusted string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Slipway daemon: the router, the API and the apps' instances",
@@ -36,6 +39,10 @@ outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 			}
 			c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			c.Logs.Retention = time.Duration(retentionDays) * 24 * time.Hour
+			var err error
+			if c.TrustedProxies, err = access.ParseNetworks(trusted); err != nil {
+				return fmt.Errorf("--trusted-proxies: %w", err)
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return daemon.Run(ctx, c)
@@ -53,6 +60,16 @@ outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 	f.Int64Var(&c.Logs.Quota, "log-quota", logs.DefaultQuota, "all log files of one app together stay under this size, in bytes; the oldest go first")
 	f.IntVar(&retentionDays, "log-retention-days", int(logs.DefaultRetention/(24*time.Hour)), "closed log files older than this many days are removed")
 	f.DurationVar(&c.LogHeartbeat, "log-heartbeat", api.DefaultHeartbeat, "a followed log stream gets a heartbeat line after this long without one")
+	f.StringVar(&trusted, "trusted-proxies", "", "comma-separated `CIDRs` of proxies in front of Slipway whose X-Forwarded-For is believed, like 10.0.0.0/8")
+	f.StringVar(&c.HTTPSListen, "https-listen", "", "the router's HTTPS address, like :8443 (needs --tls-cert/--tls-key, --tls-cert-dir or --acme-hosts)")
+	f.StringVar(&c.TLS.CertFile, "tls-cert", "", "the router's default certificate `FILE` (PEM), for hosts no other certificate names")
+	f.StringVar(&c.TLS.KeyFile, "tls-key", "", "the key `FILE` of --tls-cert")
+	f.StringVar(&c.TLS.CertDir, "tls-cert-dir", "", "a `DIR` of more certificates, NAME.crt with NAME.key, each used for the host names it lists")
+	f.StringSliceVar(&c.TLS.ACMEHosts, "acme-hosts", nil, "host names to get certificates for from an ACME CA (Let's Encrypt), comma-separated")
+	f.StringVar(&c.TLS.ACMEEmail, "acme-email", "", "the contact address given to the ACME CA")
+	f.StringVar(&c.TLS.ACMEDirectory, "acme-directory", "", "the ACME CA's directory `URL` (default Let's Encrypt)")
+	f.StringVar(&c.APITLSCert, "api-tls-cert", "", "a certificate `FILE` (PEM) to serve the API over TLS")
+	f.StringVar(&c.APITLSKey, "api-tls-key", "", "the key `FILE` of --api-tls-cert")
 	f.BoolVar(&c.Debug, "debug", false, "log more, embedded etcd's own logs included")
 	return cmd
 }

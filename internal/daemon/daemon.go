@@ -4,11 +4,13 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -49,6 +51,14 @@ type Config struct {
 	// KeepInstances leaves the instances running when the daemon stops, for
 	// the next daemon to adopt.
 	KeepInstances bool
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// finding a client's address for the access rules.
+	TrustedProxies []netip.Prefix
+	// HTTPSListen is the router's HTTPS address; empty for none.
+	HTTPSListen string
+	TLS         TLSConfig
+	// APITLSCert and APITLSKey make the API listener serve TLS.
+	APITLSCert, APITLSKey string
 	// Logs bounds the apps' log files: file size, quota, retention.
 	Logs logs.Options
 	// LogHeartbeat is how long a followed log stream stays silent before
@@ -75,7 +85,10 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("--data-dir is empty")
 	}
-	for flag, addr := range map[string]string{"--http-listen": c.HTTPListen, "--api-listen": c.APIListen} {
+	for flag, addr := range map[string]string{"--http-listen": c.HTTPListen, "--api-listen": c.APIListen, "--https-listen": c.HTTPSListen} {
+		if addr == "" && flag == "--https-listen" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("%s %q: want host:port, like 127.0.0.1:7070 or :8080", flag, addr)
 		}
@@ -88,6 +101,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUpload <= 0 {
 		return fmt.Errorf("--max-upload must be a positive number of bytes, not %d", c.MaxUpload)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return err
+	}
+	if c.HTTPSListen != "" && !c.TLS.Enabled() {
+		return errors.New("--https-listen needs certificates: --tls-cert and --tls-key, --tls-cert-dir, or --acme-hosts")
 	}
 	if c.LogHeartbeat < 0 {
 		return fmt.Errorf("--log-heartbeat %s is negative", c.LogHeartbeat)
@@ -109,6 +128,20 @@ func Run(ctx context.Context, c Config) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return err
 	}
+	if err := os.Chmod(c.DataDir, 0o700); err != nil { // it holds tokens and artifacts
+		return err
+	}
+	var certs *certSet
+	if c.HTTPSListen != "" {
+		var err error
+		if certs, err = loadCerts(c.TLS, c.DataDir); err != nil {
+			return err
+		}
+	}
+	apiTLSConfig, err := apiTLS(c.APITLSCert, c.APITLSKey)
+	if err != nil {
+		return err
+	}
 	unlock, err := lockDataDir(c.DataDir)
 	if err != nil {
 		return err
@@ -119,6 +152,9 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	defer st.Close()
+	if err := adminToken(ctx, st, c.DataDir); err != nil {
+		return err
+	}
 	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(c.DataDir, "artifacts"), MaxUpload: c.MaxUpload})
 	if err != nil {
 		return err
@@ -127,7 +163,7 @@ func Run(ctx context.Context, c Config) error {
 	lo.Dir, lo.Logger = filepath.Join(c.DataDir, "logs"), log
 	hub := logs.NewHub(lo)
 	defer hub.Close()
-	rt := router.New(router.Options{Logger: log, AccessLog: func(app string, e router.AccessRecord) {
+	rt := router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: func(app string, e router.AccessRecord) {
 		hub.Write(app, logs.Line{Source: logs.SourceRouter, Stream: logs.StreamAccess, Text: fmt.Sprintf(
 			"method=%s path=%q status=%d duration_ms=%.1f bytes=%d instance=%s client=%s",
 			e.Method, e.Path, e.Status, float64(e.Duration.Microseconds())/1000, e.Bytes, e.Instance, e.Client)})
@@ -140,17 +176,45 @@ func Run(ctx context.Context, c Config) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg, Heartbeat: c.LogHeartbeat})
-	return serve(ctx, log, []listener{
-		{name: "router", addr: c.HTTPListen, handler: rt},
-		{name: "api", addr: c.APIListen, handler: apiSrv},
-	})
+	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg,
+		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies})
+	ls := []listener{
+		{name: "router", addr: c.HTTPListen, handler: certs.httpHandler(rt)},
+		{name: "api", addr: c.APIListen, handler: apiSrv, tls: apiTLSConfig},
+	}
+	if certs != nil {
+		ls = append(ls, listener{name: "router-https", addr: c.HTTPSListen, handler: rt, tls: certs.tlsConfig()})
+	}
+	return serve(ctx, log, ls)
+}
+
+// adminToken makes the admin token on the first start, prints it once,
+// and keeps it in admin.token in the data directory (mode 0600) for the
+// operator on this machine; the store keeps only its hash.
+func adminToken(ctx context.Context, st *store.Store, dataDir string) error {
+	token, err := api.EnsureAdminToken(ctx, st)
+	if err != nil || token == "" {
+		return err
+	}
+	path := filepath.Join(dataDir, "admin.token")
+	if err := writeSecret(path, []byte(token+"\n")); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	fmt.Fprintf(os.Stderr, "\nThe admin token, shown this once (also in %s, mode 0600):\n\n    %s\n\nOn another machine: slipway login --url URL, then paste it.\n\n", path, token)
+	return nil
+}
+
+// port returns the port of a listen address, "" when there is none.
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
 }
 
 type listener struct {
 	name    string
 	addr    string
 	handler http.Handler
+	tls     *tls.Config // nil for plain HTTP
 }
 
 // serve listens on every address, then serves until ctx ends or one fails,
@@ -164,11 +228,15 @@ func serve(ctx context.Context, log *slog.Logger, ls []listener) error {
 			shutdown(servers)
 			return fmt.Errorf("%s: listening on %s: %w", l.name, l.addr, err)
 		}
-		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, TLSConfig: l.tls}
 		servers = append(servers, srv)
-		log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
+		log.Info("listening", "listener", l.name, "addr", ln.Addr().String(), "tls", l.tls != nil)
 		go func() {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serve := srv.Serve
+			if l.tls != nil {
+				serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+			}
+			if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s: %w", l.name, err)
 			}
 		}()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/internal/access"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -92,6 +93,9 @@ func New(opts Options) *Manager {
 
 // Hosts are the host names app is served at.
 func (m *Manager) Hosts(app string) []string { return []string{app + "." + m.opts.BaseDomain} }
+
+// SetPolicy applies app's access restrictions to its traffic at once.
+func (m *Manager) SetPolicy(app string, p access.Policy) { m.opts.Router.SetPolicy(app, p) }
 
 // Traffic returns app's requests of the last minute, as the router saw them.
 func (m *Manager) Traffic(app string) router.Recent { return m.opts.Router.Recent(app) }

@@ -31,6 +31,11 @@ func (m *Manager) Recover(ctx context.Context) error {
 	}
 	for _, a := range apps {
 		m.opts.Router.SetHosts(a.Name, m.Hosts(a.Name))
+		p, err := m.opts.Store.Policy(ctx, a.Name)
+		if err != nil {
+			return err
+		}
+		m.opts.Router.SetPolicy(a.Name, p) // before any instance serves
 		if a.CurrentRelease == 0 {
 			continue
 		}

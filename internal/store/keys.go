@@ -44,6 +44,7 @@ func (s *Store) DeleteApp(ctx context.Context, name string) error {
 			clientv3.OpDelete(appKey(name)),
 			clientv3.OpDelete(releasePrefix(name), clientv3.WithPrefix()),
 			clientv3.OpDelete(deploymentPrefix(name), clientv3.WithPrefix()),
+			clientv3.OpDelete(policyKey(name)),
 		).Commit()
 	if err != nil {
 		return fmt.Errorf("deleting app %s: %w", name, err)
@@ -53,6 +54,15 @@ func (s *Store) DeleteApp(ctx context.Context, name string) error {
 	}
 	if resp.Responses[0].GetResponseDeleteRange().Deleted == 0 {
 		return ErrNotFound
+	}
+	creds, err := s.Credentials(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, c := range creds { // an app's credentials go with it
+		if err := s.DeleteCredential(ctx, c.ID); err != nil && err != ErrNotFound {
+			return err
+		}
 	}
 	return nil
 }

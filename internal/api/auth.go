@@ -1,0 +1,178 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/slipway-dev/slipway/internal/access"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// tokenPrefix starts every token, so that a leaked one is easy to find
+// (in a repository, a log) and to tell from other secrets.
+const tokenPrefix = "slw_"
+
+// NewToken makes a token for the credential id: tokenPrefix, the id, "_",
+// and 32 random bytes. It returns the token, shown once, and the hash the
+// store keeps.
+func NewToken(id string) (token, hash string) {
+	secret := make([]byte, 32)
+	rand.Read(secret) // never fails (crypto/rand)
+	token = tokenPrefix + id + "_" + base64.RawURLEncoding.EncodeToString(secret)
+	return token, HashToken(token)
+}
+
+// HashToken is the hex SHA-256 of a token. Tokens are 256 random bits, so
+// a plain hash is enough: there is nothing to guess.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// tokenID returns the credential id inside a token.
+func tokenID(token string) (string, bool) {
+	rest, ok := strings.CutPrefix(token, tokenPrefix)
+	if !ok {
+		return "", false
+	}
+	id, _, ok := strings.Cut(rest, "_")
+	return id, ok && id != ""
+}
+
+// scope is who may call a route.
+type scope int
+
+const (
+	// scopePublic needs no token: the liveness check only.
+	scopePublic scope = iota
+	// scopeAny takes any valid token.
+	scopeAny
+	// scopeApp takes the admin token, or a credential of the app the path
+	// names.
+	scopeApp
+	// scopeDeploy is scopeApp, for the app's deploy endpoints: the app's
+	// deploy access rules apply too.
+	scopeDeploy
+	// scopeAdmin takes the admin token only.
+	scopeAdmin
+)
+
+// principal is who a request's token belongs to.
+type principal struct {
+	Credential string `json:"credential"`
+	// App is the one app the token may touch; empty for the admin token.
+	App   string `json:"app,omitempty"`
+	Admin bool   `json:"admin"`
+}
+
+type principalKey struct{}
+
+// route registers h at pattern for callers of scope sc.
+func (s *Server) route(pattern string, sc scope, h handler) {
+	s.mux.HandleFunc(pattern, s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+		if sc == scopePublic {
+			return h(w, r)
+		}
+		if sc == scopeDeploy {
+			if err := s.checkDeployAccess(r); err != nil {
+				return err
+			}
+		}
+		p, err := s.authenticate(r)
+		if err != nil {
+			return err
+		}
+		if err := p.may(sc, r.PathValue("app")); err != nil {
+			return err
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}))
+}
+
+var errNoToken = errorf(http.StatusUnauthorized,
+	"this API needs a token: run 'slipway login', set SLIPWAY_TOKEN, or send 'Authorization: Bearer TOKEN'; the admin token is in admin.token in the server's data directory")
+
+// authenticate finds the credential of the request's token, given as a
+// bearer token or as the password of basic auth (the user is not
+// checked: pipelines send "$APPNAME" or anything else).
+func (s *Server) authenticate(r *http.Request) (principal, error) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		_, token, _ = r.BasicAuth()
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return principal{}, errNoToken
+	}
+	bad := errorf(http.StatusUnauthorized, "the token is not valid: it is mistyped, or was revoked; ask for a new one")
+	id, ok := tokenID(token)
+	if !ok {
+		return principal{}, bad
+	}
+	c, err := s.opts.Store.Credential(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return principal{}, bad
+	}
+	if err != nil {
+		return principal{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(HashToken(token)), []byte(c.Hash)) != 1 {
+		return principal{}, bad
+	}
+	return principal{Credential: c.ID, App: c.App, Admin: c.App == ""}, nil
+}
+
+// may says whether p may call a route of scope sc about app.
+func (p principal) may(sc scope, app string) error {
+	switch {
+	case p.Admin || sc == scopeAny:
+		return nil
+	case (sc == scopeApp || sc == scopeDeploy) && app == p.App:
+		return nil
+	case sc == scopeAdmin:
+		return errorf(http.StatusForbidden, "this token may only deploy, and read the status and logs of, app %s; this needs the admin token", p.App)
+	default:
+		return errorf(http.StatusForbidden, "this token belongs to app %s and may not touch app %s", p.App, app)
+	}
+}
+
+// checkDeployAccess applies the app's deploy access rules to the client.
+func (s *Server) checkDeployAccess(r *http.Request) error {
+	app := r.PathValue("app")
+	p, err := s.opts.Store.Policy(r.Context(), app)
+	if err != nil {
+		return err
+	}
+	client := access.ClientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.opts.TrustedProxies)
+	if !p.Deploy.Compile().Allows(client) {
+		return errorf(http.StatusForbidden, "address %s may not reach the deploy endpoints of app %s; ask an operator to allow it with 'slipway access add -a %s --scope deploy'", client, app, app)
+	}
+	return nil
+}
+
+// EnsureAdminToken makes the admin token on the first start: it returns
+// the new token, to be shown once, or "" when there is one already.
+func EnsureAdminToken(ctx context.Context, st *store.Store) (string, error) {
+	token, hash := NewToken(store.AdminCredential)
+	err := st.CreateCredential(ctx, store.Credential{ID: store.AdminCredential, Hash: hash, Created: now()})
+	if errors.Is(err, store.ErrExists) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("creating the admin token: %w", err)
+	}
+	return token, nil
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, r.Context().Value(principalKey{}))
+	return nil
+}

@@ -1,0 +1,102 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+func now() time.Time { return time.Now().UTC() }
+
+// CredentialView is a credential as the API shows it: never its hash.
+type CredentialView struct {
+	ID      string    `json:"id"`
+	App     string    `json:"app"`
+	Name    string    `json:"name,omitempty"`
+	Author  string    `json:"author,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// NewCredential is the answer to creating a credential: the token is shown
+// this once.
+type NewCredential struct {
+	CredentialView
+	Token string `json:"token"`
+}
+
+// CreateCredentialRequest is the body of POST …/credentials.
+type CreateCredentialRequest struct {
+	Name   string `json:"name"`
+	Author string `json:"author"`
+}
+
+func credentialView(c store.Credential) CredentialView {
+	return CredentialView{ID: c.ID, App: c.App, Name: c.Name, Author: c.Author, Created: c.Created}
+}
+
+func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error {
+	app := r.PathValue("app")
+	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
+		return err
+	}
+	var req CreateCredentialRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if len(req.Name) > 100 {
+		return errorf(http.StatusBadRequest, "name is %d characters long; keep it to 100", len(req.Name))
+	}
+	for {
+		b := make([]byte, 6)
+		rand.Read(b)
+		c := store.Credential{ID: hex.EncodeToString(b), App: app, Name: req.Name, Author: req.Author, Created: now()}
+		token, hash := NewToken(c.ID)
+		c.Hash = hash
+		err := s.opts.Store.CreateCredential(r.Context(), c)
+		if errors.Is(err, store.ErrExists) {
+			continue // 48 random bits met another: draw again
+		}
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, NewCredential{CredentialView: credentialView(c), Token: token})
+		return nil
+	}
+}
+
+func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) error {
+	app := r.PathValue("app")
+	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
+		return err
+	}
+	creds, err := s.opts.Store.Credentials(r.Context(), app)
+	if err != nil {
+		return err
+	}
+	out := make([]CredentialView, 0, len(creds))
+	for _, c := range creds {
+		out = append(out, credentialView(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) revokeCredential(w http.ResponseWriter, r *http.Request) error {
+	app, id := r.PathValue("app"), r.PathValue("credential")
+	c, err := s.opts.Store.Credential(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && c.App != app) {
+		return errorf(http.StatusNotFound, "app %s has no credential %s; list them with 'slipway credentials list -a %s'", app, id, app)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.opts.Store.DeleteCredential(r.Context(), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/slipway-dev/slipway/internal/daemon"
+)
+
+// userConfig is what `slipway login` keeps in the user's config directory
+// (mode 0600): a token per daemon URL, and the URL logged in to last,
+// used when neither --url nor SLIPWAY_URL says otherwise.
+type userConfig struct {
+	URL     string            `json:"url,omitempty"`
+	Servers map[string]server `json:"servers"`
+}
+
+type server struct {
+	Token string `json:"token"`
+}
+
+func configPath() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("finding your config directory: %w", err)
+	}
+	return filepath.Join(dir, "slipway", "config.json"), nil
+}
+
+func loadConfig() (userConfig, error) {
+	c := userConfig{Servers: map[string]server{}}
+	path, err := configPath()
+	if err != nil {
+		return c, err
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s is not valid JSON (%v); fix or remove it, then log in again", path, err)
+	}
+	if c.Servers == nil {
+		c.Servers = map[string]server{}
+	}
+	return c, nil
+}
+
+func saveConfig(c userConfig) error {
+	path, err := configPath()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(c, "", "  ")
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".config-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// resolve fills in the URL and token the flags left open: the URL from
+// the last login; the token from the login of that URL, else from
+// admin.token in the local daemon's data directory (SLIPWAY_DATA_DIR, or
+// the default), for the operator on the server machine.
+func (g *globals) resolve(urlGiven bool) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if !urlGiven && cfg.URL != "" {
+		g.url = cfg.URL
+	}
+	g.url = strings.TrimRight(g.url, "/")
+	if g.token != "" {
+		return nil
+	}
+	if s, ok := cfg.Servers[g.url]; ok {
+		g.token = s.Token
+		return nil
+	}
+	dataDir := os.Getenv("SLIPWAY_DATA_DIR")
+	if dataDir == "" {
+		dataDir = daemon.DefaultDataDir()
+	}
+	if b, err := os.ReadFile(filepath.Join(dataDir, "admin.token")); err == nil {
+		g.token = strings.TrimSpace(string(b))
+	}
+	return nil
+}
+
+// transport trusts --ca-cert as well as the system's roots.
+func (g *globals) transport() (http.RoundTripper, error) {
+	if g.caCert == "" {
+		return http.DefaultTransport, nil
+	}
+	pem, err := os.ReadFile(g.caCert)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-cert %s holds no PEM certificate", g.caCert)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool}
+	return t, nil
+}

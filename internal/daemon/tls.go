@@ -1,0 +1,192 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
+)
+
+// TLSConfig is where the router's HTTPS listener finds its certificates.
+type TLSConfig struct {
+	// CertFile and KeyFile are the default certificate, for a host no
+	// other certificate names.
+	CertFile, KeyFile string
+	// CertDir holds more certificates, as NAME.crt with NAME.key; each is
+	// used for the host names it lists.
+	CertDir string
+	// ACMEHosts get certificates from an ACME CA (Let's Encrypt unless
+	// ACMEDirectory says otherwise), kept in the data directory.
+	ACMEHosts     []string
+	ACMEEmail     string
+	ACMEDirectory string
+}
+
+// Enabled reports whether any certificate source is set.
+func (c TLSConfig) Enabled() bool {
+	return c.CertFile != "" || c.CertDir != "" || len(c.ACMEHosts) > 0
+}
+
+// Validate checks that the flags go together.
+func (c TLSConfig) Validate() error {
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	return nil
+}
+
+// certSet picks a certificate by the name the client asks for (SNI).
+type certSet struct {
+	byName map[string]*tls.Certificate // lower-case DNS name, maybe "*.example.com"
+	def    *tls.Certificate
+	acme   *autocert.Manager
+	hosts  []string // the ACME hosts
+}
+
+// loadCerts reads every certificate the configuration names, so that a
+// missing or broken file stops the start with a clear error.
+func loadCerts(c TLSConfig, dataDir string) (*certSet, error) {
+	cs := &certSet{byName: map[string]*tls.Certificate{}}
+	if c.CertFile != "" {
+		cert, err := loadPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		cs.def = cert
+	}
+	if c.CertDir != "" {
+		if err := cs.loadDir(c.CertDir); err != nil {
+			return nil, err
+		}
+	}
+	if len(c.ACMEHosts) > 0 {
+		cs.hosts = c.ACMEHosts
+		cs.acme = &autocert.Manager{
+			Prompt:     autocert.AcceptTOS,
+			Cache:      autocert.DirCache(filepath.Join(dataDir, "acme")),
+			HostPolicy: autocert.HostWhitelist(c.ACMEHosts...),
+			Email:      c.ACMEEmail,
+		}
+		if c.ACMEDirectory != "" {
+			cs.acme.Client = &acme.Client{DirectoryURL: c.ACMEDirectory}
+		}
+	}
+	return cs, nil
+}
+
+func loadPair(certFile, keyFile string) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading certificate %s with key %s: %w", certFile, keyFile, err)
+	}
+	if cert.Leaf == nil {
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("parsing certificate %s: %w", certFile, err)
+		}
+	}
+	return &cert, nil
+}
+
+func (cs *certSet) loadDir(dir string) error {
+	crts, err := filepath.Glob(filepath.Join(dir, "*.crt"))
+	if err != nil {
+		return err
+	}
+	if len(crts) == 0 {
+		return fmt.Errorf("--tls-cert-dir %s holds no NAME.crt files", dir)
+	}
+	for _, crt := range crts {
+		cert, err := loadPair(crt, strings.TrimSuffix(crt, ".crt")+".key")
+		if err != nil {
+			return err
+		}
+		for _, name := range cert.Leaf.DNSNames {
+			cs.byName[strings.ToLower(name)] = cert
+		}
+	}
+	return nil
+}
+
+// getCertificate answers the TLS handshake: an ACME host gets its ACME
+// certificate, a host a loaded certificate names gets that one (an exact
+// name before a wildcard), any other the default.
+func (cs *certSet) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	name := strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")
+	if cs.acme != nil && slices.Contains(cs.hosts, name) {
+		return cs.acme.GetCertificate(hello)
+	}
+	if c := cs.byName[name]; c != nil {
+		return c, nil
+	}
+	if i := strings.IndexByte(name, '.'); i > 0 {
+		if c := cs.byName["*"+name[i:]]; c != nil {
+			return c, nil
+		}
+	}
+	if cs.def != nil {
+		return cs.def, nil
+	}
+	return nil, fmt.Errorf("no certificate for %q", name)
+}
+
+func (cs *certSet) tlsConfig() *tls.Config {
+	cfg := &tls.Config{GetCertificate: cs.getCertificate, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	if cs.acme != nil {
+		cfg.NextProtos = append(cfg.NextProtos, acme.ALPNProto) // the tls-alpn-01 challenge
+	}
+	return cfg
+}
+
+// httpHandler wraps the router on the plain HTTP listener: with ACME, it
+// answers the http-01 challenge first.
+func (cs *certSet) httpHandler(h http.Handler) http.Handler {
+	if cs == nil || cs.acme == nil {
+		return h
+	}
+	return cs.acme.HTTPHandler(h)
+}
+
+// apiTLS loads the API listener's certificate, if it has one.
+func apiTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("--api-tls-cert and --api-tls-key go together: give both or neither")
+	}
+	cert, err := loadPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// writeSecret writes b to path readable by its owner only, through a
+// temporary file and a rename.
+func writeSecret(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
