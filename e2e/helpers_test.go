@@ -55,7 +55,8 @@ type daemon struct {
 	exited  chan struct{}
 	args    []string
 	// token is the admin token, read from admin.token once the daemon is up.
-	token string
+	token     string
+	apiClient *http.Client
 }
 
 func freePort(t *testing.T) int {
@@ -72,9 +73,20 @@ func freePort(t *testing.T) int {
 // loopback ports; it is stopped with SIGTERM when the test ends.
 func startDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dataDir: filepath.Join(t.TempDir(), "data")}
+	return launch(t, nil, extra...)
+}
+
+// launch starts slipway server; with apiClient set, its API is reached
+// over HTTPS with that client (extra must give the API a certificate).
+func launch(t *testing.T, apiClient *http.Client, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dataDir: filepath.Join(t.TempDir(), "data"), apiClient: http.DefaultClient}
 	apiPort, httpPort := freePort(t), freePort(t)
 	d.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	if apiClient != nil {
+		d.apiClient = apiClient
+		d.apiURL = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	}
 	d.httpURL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	d.args = append([]string{"server", "--data-dir", d.dataDir,
 		"--http-listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
@@ -101,7 +113,7 @@ func (d *daemon) start() {
 	d.exited = make(chan struct{})
 	go func() { d.cmd.Wait(); close(d.exited) }()
 	waitFor(d.t, 60*time.Second, "the daemon to answer /healthz", func() bool {
-		resp, err := http.Get(d.apiURL + "/healthz")
+		resp, err := d.apiClient.Get(d.apiURL + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -129,7 +141,7 @@ func (d *daemon) request(method, path string, body io.Reader) *http.Request {
 // api sends an API request with the admin token.
 func (d *daemon) api(method, path string, body io.Reader) (*http.Response, error) {
 	d.t.Helper()
-	return http.DefaultClient.Do(d.request(method, path, body))
+	return d.apiClient.Do(d.request(method, path, body))
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -158,9 +170,12 @@ func (d *daemon) kill() {
 }
 
 // cli runs a slipway verb against the daemon and returns its output.
-func (d *daemon) cli(args ...string) (string, error) {
+func (d *daemon) cli(args ...string) (string, error) { return d.cliEnv(nil, args...) }
+
+// cliEnv runs a verb with more environment variables, which win.
+func (d *daemon) cliEnv(env []string, args ...string) (string, error) {
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "SLIPWAY_URL="+d.apiURL, "SLIPWAY_DATA_DIR="+d.dataDir)
+	cmd.Env = append(append(os.Environ(), "SLIPWAY_URL="+d.apiURL, "SLIPWAY_DATA_DIR="+d.dataDir), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
