@@ -75,7 +75,9 @@ echo "wrk: 2 threads, $conns connections, ${duration}s each, on $(nproc) cores"
 printf '%-22s %12s %10s\n' "target" "req/s" "p99"
 run "backend directly" "http://127.0.0.1:$backend/"
 run "slipway router" "http://127.0.0.1:$router/" "bench.localhost"
+run "nginx (1 worker)" "http://127.0.0.1:$nginx_port/" "bench.localhost"
+if [ -s "$work/nginx-error.log" ]; then echo "nginx's error log ends:"; tail -3 "$work/nginx-error.log"; fi
+# Last: turning the access log on is a settings change, which starts a new
+# instance on another port (nginx above points at the old one).
 "$work/slipway" config options -a bench --access-log >/dev/null
 run "router + access log" "http://127.0.0.1:$router/" "bench.localhost"
-"$work/slipway" config options -a bench --access-log=false >/dev/null
-run "nginx (1 worker)" "http://127.0.0.1:$nginx_port/" "bench.localhost"

@@ -228,7 +228,9 @@ func serve(ctx context.Context, log *slog.Logger, ls []listener) error {
 			shutdown(servers)
 			return fmt.Errorf("%s: listening on %s: %w", l.name, l.addr, err)
 		}
-		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, TLSConfig: l.tls}
+		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, TLSConfig: l.tls,
+			// Handshake failures and the like are the clients' business: debug.
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		servers = append(servers, srv)
 		log.Info("listening", "listener", l.name, "addr", ln.Addr().String(), "tls", l.tls != nil)
 		go func() {
