@@ -379,15 +379,32 @@ func unavailable(w http.ResponseWriter, app string) {
 	writePage(w, http.StatusServiceUnavailable, "App not running", "App "+app+" has no instance ready. If it is deploying or restarting, try again in a moment; otherwise deploy it with 'slipway deploy'.")
 }
 
-// NormalizeHost lower-cases a Host header and drops its port and any
-// trailing dots, so "Promo.Example.com.:8080" finds "promo.example.com".
+// NormalizeHost lower-cases a Host header and drops its port, the
+// brackets of an IPv6 literal and any trailing dots, so
+// "Promo.Example.com.:8080" finds "promo.example.com". It repeats until
+// nothing changes, so that it is idempotent even on garbage like "[[]]"
+// (found by FuzzHostRouting); a real host name takes one or two passes.
 func NormalizeHost(h string) string {
+	h = strings.ToLower(h)
+	for {
+		next := normalizeOnce(h)
+		if next == h {
+			return h
+		}
+		h = next
+	}
+}
+
+func normalizeOnce(h string) string {
+	if strings.IndexAny(h, ":[") < 0 { // the common case: a name without a port
+		return strings.TrimRight(h, ".")
+	}
 	if host, _, err := net.SplitHostPort(h); err == nil {
 		h = host
 	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
 	}
-	return strings.TrimRight(strings.ToLower(h), ".")
+	return strings.TrimRight(h, ".")
 }
 
 // isHTTPS reports whether the client's request came over TLS: to this
