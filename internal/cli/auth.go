@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -65,19 +66,7 @@ func saveConfig(c userConfig) error {
 		return err
 	}
 	b, _ := json.MarshalIndent(c, "", "  ")
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".config-*") // mode 0600
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return writeFileAtomic(path, bytes.NewReader(b)) // mode 0600
 }
 
 // resolve fills in the URL and token the flags left open: the URL from

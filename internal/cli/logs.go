@@ -80,8 +80,9 @@ func newLogsDownloadCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// writeFileAtomic writes r to path through a temporary file in the same
-// folder, so a broken download never leaves a half-written file.
+// writeFileAtomic writes r to path, readable by its owner only, through a
+// temporary file in the same folder, so a broken write never leaves a
+// half-written file.
 func writeFileAtomic(path string, r io.Reader) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".slipway-download-*")
 	if err != nil {
