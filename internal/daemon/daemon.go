@@ -163,8 +163,12 @@ func Run(ctx context.Context, c Config) error {
 	lo.Dir, lo.Logger = filepath.Join(c.DataDir, "logs"), log
 	hub := logs.NewHub(lo)
 	defer hub.Close()
+	// The access log is written from a goroutine of its own: a request
+	// only queues its line (see logs.Async).
+	accessLog := hub.NewAsync(logs.DefaultAsyncBuffer)
+	defer accessLog.Close()
 	rt := router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: func(app string, e router.AccessRecord) {
-		hub.Write(app, logs.Line{Source: logs.SourceRouter, Stream: logs.StreamAccess, Text: fmt.Sprintf(
+		accessLog.Write(app, logs.Line{Time: time.Now().UTC(), Source: logs.SourceRouter, Stream: logs.StreamAccess, Text: fmt.Sprintf(
 			"method=%s path=%q status=%d duration_ms=%.1f bytes=%d instance=%s client=%s",
 			e.Method, e.Path, e.Status, float64(e.Duration.Microseconds())/1000, e.Bytes, e.Instance, e.Client)})
 	}})

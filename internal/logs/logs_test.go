@@ -226,3 +226,49 @@ func BenchmarkWrite(b *testing.B) {
 		})
 	}
 }
+
+// TestAsyncNeverBlocks: while the hub is stuck (its lock held), lines are
+// queued up to the buffer and then dropped and counted, never waited for;
+// the count reaches the log once the writer is free again.
+func TestAsyncNeverBlocks(t *testing.T) {
+	h := NewHub(Options{Dir: t.TempDir()})
+	defer h.Close()
+	stuck := h.app("a")
+	stuck.mu.Lock()
+	a := h.NewAsync(16)
+	a.Write("a", Line{Text: "first"})
+	waitUntil(t, func() bool { return len(a.ch) == 0 }) // the writer took it, and is stuck in Write
+	const total = 1000
+	for i := range total { // would hang here if Write waited
+		a.Write("a", Line{Source: SourceRouter, Stream: StreamAccess, Text: fmt.Sprint("request ", i)})
+	}
+	if got, want := a.Dropped(), int64(total-16); got != want {
+		t.Errorf("%d dropped, want %d (all but the buffer)", got, want)
+	}
+	stuck.mu.Unlock()
+	waitUntil(t, func() bool { return len(a.ch) == 0 })
+	a.Write("a", Line{Text: "after"})
+	a.Close()
+	got := h.Tail("a", -1)
+	marker := fmt.Sprintf("[%d lines dropped: the log writer fell behind]", total-16)
+	markers := 0
+	for _, l := range got {
+		if l.Text == marker {
+			markers++
+		}
+	}
+	if len(got) != 1+16+2 || markers != 1 || got[len(got)-1].Text != "after" {
+		t.Errorf("the log holds %d lines (want 19), %d markers %q (want 1), ending %q", len(got), markers, marker, got[len(got)-1].Text)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
