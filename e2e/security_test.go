@@ -77,6 +77,23 @@ func TestAuthentication(t *testing.T) {
 		t.Errorf("a 401 does not say what to do: %s", body)
 	}
 
+	// Rotated, the old token stops working at once; the new one is in
+	// admin.token, where the local CLI finds it.
+	old := d.token
+	out := d.mustCLI("admin", "rotate-token")
+	b, _ := os.ReadFile(filepath.Join(d.dataDir, "admin.token"))
+	d.token = strings.TrimSpace(string(b))
+	if d.token == old || !strings.Contains(out, d.token) {
+		t.Fatalf("after rotate-token, admin.token holds %q; the command said:\n%s", d.token, out)
+	}
+	if got, _ := d.call("Bearer "+old, "GET", "/api/v1/apps", nil); got != 401 {
+		t.Errorf("the old admin token after rotation: %d, want 401", got)
+	}
+	if m := fileMode(t, filepath.Join(d.dataDir, "admin.token")); m != 0o600 {
+		t.Errorf("the rotated admin.token has mode %o, want 600", m)
+	}
+	d.mustCLI("apps", "list")
+
 	// Restarted, the daemon keeps its token and prints none.
 	d.stop()
 	d.start()
@@ -139,6 +156,7 @@ func TestDeployCredentials(t *testing.T) {
 		{"POST", "/api/v1/apps/alpha/credentials", 403},
 		{"POST", "/api/v1/apps/alpha/access/rules", 403},
 		{"GET", "/metrics", 403},
+		{"POST", "/api/v1/admin/token", 403},
 	} {
 		for _, auth := range []string{bearer, basicAuth} {
 			if got, body := d.call(auth, c.method, c.path, nil); got != c.want {

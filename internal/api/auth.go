@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/slipway-dev/slipway/internal/access"
@@ -158,9 +159,10 @@ func (s *Server) checkDeployAccess(r *http.Request) error {
 	return nil
 }
 
-// EnsureAdminToken makes the admin token on the first start: it returns
-// the new token, to be shown once, or "" when there is one already.
-func EnsureAdminToken(ctx context.Context, st *store.Store) (string, error) {
+// EnsureAdminToken makes the admin token on the first start and writes it
+// to file: it returns the new token, to be shown once (even if writing the
+// file failed), or "" when there is one already.
+func EnsureAdminToken(ctx context.Context, st *store.Store, file string) (string, error) {
 	token, hash := NewToken(store.AdminCredential)
 	err := st.CreateCredential(ctx, store.Credential{ID: store.AdminCredential, Hash: hash, Created: now()})
 	if errors.Is(err, store.ErrExists) {
@@ -169,7 +171,59 @@ func EnsureAdminToken(ctx context.Context, st *store.Store) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("creating the admin token: %w", err)
 	}
-	return token, nil
+	return token, writeTokenFile(file, token)
+}
+
+// AdminToken is the answer to rotating the admin token: shown this once.
+type AdminToken struct {
+	Token string `json:"token"`
+	// File is where the daemon keeps it too, for the operator on its
+	// machine.
+	File string `json:"file,omitempty"`
+}
+
+// rotateAdminToken replaces the admin token: the old one stops working at
+// once.
+func (s *Server) rotateAdminToken(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.opts.Store.Credential(r.Context(), store.AdminCredential)
+	if err != nil {
+		return err
+	}
+	token, hash := NewToken(store.AdminCredential)
+	c.Hash, c.Created = hash, now()
+	if err := s.opts.Store.PutCredential(r.Context(), c); err != nil {
+		return err
+	}
+	if err := writeTokenFile(s.opts.AdminTokenFile, token); err != nil {
+		return fmt.Errorf("the admin token was replaced, but not written to %s: %w; the new token is only in this answer", s.opts.AdminTokenFile, err)
+	}
+	writeJSON(w, http.StatusOK, AdminToken{Token: token, File: s.opts.AdminTokenFile})
+	return nil
+}
+
+// writeTokenFile writes token to file (if one is set), readable by its
+// owner only, through a temporary file, fsync and rename.
+func writeTokenFile(file, token string) error {
+	if file == "" {
+		return nil
+	}
+	tmp := file + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(token + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, file)
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {

@@ -36,6 +36,9 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// applying an app's deploy access rules.
 	TrustedProxies []netip.Prefix
+	// AdminTokenFile is where the admin token is kept for the operator on
+	// the daemon's machine; a rotated token is written there too.
+	AdminTokenFile string
 }
 
 // Server serves the control API.
@@ -71,6 +74,7 @@ func (s *Server) routes() {
 		})
 	}
 	s.route("GET /api/v1/whoami", scopeAny, s.whoami)
+	s.route("POST /api/v1/admin/token", scopeAdmin, s.rotateAdminToken)
 	s.route("GET /api/v1/apps", scopeAdmin, s.listApps)
 	s.route("POST /api/v1/apps", scopeAdmin, s.createApp)
 	s.route("GET /api/v1/apps/{app}", scopeAdmin, s.showApp)

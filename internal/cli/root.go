@@ -91,6 +91,7 @@ func newRoot() *cobra.Command {
 		newLoginCmd(g),
 		newCredentialsCmd(g),
 		newAccessCmd(g),
+		newAdminCmd(g),
 	)
 	return root
 }

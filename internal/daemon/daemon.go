@@ -152,7 +152,8 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	defer st.Close()
-	if err := adminToken(ctx, st, c.DataDir); err != nil {
+	tokenFile := filepath.Join(c.DataDir, "admin.token")
+	if err := adminToken(ctx, st, log, tokenFile); err != nil {
 		return err
 	}
 	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(c.DataDir, "artifacts"), MaxUpload: c.MaxUpload})
@@ -181,7 +182,7 @@ func Run(ctx context.Context, c Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg,
-		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies})
+		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, AdminTokenFile: tokenFile})
 	ls := []listener{
 		{name: "router", addr: c.HTTPListen, handler: certs.httpHandler(rt)},
 		{name: "api", addr: c.APIListen, handler: apiSrv, tls: apiTLSConfig},
@@ -193,18 +194,18 @@ func Run(ctx context.Context, c Config) error {
 }
 
 // adminToken makes the admin token on the first start, prints it once,
-// and keeps it in admin.token in the data directory (mode 0600) for the
-// operator on this machine; the store keeps only its hash.
-func adminToken(ctx context.Context, st *store.Store, dataDir string) error {
-	token, err := api.EnsureAdminToken(ctx, st)
-	if err != nil || token == "" {
+// and keeps it in file (admin.token in the data directory, mode 0600) for
+// the operator on this machine; the store keeps only its hash.
+func adminToken(ctx context.Context, st *store.Store, log *slog.Logger, path string) error {
+	token, err := api.EnsureAdminToken(ctx, st, path)
+	if token == "" {
 		return err
 	}
-	path := filepath.Join(dataDir, "admin.token")
-	if err := writeSecret(path, []byte(token+"\n")); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
+	// Made: show it whatever else failed, or nobody would ever have it.
 	fmt.Fprintf(os.Stderr, "\nThe admin token, shown this once (also in %s, mode 0600):\n\n    %s\n\nOn another machine: slipway login --url URL, then paste it.\n\n", path, token)
+	if err != nil {
+		log.Warn("the admin token is not in its file; keep the one printed above", "file", path, "err", err)
+	}
 	return nil
 }
 

@@ -83,6 +83,11 @@ func (s *Store) CreateCredential(ctx context.Context, c Credential) error {
 	return s.createJSON(ctx, credentialKey(c.ID), c)
 }
 
+// PutCredential overwrites c, as when its token is replaced.
+func (s *Store) PutCredential(ctx context.Context, c Credential) error {
+	return s.putJSON(ctx, credentialKey(c.ID), c)
+}
+
 // Credential reads one; ErrNotFound when there is none (or it was revoked).
 func (s *Store) Credential(ctx context.Context, id string) (Credential, error) {
 	var c Credential
