@@ -66,6 +66,7 @@ func TestAuthentication(t *testing.T) {
 		{"wrong token", "Bearer slw_admin_AAAA", "GET", "/api/v1/apps", 401},
 		{"not a token", "Bearer hunter2", "GET", "/api/v1/apps", 401},
 		{"admin token", "Bearer " + d.token, "GET", "/api/v1/apps", 200},
+		{"the scheme in lower case", "bearer " + d.token, "GET", "/api/v1/apps", 200},
 		{"admin token as basic auth", basic("anyone", d.token), "GET", "/api/v1/apps/guarded", 200},
 		{"admin token, metrics", "Bearer " + d.token, "GET", "/metrics", 200},
 	} {

@@ -105,8 +105,10 @@ var errNoToken = errorf(http.StatusUnauthorized,
 // bearer token or as the password of basic auth (the user is not
 // checked: pipelines send "$APPNAME" or anything else).
 func (s *Server) authenticate(r *http.Request) (principal, error) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	var token string
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		token = h[7:]
+	} else {
 		_, token, _ = r.BasicAuth()
 	}
 	token = strings.TrimSpace(token)

@@ -67,11 +67,13 @@ func loadCerts(c TLSConfig, dataDir string) (*certSet, error) {
 		}
 	}
 	if len(c.ACMEHosts) > 0 {
-		cs.hosts = c.ACMEHosts
+		for _, h := range c.ACMEHosts {
+			cs.hosts = append(cs.hosts, strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), "."))
+		}
 		cs.acme = &autocert.Manager{
 			Prompt:     autocert.AcceptTOS,
 			Cache:      autocert.DirCache(filepath.Join(dataDir, "acme")),
-			HostPolicy: autocert.HostWhitelist(c.ACMEHosts...),
+			HostPolicy: autocert.HostWhitelist(cs.hosts...),
 			Email:      c.ACMEEmail,
 		}
 		if c.ACMEDirectory != "" {
