@@ -85,10 +85,11 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("--data-dir is empty")
 	}
-	for flag, addr := range map[string]string{"--http-listen": c.HTTPListen, "--api-listen": c.APIListen, "--https-listen": c.HTTPSListen} {
-		if addr == "" && flag == "--https-listen" {
-			continue
-		}
+	addrs := map[string]string{"--http-listen": c.HTTPListen, "--api-listen": c.APIListen}
+	if c.HTTPSListen != "" {
+		addrs["--https-listen"] = c.HTTPSListen
+	}
+	for flag, addr := range addrs {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("%s %q: want host:port, like 127.0.0.1:7070 or :8080", flag, addr)
 		}

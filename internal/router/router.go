@@ -340,7 +340,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writePage(w, a.status, "Access denied", "Your address may not reach "+host+". If you need access, ask the app's operator to allow your network.")
 		return
 	}
-	if rt.httpsOnly.Load() && !r.isHTTPS(req) {
+	if rt.httpsOnly.Load() && !isHTTPS(req, a.trustedPeer) {
 		a.status = http.StatusPermanentRedirect
 		http.Redirect(w, req, r.httpsURL(req, host), a.status)
 		return
@@ -408,12 +408,10 @@ func normalizeOnce(h string) string {
 }
 
 // isHTTPS reports whether the client's request came over TLS: to this
-// listener, or to a trusted proxy that says so in X-Forwarded-Proto.
-func (r *Router) isHTTPS(req *http.Request) bool {
-	if req.TLS != nil {
-		return true
-	}
-	return access.IsTrusted(req.RemoteAddr, r.trusted) && strings.EqualFold(req.Header.Get("X-Forwarded-Proto"), "https")
+// listener, or to a trusted proxy (trustedPeer) that says so in
+// X-Forwarded-Proto.
+func isHTTPS(req *http.Request, trustedPeer bool) bool {
+	return req.TLS != nil || trustedPeer && strings.EqualFold(req.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 // httpsURL is the request's URL on the HTTPS listener.

@@ -53,10 +53,9 @@ func TestOutputAndExit(t *testing.T) {
 	if got, want := inst.Exit(), "exit code 3"; got != want {
 		t.Errorf("Exit() = %q, want %q", got, want)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(c.text(), "no newline") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Each stream has its own reader: wait for both, not for one line of
+	// stdout (which let the test read before stderr's line arrived).
+	inst.WaitOutput()
 	for _, want := range []string{"stdout: hi from /", "stderr: oops", "stdout: no newline"} {
 		if !strings.Contains(c.text(), want) {
 			t.Errorf("output lacks %q:\n%s", want, c.text())
