@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/testapp"
@@ -211,74 +213,85 @@ func TestDaemonRestartKeepsInstances(t *testing.T) {
 	}
 }
 
-// TestWebSocketAcrossSwap: an upgraded connection keeps its old instance
-// across a swap until the drain timeout, then is closed cleanly.
+// TestWebSocketAcrossSwap: when a deploy retires the instance a
+// WebSocket is connected to, the client gets a close frame "going away"
+// (1001) at once, not at the drain timeout, and reconnecting reaches the
+// new release. A server-sent event stream ends cleanly at the same moment.
+// The deployment does not wait out its drain timeout for either.
 func TestWebSocketAcrossSwap(t *testing.T) {
 	d := startDaemon(t)
 	zip := wsappZip(t)
-	d.mustCLI("apps", "create", "ws", "--command", "exec ./wsapp", "--env", "VERSION=1", "--drain-timeout", "3")
+	d.mustCLI("apps", "create", "ws", "--command", "exec ./wsapp", "--env", "VERSION=1", "--drain-timeout", "60")
 	d.mustCLI("deploy", "-a", "ws", zip)
 
-	conn, r := openUpgrade(t, d, "ws")
-	defer conn.Close()
-	if got := echo(t, conn, r, "hello"); got != "v1: hello" {
+	conn := dialWebSocket(t, d, "ws")
+	if got := wsEcho(t, conn, "hello"); got != "v1: hello" {
 		t.Fatalf("echo before the swap: %q", got)
 	}
+	events := openEvents(t, d, "ws")
+	start := time.Now()
 	d.mustCLI("config", "set", "-a", "ws", "VERSION=2", "--no-wait")
 	d.waitForStep("ws", "switched")
-	switched := time.Now()
-	if body := d.body("ws", "/"); !strings.HasPrefix(body, "version=2 ") {
-		t.Errorf("after the swap new requests get %q, want v2", body)
-	}
-	if got := echo(t, conn, r, "still there?"); got != "v1: still there?" {
-		t.Errorf("echo after the swap: %q, want the old instance", got)
-	}
+
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, err := r.ReadString('\n')
-	closed := time.Since(switched)
-	if !errors.Is(err, io.EOF) {
-		t.Errorf("the connection ended with %v, want a clean close (EOF)", err)
+	_, _, err := conn.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Errorf("the old connection ended with %v, want a close frame 1001 (going away)", err)
 	}
-	if closed < 2*time.Second {
-		t.Errorf("the connection closed %s after the swap, before the 3 s drain timeout", closed)
+	if _, err := io.Copy(io.Discard, events); err != nil {
+		t.Errorf("the event stream ended with %v, want a clean end", err)
 	}
-	t.Logf("the upgraded connection was closed %s after the swap", closed.Round(100*time.Millisecond))
+	t.Logf("WebSocket closed and event stream ended %s after the change began", time.Since(start).Round(100*time.Millisecond))
 	d.waitForState("ws", "succeeded")
+	if deps := d.deployments("ws"); strings.Contains(fmt.Sprint(deps[0].Events), "Drain timeout passed") {
+		t.Errorf("the deployment waited out its drain timeout: %v", deps[0].Events)
+	}
+	again := dialWebSocket(t, d, "ws")
+	if got := wsEcho(t, again, "hello again"); got != "v2: hello again" {
+		t.Errorf("echo after reconnecting: %q, want the new release", got)
+	}
 }
 
-func openUpgrade(t *testing.T, d *daemon, app string) (net.Conn, *bufio.Reader) {
+func dialWebSocket(t *testing.T, d *daemon, app string) *websocket.Conn {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(d.httpURL, "http://"))
+	url := "ws://" + strings.TrimPrefix(d.httpURL, "http://") + "/ws"
+	conn, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Host": {app + ".localhost"}})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("dialing %s: %v (%v)", url, err, resp)
 	}
-	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", app)
-	r := bufio.NewReader(conn)
-	status, err := r.ReadString('\n')
-	if err != nil || !strings.Contains(status, "101") {
-		t.Fatalf("upgrade answered %q, %v", status, err)
-	}
-	for { // skip the headers
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line == "\r\n" {
-			break
-		}
-	}
-	return conn, r
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
-func echo(t *testing.T, conn net.Conn, r *bufio.Reader, msg string) string {
+func wsEcho(t *testing.T, conn *websocket.Conn, msg string) string {
 	t.Helper()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "%s\n", msg)
-	line, err := r.ReadString('\n')
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		t.Fatalf("sending %q: %v", msg, err)
+	}
+	_, got, err := conn.ReadMessage()
 	if err != nil {
 		t.Fatalf("echo of %q: %v", msg, err)
 	}
-	return strings.TrimSpace(line)
+	return string(got)
+}
+
+// openEvents opens the app's event stream and reads its first event.
+func openEvents(t *testing.T, d *daemon, app string) io.Reader {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, d.httpURL+"/events", nil)
+	req.Host = app + ".localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	r := bufio.NewReader(resp.Body)
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "data: v1 ") {
+		t.Fatalf("first event: %q, %v", line, err)
+	}
+	return r
 }
 
 // wsappZip builds testdata/wsapp and zips the binary.

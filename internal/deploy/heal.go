@@ -60,8 +60,7 @@ func (m *Manager) watchExit(inst *instance) {
 	}
 	// Out of rotation at once: requests go to the others, or wait for the
 	// replacement (see router hold), rather than to a dead port.
-	m.live[inst.app] = slices.DeleteFunc(slices.Clone(m.live[inst.app]), func(x *instance) bool { return x == inst })
-	m.opts.Router.Swap(inst.app, backends(m.live[inst.app]))
+	m.publishLocked(inst.app, without(m.live[inst.app], inst), nil)
 	inst.state = StateExited
 	m.metrics.restarts.WithLabelValues(inst.app, "exited").Inc()
 	m.opts.Logs.Platform(inst.app, inst.release, "Instance %s exited unexpectedly (%s); replacing it", inst.ID, inst.Exit())
@@ -123,8 +122,7 @@ func (m *Manager) markUnhealthy(inst *instance, err error) {
 	}
 	where := "it keeps serving, as the only instance, until its replacement is ready"
 	if others > 0 {
-		m.live[inst.app] = slices.DeleteFunc(slices.Clone(m.live[inst.app]), func(x *instance) bool { return x == inst })
-		m.opts.Router.Swap(inst.app, backends(m.live[inst.app]))
+		m.publishLocked(inst.app, without(m.live[inst.app], inst), nil)
 		m.sick[inst.app] = append(m.sick[inst.app], inst)
 		where = "out of rotation"
 	}
@@ -242,9 +240,8 @@ func (m *Manager) swapIn(sick, ni *instance) bool {
 		m.mu.Unlock()
 		return false
 	}
-	m.sick[sick.app] = slices.DeleteFunc(slices.Clone(m.sick[sick.app]), func(x *instance) bool { return x == sick })
-	m.live[sick.app] = live
-	m.opts.Router.Swap(sick.app, backends(live))
+	m.sick[sick.app] = without(m.sick[sick.app], sick)
+	m.publishLocked(sick.app, live, nil)
 	m.mu.Unlock()
 	m.opts.Logs.Platform(sick.app, sick.release, "Instance %s replaces %s", ni.ID, sick.ID)
 	m.goLive([]*instance{ni}, m.settingsOf(sick.app, sick.release))

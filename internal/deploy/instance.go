@@ -65,10 +65,6 @@ func Command(rel store.Release) (string, error) {
 // the daemon's environment (which may hold credentials) reaches apps.
 var inheritedEnv = []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "JAVA_HOME"}
 
-// reservedEnv are set by the platform last, so no app setting overrides
-// them: the app must listen where the router looks.
-var reservedEnv = []string{"PORT", "SERVER_PORT", "SERVER_ADDRESS"}
-
 // environment builds an instance's environment. Order is precedence: platform
 // defaults, then the app's settings, then the bindings the platform needs.
 func (m *Manager) environment(rel store.Release, id string, index, port int) []string {

@@ -141,7 +141,7 @@ func (m *Manager) DeleteApp(ctx context.Context, name string) error {
 	}
 	m.opts.Router.RemoveApp(name)
 	m.mu.Lock()
-	old := append(m.live[name], m.sick[name]...)
+	old := slices.Concat(m.live[name], m.sick[name])
 	delete(m.live, name)
 	delete(m.sick, name)
 	m.mu.Unlock()
@@ -162,6 +162,23 @@ func (m *Manager) Cancel(app string) error {
 	}
 	cancel(ErrCancelled)
 	return nil
+}
+
+// publishLocked makes insts app's live set, in the manager and in the
+// router's backend set at once; it is the only writer of both. With s, the
+// settings of a newly live release, the router's treatment of the app's
+// requests changes with it. Call with m.mu held.
+func (m *Manager) publishLocked(app string, insts []*instance, s *store.Settings) {
+	if s != nil {
+		m.opts.Router.Configure(app, router.RouteConfig{Hold: secs(s.HoldTimeout), AccessLog: s.AccessLog})
+	}
+	m.live[app] = insts
+	m.opts.Router.Swap(app, backends(insts))
+}
+
+// without returns a copy of insts without x.
+func without(insts []*instance, x *instance) []*instance {
+	return slices.DeleteFunc(slices.Clone(insts), func(i *instance) bool { return i == x })
 }
 
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }
@@ -209,7 +226,7 @@ func (m *Manager) Close(keep bool) {
 	m.mu.Unlock()
 	var wg sync.WaitGroup
 	for app, insts := range live {
-		insts = append(insts, sick[app]...)
+		insts = slices.Concat(insts, sick[app])
 		for _, inst := range insts {
 			wg.Add(1)
 			go func() {

@@ -62,10 +62,7 @@ func (m *Manager) serveAdopted(ctx context.Context, a store.App, insts []*instan
 	}
 	s := rel.Settings.WithDefaults()
 	m.mu.Lock()
-	m.live[a.Name] = insts
-	m.opts.Router.SetHold(a.Name, secs(s.HoldTimeout))
-	m.opts.Router.SetAccessLog(a.Name, s.AccessLog)
-	m.opts.Router.Swap(a.Name, backends(insts))
+	m.publishLocked(a.Name, insts, &s)
 	m.mu.Unlock()
 	m.goLive(insts, s)
 	for _, inst := range insts {

@@ -189,10 +189,8 @@ func (m *Manager) switchTo(ctx context.Context, p plan, started []*instance) (in
 		next = append(append([]*instance(nil), live[:keep]...), started...)
 		old = live[keep:]
 	}
-	m.live[app] = next
-	m.opts.Router.SetHold(app, secs(p.rel.Settings.WithDefaults().HoldTimeout))
-	m.opts.Router.SetAccessLog(app, p.rel.Settings.AccessLog)
-	m.opts.Router.Swap(app, backends(next))
+	s := p.rel.Settings.WithDefaults()
+	m.publishLocked(app, next, &s)
 	return len(next), old, nil
 }
 

@@ -81,7 +81,7 @@ func TestAccessRules(t *testing.T) {
 				if got := strings.Split(w.Body.String(), "|")[0]; got != c.wantXFF {
 					t.Errorf("the app saw X-Forwarded-For %q, want %q", got, c.wantXFF)
 				}
-			} else if !strings.Contains(w.Body.String(), "Access denied") {
+			} else if !strings.Contains(w.Body.String(), "Forbidden") || strings.Contains(w.Body.String(), "slipway") {
 				t.Errorf("403 page: %q", w.Body)
 			}
 		})

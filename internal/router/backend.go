@@ -3,6 +3,7 @@
 package router
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -35,6 +36,15 @@ type Backend struct {
 	// picks again (see route.acquire).
 	retired atomic.Bool
 
+	// draining ends when the backend's drain starts: its upgraded
+	// connections and streams are told to close then. stopped ends at the
+	// drain deadline: what is still in flight is cut off. Both end with the
+	// cause, which the log names.
+	draining   context.Context
+	startDrain context.CancelCauseFunc
+	stopped    context.Context
+	stop       context.CancelCauseFunc
+
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 }
@@ -43,6 +53,8 @@ type Backend struct {
 // (host:port). Each backend has its own connection pool, closed with it.
 func NewBackend(id, addr string) *Backend {
 	b := &Backend{ID: id, Addr: addr}
+	b.draining, b.startDrain = context.WithCancelCause(context.Background())
+	b.stopped, b.stop = context.WithCancelCause(context.Background())
 	b.transport = &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        maxIdlePerBackend,
@@ -58,7 +70,7 @@ func NewBackend(id, addr string) *Backend {
 		},
 		Transport:      b.transport,
 		ErrorHandler:   proxyError,
-		ModifyResponse: recordStatus,
+		ModifyResponse: onResponse,
 		ErrorLog:       discardLog,
 		BufferPool:     buffers,
 	}

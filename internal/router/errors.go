@@ -9,6 +9,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sync/atomic"
+	"time"
 )
 
 // discardLog silences ReverseProxy's own logging; proxyError decides.
@@ -20,33 +22,32 @@ const statusClientClosed = 499
 // proxyError answers a request the backend could not serve, unless it may
 // be tried again on another backend: then ServeHTTP does that.
 func proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	if a, ok := r.Context().Value(attemptKey{}).(*attempt); ok && !a.retried && retryable(r, err, a) {
+	a, _ := r.Context().Value(attemptKey{}).(*attempt)
+	if a != nil && !a.retried && retryable(r, err, a) {
 		a.err = err
 		return
 	}
 	status := errorStatus(r, err)
-	if a, ok := r.Context().Value(attemptKey{}).(*attempt); ok {
+	if a != nil {
 		a.status = status
 	}
-	w.WriteHeader(status)
-}
-
-// recordStatus notes the backend's status for the metrics.
-func recordStatus(resp *http.Response) error {
-	if a, ok := resp.Request.Context().Value(attemptKey{}).(*attempt); ok {
-		a.status = resp.StatusCode
-	}
-	return nil
+	writePage(w, status)
 }
 
 // attempt carries, through the request's context, what ServeHTTP needs to
-// decide on a retry.
+// decide on a retry, and what forward needs to end a try.
 type attempt struct {
 	status   int           // the answer's status, for the metrics
 	instance string        // the backend that answered, for the access log
 	err      error         // set by proxyError when the request may be retried
 	retried  bool          // the request is on its second try
 	body     *countingBody // nil without a body
+	// backend is the one this try is on, and cancel ends the try with a
+	// cause (see forward).
+	backend *Backend
+	cancel  context.CancelCauseFunc
+	// hooks are the drain callbacks of this try, unregistered when it ends.
+	hooks []func() bool
 	// trustedPeer is set when the peer is a trusted proxy, whose
 	// X-Forwarded-* headers are passed on.
 	trustedPeer bool
@@ -100,6 +101,9 @@ func isTimeout(err error) bool {
 // errorStatus maps an upstream error to the status the client gets.
 func errorStatus(r *http.Request, err error) int {
 	switch {
+	case errors.Is(context.Cause(r.Context()), ErrDrainTimeout):
+		// Cut off by the platform: the instance is being retired.
+		return http.StatusBadGateway
 	case errors.Is(r.Context().Err(), context.Canceled):
 		// The client is gone; nobody will read this status, but the
 		// access log should not blame the app.
@@ -114,11 +118,39 @@ func errorStatus(r *http.Request, err error) int {
 	}
 }
 
-// writePage writes a small HTML page for the router's own answers.
-func writePage(w http.ResponseWriter, status int, title, text string) {
+// pages are the router's own answers, for anyone: they say what happened
+// without naming the app, the platform or what an operator should do (that
+// goes to the log).
+var pages = map[int][2]string{
+	http.StatusNotFound:           {"Not found", "There is no site at this address."},
+	http.StatusForbidden:          {"Forbidden", "You do not have access to this site."},
+	http.StatusBadGateway:         {"Bad gateway", "The site could not answer this request. Please try again."},
+	http.StatusServiceUnavailable: {"Service unavailable", "The site is not available right now. Please try again in a moment."},
+	http.StatusGatewayTimeout:     {"Gateway timeout", "The site took too long to answer. Please try again."},
+}
+
+// writePage answers with status and its neutral page. A status without a
+// page (499: the client is gone) gets no body.
+func writePage(w http.ResponseWriter, status int) {
+	p, ok := pages[status]
+	if !ok {
+		w.WriteHeader(status)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "<!doctype html><title>%d %s</title><h1>%s</h1><p>%s</p>\n",
-		status, html.EscapeString(title), html.EscapeString(title), html.EscapeString(text))
+		status, html.EscapeString(p[0]), html.EscapeString(p[0]), html.EscapeString(p[1]))
+}
+
+// logLimit lets a log line through at most once per logEvery.
+type logLimit struct{ last atomic.Int64 }
+
+const logEvery = 10 * time.Second
+
+func (l *logLimit) shouldLog(now time.Time) bool {
+	last := l.last.Load()
+	return now.UnixNano()-last >= int64(logEvery) && l.last.CompareAndSwap(last, now.UnixNano())
 }

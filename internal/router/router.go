@@ -14,14 +14,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/access"
 )
 
-// DefaultHold is how long a request waits for an app with no backend.
-const DefaultHold = 10 * time.Second
-
-// DefaultDrainTimeout bounds the wait for an old backend's requests in flight.
-const DefaultDrainTimeout = 30 * time.Second
-
-// drainPoll is how often Drain looks at the in-flight counters.
-const drainPoll = 10 * time.Millisecond
 
 // Options configures a Router.
 type Options struct {
@@ -59,13 +51,16 @@ type route struct {
 	// changed is closed, and replaced, by every Swap: requests holding for
 	// a backend wait on it.
 	changed atomic.Pointer[chan struct{}]
-	// hold is how long a request waits for a backend when there is none.
+	// hold is how long a request waits for a backend when there is none;
+	// zero until Configure.
 	hold      atomic.Int64
 	stats     routeStats
 	accessLog atomic.Bool
 	// access holds the app's traffic rules; nil allows everyone.
 	access    atomic.Pointer[access.Matcher]
 	httpsOnly atomic.Bool
+	// warned limits the log lines about the app's 503s.
+	warned logLimit
 }
 
 func newRoute(app string) *route {
@@ -73,7 +68,6 @@ func newRoute(app string) *route {
 	rt.backends.Store(&[]*Backend{})
 	ch := make(chan struct{})
 	rt.changed.Store(&ch)
-	rt.hold.Store(int64(DefaultHold))
 	return rt
 }
 
@@ -109,9 +103,9 @@ func (r *Router) SetHosts(app string, hosts []string) {
 	r.hosts.Store(&next)
 }
 
-// RemoveApp stops routing to app and returns its backends, now retired.
-func (r *Router) RemoveApp(app string) []*Backend {
-	old := r.Swap(app, nil)
+// RemoveApp stops routing to app; its backends are retired (drain them).
+func (r *Router) RemoveApp(app string) {
+	r.Swap(app, nil)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	next := make(map[string]*route)
@@ -121,7 +115,6 @@ func (r *Router) RemoveApp(app string) []*Backend {
 		}
 	}
 	r.hosts.Store(&next)
-	return old
 }
 
 func (r *Router) findLocked(app string) *route {
@@ -165,12 +158,23 @@ func (rt *route) notify() {
 	close(*rt.changed.Swap(&ch))
 }
 
-// SetAccessLog turns app's access log on or off, at once.
-func (r *Router) SetAccessLog(app string, on bool) {
+// RouteConfig is how the router treats one app's requests, from the
+// settings of its live release.
+type RouteConfig struct {
+	// Hold is how long a request waits for a backend while the app has
+	// none; zero answers 503 at once.
+	Hold time.Duration
+	// AccessLog writes a record of each request (see Options.AccessLog).
+	AccessLog bool
+}
+
+// Configure applies c to app's requests, at once.
+func (r *Router) Configure(app string, c RouteConfig) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if rt := r.findLocked(app); rt != nil {
-		rt.accessLog.Store(on && r.accessLog != nil)
+		rt.hold.Store(int64(c.Hold))
+		rt.accessLog.Store(c.AccessLog && r.accessLog != nil)
 	}
 }
 
@@ -182,15 +186,6 @@ func (r *Router) SetPolicy(app string, p access.Policy) {
 	if rt := r.findLocked(app); rt != nil {
 		rt.access.Store(p.App.Compile())
 		rt.httpsOnly.Store(p.HTTPSOnly)
-	}
-}
-
-// SetHold sets how long a request to app waits when it has no backend.
-func (r *Router) SetHold(app string, d time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if rt := r.findLocked(app); rt != nil {
-		rt.hold.Store(int64(d))
 	}
 }
 
@@ -212,31 +207,6 @@ func (r *Router) Backends(app string) []*Backend {
 		return nil
 	}
 	return *rt.backends.Load()
-}
-
-// Drain waits until no request is in flight on backends or the timeout
-// passes, and returns how many requests were still in flight then.
-func Drain(ctx context.Context, backends []*Backend, timeout time.Duration) int64 {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(drainPoll)
-	defer tick.Stop()
-	for {
-		var n int64
-		for _, b := range backends {
-			n += b.InFlight()
-		}
-		if n == 0 {
-			return 0
-		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			return n
-		case <-ctx.Done():
-			return n
-		}
-	}
 }
 
 // acquire picks the backend with the fewest requests in flight, other than
@@ -321,7 +291,8 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	host := NormalizeHost(req.Host)
 	rt := (*r.hosts.Load())[host]
 	if rt == nil {
-		writePage(w, http.StatusNotFound, "No app here", "No app is served at "+host+". Check the host name, or create the app with 'slipway apps create'.")
+		r.logger.Debug("no app is served at this host; check the host name, or create the app with 'slipway apps create'", "host", host)
+		writePage(w, http.StatusNotFound)
 		return
 	}
 	start := time.Now()
@@ -337,7 +308,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}()
 	if m := rt.access.Load(); m != nil && !m.Allows(access.ClientIP(req.RemoteAddr, req.Header.Values("X-Forwarded-For"), r.trusted)) {
 		a.status = http.StatusForbidden
-		writePage(w, a.status, "Access denied", "Your address may not reach "+host+". If you need access, ask the app's operator to allow your network.")
+		writePage(w, a.status)
 		return
 	}
 	if rt.httpsOnly.Load() && !isHTTPS(req, a.trustedPeer) {
@@ -348,7 +319,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	b := rt.acquire(req.Context(), nil)
 	if b == nil {
 		a.status = http.StatusServiceUnavailable
-		unavailable(w, rt.app)
+		r.unavailable(w, rt)
 		return
 	}
 	if req.Body != nil && req.Body != http.NoBody {
@@ -356,9 +327,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req.Body = a.body
 	}
 	req = req.WithContext(context.WithValue(req.Context(), attemptKey{}, a))
-	a.instance = b.ID
-	b.proxy.ServeHTTP(w, req)
-	b.inflight.Add(-1)
+	r.forward(rt.app, b, w, req, a)
 	if a.err == nil {
 		return
 	}
@@ -366,17 +335,20 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	next := rt.acquire(req.Context(), b)
 	if next == nil {
 		a.status = errorStatus(req, a.err)
-		w.WriteHeader(a.status)
+		writePage(w, a.status)
 		return
 	}
-	defer next.inflight.Add(-1)
-	a.instance = next.ID
-	next.proxy.ServeHTTP(w, req)
+	r.forward(rt.app, next, w, req, a)
 }
 
-func unavailable(w http.ResponseWriter, app string) {
+// unavailable answers 503 for an app with no ready backend; the operator
+// learns why from the log, the visitor only that it is temporary.
+func (r *Router) unavailable(w http.ResponseWriter, rt *route) {
+	if rt.warned.shouldLog(time.Now()) {
+		r.logger.Warn("app has no ready instance: requests get 503; if it is not deploying or restarting, deploy it with 'slipway deploy', and see 'slipway status'", "app", rt.app)
+	}
 	w.Header().Set("Retry-After", "5")
-	writePage(w, http.StatusServiceUnavailable, "App not running", "App "+app+" has no instance ready. If it is deploying or restarting, try again in a moment; otherwise deploy it with 'slipway deploy'.")
+	writePage(w, http.StatusServiceUnavailable)
 }
 
 // NormalizeHost lower-cases a Host header and drops its port, the

@@ -200,7 +200,7 @@ func TestRouting(t *testing.T) {
 	r := New(Options{})
 	r.SetHosts("promo", []string{"promo.localhost"})
 	r.SetHosts("empty", []string{"empty.localhost"})
-	r.SetHold("empty", 0)
+	r.Configure("empty", RouteConfig{})
 	b := newTestBackend(t, 7)
 	r.Swap("promo", []*Backend{b.Backend})
 	tests := []struct {
@@ -283,7 +283,7 @@ func TestNormalizeHost(t *testing.T) {
 func TestHoldUntilBackend(t *testing.T) {
 	r := New(Options{})
 	r.SetHosts("a", []string{"a.test"})
-	r.SetHold("a", 5*time.Second)
+	r.Configure("a", RouteConfig{Hold: 5 * time.Second})
 	front := httptest.NewServer(r)
 	defer front.Close()
 	got := make(chan int, 1)
@@ -313,7 +313,7 @@ func TestHoldUntilBackend(t *testing.T) {
 func TestHoldTimeout(t *testing.T) {
 	r := New(Options{})
 	r.SetHosts("a", []string{"a.test"})
-	r.SetHold("a", 100*time.Millisecond)
+	r.Configure("a", RouteConfig{Hold: 100 * time.Millisecond})
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Host = "a.test"
 	rec := httptest.NewRecorder()

@@ -1,16 +1,18 @@
 // Command wsapp is a test app for long-lived connections: GET / answers
-// "version=$VERSION …", and GET /ws with "Upgrade: websocket" switches
-// protocols and then echoes each line it gets as "v$VERSION: line". It
-// stands in for a WebSocket server: the router passes any upgraded
-// connection through as raw bytes, so framing does not matter to it.
+// "version=$VERSION …", GET /ws is a WebSocket that answers each text
+// message with "v$VERSION: message", and GET /events is a stream of
+// server-sent events, one a second. It closes a WebSocket as servers do:
+// it answers the client's close frame with its own, then hangs up.
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"log"
 	"net/http"
 	"os"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 func main() {
@@ -18,22 +20,36 @@ func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "version=%s instance=%s\n", version, os.Getenv("SLIPWAY_INSTANCE_ID"))
 	})
+	upgrader := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	http.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			http.Error(w, "want Upgrade: websocket", http.StatusBadRequest)
-			return
-		}
-		conn, rw, err := w.(http.Hijacker).Hijack()
+		conn, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
 		defer conn.Close()
-		fmt.Fprint(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		in := bufio.NewScanner(rw)
-		for in.Scan() {
-			fmt.Fprintf(rw, "v%s: %s\n", version, in.Text())
-			rw.Flush()
+		for {
+			kind, msg, err := conn.ReadMessage()
+			if err != nil {
+				log.Printf("websocket ended: %v", err)
+				return
+			}
+			if err := conn.WriteMessage(kind, fmt.Appendf(nil, "v%s: %s", version, msg)); err != nil {
+				return
+			}
+		}
+	})
+	http.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(w, "data: v%s event %d\n\n", version, i); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(time.Second):
+			}
 		}
 	})
 	addr := os.Getenv("SERVER_ADDRESS") + ":" + os.Getenv("PORT")
