@@ -2,10 +2,10 @@ package router
 
 import (
 	"bufio"
-	"crypto/sha1"
-	"encoding/base64"
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"

@@ -14,7 +14,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/access"
 )
 
-
 // Options configures a Router.
 type Options struct {
 	Logger *slog.Logger
