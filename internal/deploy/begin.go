@@ -79,7 +79,7 @@ func (m *Manager) tryBegin(ctx context.Context, app string, o op) (store.Deploym
 	m.cancels[app] = cancel
 	m.mu.Unlock()
 	m.wg.Add(1)
-	go m.run(runCtx, cancel, &tracker{m: m, d: d}, p)
+	go m.run(runCtx, cancel, &tracker{m: m, d: d}, p, m.opts.Router.Expect(app))
 	return d, nil
 }
 

@@ -60,11 +60,14 @@ func (m *Manager) watchExit(inst *instance) {
 	}
 	// Out of rotation at once: requests go to the others, or wait for the
 	// replacement (see router hold), rather than to a dead port.
+	// Held requests wait for the replacement from the moment the instance
+	// leaves rotation.
+	expected := m.opts.Router.Expect(inst.app)
 	m.publishLocked(inst.app, without(m.live[inst.app], inst), nil)
 	inst.state = StateExited
 	m.metrics.restarts.WithLabelValues(inst.app, "exited").Inc()
 	m.opts.Logs.Platform(inst.app, inst.release, "Instance %s exited unexpectedly (%s); replacing it", inst.ID, inst.Exit())
-	m.startReplacing(inst)
+	m.startReplacing(inst, expected)
 }
 
 // monitor checks inst's health every interval while it serves, and has it
@@ -121,19 +124,22 @@ func (m *Manager) markUnhealthy(inst *instance, err error) {
 		}
 	}
 	where := "it keeps serving, as the only instance, until its replacement is ready"
+	expected := m.opts.Router.Expect(inst.app)
 	if others > 0 {
 		m.publishLocked(inst.app, without(m.live[inst.app], inst), nil)
 		m.sick[inst.app] = append(m.sick[inst.app], inst)
 		where = "out of rotation"
 	}
 	m.opts.Logs.Platform(inst.app, inst.release, "Instance %s is unhealthy (%v); %s; replacing it", inst.ID, err, where)
-	m.startReplacing(inst)
+	m.startReplacing(inst, expected)
 }
 
-// startReplacing starts replacing sick in the background. Call with m.mu
-// held.
-func (m *Manager) startReplacing(sick *instance) {
+// startReplacing starts replacing sick in the background; expected is
+// the router's Expect for the replacement, which calls it when done. Call
+// with m.mu held.
+func (m *Manager) startReplacing(sick *instance, expected func()) {
 	if sick.replacing {
+		expected()
 		return
 	}
 	sick.replacing = true
@@ -141,15 +147,16 @@ func (m *Manager) startReplacing(sick *instance) {
 		m.sick[sick.app] = append(m.sick[sick.app], sick)
 	}
 	m.wg.Add(1)
-	go m.replace(sick)
+	go m.replace(sick, expected)
 }
 
 // replace starts and warms up a new instance of sick's release, with
 // backoff between failed attempts, and swaps it in for sick; then it
 // retires sick. It gives up once a deployment has replaced sick's release,
 // or the app is gone.
-func (m *Manager) replace(sick *instance) {
+func (m *Manager) replace(sick *instance, expected func()) {
 	defer m.wg.Done()
+	defer expected()
 	defer func() {
 		if r := recover(); r != nil {
 			m.logger.Error("replacing an instance panicked", "app", sick.app, "panic", r, "stack", string(debug.Stack()))

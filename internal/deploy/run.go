@@ -69,9 +69,11 @@ func (t *tracker) finish(err error) {
 }
 
 // run takes p live and records the outcome; it always releases the lock.
-func (m *Manager) run(ctx context.Context, cancel context.CancelCauseFunc, t *tracker, p plan) {
+// expected is the router's Expect for this deployment.
+func (m *Manager) run(ctx context.Context, cancel context.CancelCauseFunc, t *tracker, p plan, expected func()) {
 	rel := p.rel
 	defer m.wg.Done()
+	defer expected()
 	defer cancel(nil)
 	err := func() (err error) {
 		defer func() {

@@ -58,6 +58,9 @@ type route struct {
 	// access holds the app's traffic rules; nil allows everyone.
 	access    atomic.Pointer[access.Matcher]
 	httpsOnly atomic.Bool
+	// expecting counts what is under way that can bring a backend: a
+	// deployment, a replacement. Requests are held only meanwhile.
+	expecting atomic.Int32
 	// warned limits the log lines about the app's 503s.
 	warned logLimit
 }
@@ -157,6 +160,28 @@ func (rt *route) notify() {
 	close(*rt.changed.Swap(&ch))
 }
 
+// Expect tells the router that something under way (a deployment, the
+// replacement of an instance) may bring app a backend, so requests that
+// find none wait for it, up to the hold time. Call done when it is over.
+func (r *Router) Expect(app string) (done func()) {
+	r.mu.Lock()
+	rt := r.findLocked(app)
+	r.mu.Unlock()
+	if rt == nil {
+		return func() {}
+	}
+	rt.expecting.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			rt.expecting.Add(-1)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			rt.notify() // waiters look again, and give up if nothing else comes
+		})
+	}
+}
+
 // RouteConfig is how the router treats one app's requests, from the
 // settings of its live release.
 type RouteConfig struct {
@@ -209,15 +234,18 @@ func (r *Router) Backends(app string) []*Backend {
 }
 
 // acquire picks the backend with the fewest requests in flight, other than
-// exclude, and counts the caller's request on it. When there is none it
-// holds the request until a Swap brings one, for up to the app's hold
-// time; nil when none came.
+// exclude, and counts the caller's request on it. When there is none, and
+// something is bringing one (see Expect), it holds the request until a Swap
+// brings one, for up to the app's hold time; nil when none came.
 func (rt *route) acquire(ctx context.Context, exclude *Backend) *Backend {
 	var timeout <-chan time.Time
 	for {
 		changed := *rt.changed.Load() // before the set: a Swap in between wakes us
 		if b, ok := rt.tryAcquire(exclude); ok {
 			return b
+		}
+		if rt.expecting.Load() == 0 {
+			return nil // nothing will come: no point in waiting
 		}
 		if timeout == nil {
 			t := time.NewTimer(time.Duration(rt.hold.Load()))

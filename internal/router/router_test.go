@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/access"
 )
 
 // testBackend is a real HTTP server that fails the test if a request
@@ -284,6 +286,7 @@ func TestHoldUntilBackend(t *testing.T) {
 	r := New(Options{})
 	r.SetHosts("a", []string{"a.test"})
 	r.Configure("a", RouteConfig{Hold: 5 * time.Second})
+	defer r.Expect("a")()
 	front := httptest.NewServer(r)
 	defer front.Close()
 	got := make(chan int, 1)
@@ -314,6 +317,7 @@ func TestHoldTimeout(t *testing.T) {
 	r := New(Options{})
 	r.SetHosts("a", []string{"a.test"})
 	r.Configure("a", RouteConfig{Hold: 100 * time.Millisecond})
+	defer r.Expect("a")()
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Host = "a.test"
 	rec := httptest.NewRecorder()
@@ -379,4 +383,81 @@ func closedAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// TestNoHoldWithoutExpect: when nothing is bringing a backend, a request
+// that finds none, or whose only backend failed, is answered at once
+// instead of waiting out the hold time.
+func TestNoHoldWithoutExpect(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("a", []string{"a.test"})
+	r.SetHosts("gone", []string{"gone.test"})
+	r.Configure("a", RouteConfig{Hold: time.Minute})
+	r.Configure("gone", RouteConfig{Hold: time.Minute})
+	r.Swap("a", []*Backend{NewBackend("reset", resetAddr(t))})
+	front := httptest.NewServer(r)
+	defer front.Close()
+	client := &http.Client{Timeout: 10 * time.Second} // far below the hold
+	for host, want := range map[string]int{"a.test": 502, "gone.test": 503} {
+		req, _ := http.NewRequest(http.MethodGet, front.URL, nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v (the request was held)", host, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: status %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
+
+// resetAddr is a listener that resets every connection it accepts.
+func resetAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// TestPagesAreNeutral: the router's own answers name neither the app nor
+// the platform, and tell a visitor nothing an operator should do.
+func TestPagesAreNeutral(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("secretapp", []string{"secretapp.test"})
+	r.SetHosts("deadapp", []string{"deadapp.test"})
+	r.Swap("deadapp", []*Backend{NewBackend("x", closedAddr(t))})
+	r.SetHosts("denied", []string{"denied.test"})
+	r.SetPolicy("denied", access.Policy{App: access.Rules{{Priority: 1, Action: access.Deny, Network: "0.0.0.0/0"}}})
+	for host, want := range map[string]int{"nothing.test": 404, "secretapp.test": 503, "deadapp.test": 502, "denied.test": 403} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		body := strings.ToLower(rec.Body.String())
+		if rec.Code != want {
+			t.Errorf("%s: status %d, want %d", host, rec.Code, want)
+		}
+		for _, leak := range []string{"slipway", strings.TrimSuffix(host, ".test"), "deploy", "apps create"} {
+			if strings.Contains(body, leak) {
+				t.Errorf("%s: the %d page says %q: %s", host, rec.Code, leak, body)
+			}
+		}
+		if !strings.Contains(body, "<h1>") {
+			t.Errorf("%s: the %d page has no text: %q", host, rec.Code, body)
+		}
+	}
 }
