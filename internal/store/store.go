@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -25,6 +26,10 @@ var (
 )
 
 const (
+	// QuotaBytes bounds etcd's database.
+	QuotaBytes = 1 << 30
+	// MaxRecordBytes bounds one record; see Deployment.AddEvent.
+	MaxRecordBytes = 1 << 20
 	// DefaultLeaseTTL bounds how long a lock can outlive the daemon that took
 	// it: etcd drops the lease, and the lock with it, when keep-alives stop.
 	DefaultLeaseTTL = 10 * time.Second
@@ -49,8 +54,11 @@ type Store struct {
 	cancel context.CancelFunc
 }
 
-// Open starts the embedded etcd member in opts.Dir, listening on loopback
-// ports picked by the kernel, and a session lease that locks hang on.
+// Open starts the embedded etcd member in opts.Dir and a session lease
+// that locks hang on. The member listens on no network port: the daemon
+// talks to it in-process, and its only listener is a unix socket in the
+// 0700 data directory (for etcdctl, by the operator). It has no peer
+// listener: a single member has no peers.
 func Open(opts Options) (*Store, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = filepath.Join(opts.Dir, "etcd")
@@ -59,12 +67,27 @@ func Open(opts Options) (*Store, error) {
 	if opts.Debug {
 		cfg.LogLevel = "info"
 	}
-	loopback := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
-	cfg.ListenClientUrls = []url.URL{loopback}
-	cfg.AdvertiseClientUrls = []url.URL{loopback}
-	cfg.ListenPeerUrls = []url.URL{loopback}
-	cfg.AdvertisePeerUrls = []url.URL{loopback}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := checkMember(cfg.Dir); err != nil {
+		return nil, err
+	}
+	client := url.URL{Scheme: "unix", Path: filepath.Join(cfg.Dir, "client.sock")}
+	cfg.ListenClientUrls = []url.URL{client}
+	cfg.AdvertiseClientUrls = []url.URL{client}
+	// The peer URL is only a name for the member in its cluster; nothing
+	// listens there.
+	cfg.ListenPeerUrls = nil
+	cfg.AdvertisePeerUrls = []url.URL{{Scheme: "unix", Path: filepath.Join(cfg.Dir, "peer.sock")}}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	// A bounded database that is compacted: history older than the
+	// retention goes, and a full quota refuses writes (each one fails
+	// with ErrNoSpace) instead of growing until the disk is full.
+	cfg.QuotaBackendBytes = QuotaBytes
+	cfg.AutoCompactionMode = "periodic"
+	cfg.AutoCompactionRetention = "10m"
+	cfg.MaxRequestBytes = MaxRecordBytes + 64<<10
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded etcd in %s: %w", cfg.Dir, err)

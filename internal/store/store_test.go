@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,4 +141,76 @@ func TestWatchDeployment(t *testing.T) {
 	if last := seen[len(seen)-1]; last != 3 {
 		t.Errorf("watch saw event counts %v, want to end at 3", seen)
 	}
+}
+
+// TestDamagedStoreFailsAtOnce: a damaged database or a lost write-ahead
+// log stops Open at once, with the file named, instead of a panic in
+// etcd's own goroutine or a member started afresh.
+func TestDamagedStoreFailsAtOnce(t *testing.T) {
+	for name, damage := range map[string]func(member string) error{
+		"truncated database": func(member string) error { return os.Truncate(filepath.Join(member, "snap", "db"), 5000) },
+		"missing WAL":        func(member string) error { return os.RemoveAll(filepath.Join(member, "wal")) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(Options{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			member := filepath.Join(dir, "etcd", "member")
+			if err := damage(member); err != nil {
+				t.Fatal(err)
+			}
+			_, err = Open(Options{Dir: dir})
+			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), member) {
+				t.Errorf("Open: %v; want ErrDamaged naming a file under %s", err, member)
+			}
+		})
+	}
+}
+
+// TestListensOnNoPort: the embedded etcd takes no TCP port, so no local
+// user can reach it; its one listener is a socket in the 0700 data dir.
+func TestListensOnNoPort(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ports := listeningPorts(t); len(ports) != 0 {
+		t.Errorf("the store listens on TCP ports %v, want none", ports)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "etcd"))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("etcd's folder: %v, %v; want mode 0700", fi.Mode(), err)
+	}
+}
+
+// listeningPorts lists the TCP ports this process listens on, from /proc.
+func listeningPorts(t *testing.T) []string {
+	t.Helper()
+	inodes := map[string]bool{}
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, fd := range fds {
+		link, _ := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	var ports []string
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 9 && f[3] == "0A" && inodes[f[9]] { // 0A: LISTEN
+				ports = append(ports, f[1])
+			}
+		}
+	}
+	return ports
 }
