@@ -55,6 +55,8 @@ func TestSettingsValidation(t *testing.T) {
 		`{"start_time_limit": 99999}`: "between 1 and 1800",
 		`{}`:                          "the change is empty",
 		`{"sett": {}}`:                "unknown field",
+		`{"warmup_path": "/a\r\nb"}`:  "control character",
+		`{"set": {"BIG": "` + strings.Repeat("x", 32<<10+1) + `"}}`: "at most 32768 are allowed",
 	} {
 		resp, err := d.api(http.MethodPatch, "/api/v1/apps/strict/settings", strings.NewReader(body))
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -19,13 +20,13 @@ func isTrue(v string) bool { return v == "1" || v == "true" }
 // SettingsView is an app's settings as the API shows them: secrets masked,
 // and the defaults filled in beside the stored values.
 type SettingsView struct {
-	Settings  store.Settings `json:"settings"`
-	Effective store.Settings `json:"effective"`
+	Settings  settings.Settings `json:"settings"`
+	Effective settings.Settings `json:"effective"`
 	// Deployment is the deployment that takes a change live, if any.
 	Deployment *store.Deployment `json:"deployment,omitempty"`
 }
 
-func settingsView(s store.Settings, d *store.Deployment) SettingsView {
+func settingsView(s settings.Settings, d *store.Deployment) SettingsView {
 	m := s.Masked()
 	return SettingsView{Settings: m, Effective: m.WithDefaults(), Deployment: d}
 }
@@ -39,10 +40,10 @@ func (s *Server) showSettings(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// changeSettings applies a store.Change. Query: no_restart=1 records it for
+// changeSettings applies a settings.Change. Query: no_restart=1 records it for
 // the next deployment; otherwise it goes live through a deployment (202).
 func (s *Server) changeSettings(w http.ResponseWriter, r *http.Request) error {
-	var c store.Change
+	var c settings.Change
 	if err := decodeJSON(r, &c); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -143,8 +144,8 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 
 // CreateAppRequest is the body of POST /api/v1/apps.
 type CreateAppRequest struct {
-	Name     string         `json:"name"`
-	Settings store.Settings `json:"settings"`
+	Name     string            `json:"name"`
+	Settings settings.Settings `json:"settings"`
 }
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {

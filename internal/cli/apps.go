@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/api"
-	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/settings"
 )
 
 func newAppsCmd(g *globals) *cobra.Command {
@@ -21,18 +21,18 @@ func newAppsCmd(g *globals) *cobra.Command {
 }
 
 func newAppsCreateCmd(g *globals) *cobra.Command {
-	var s store.Settings
+	var s settings.Settings
 	var env []string
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an app; it is served at NAME.<base-domain>",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := store.ValidateAppName(args[0]); err != nil {
+			if err := settings.ValidateAppName(args[0]); err != nil {
 				return err
 			}
 			var err error
-			if s.Env, err = store.ParseEnvPairs(env); err != nil {
+			if s.Env, err = settings.ParseEnvPairs(env); err != nil {
 				return err
 			}
 			if err := s.Validate(); err != nil {
@@ -53,11 +53,7 @@ func newAppsCreateCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringArrayVarP(&env, "env", "e", nil, "an environment variable `KEY=VALUE` (repeatable)")
 	f.StringVar(&s.Command, "command", "", "the startup command (default: the stack's, e.g. java $JAVA_OPTS -jar app.jar --server.port=$PORT)")
-	f.IntVar(&s.StartTimeLimit, "start-time-limit", 0, fmt.Sprintf("seconds an instance may take to answer its warmup request (default %d, at most %d)", store.DefaultStartTimeLimitSecs, store.MaxStartTimeLimitSecs))
-	f.StringVar(&s.WarmupPath, "warmup-path", "", "the path requested to tell that an instance is ready (default "+store.DefaultWarmupPath+")")
-	f.StringVar(&s.WarmupStatus, "warmup-status", "", "the statuses that count as ready (default "+store.DefaultWarmupStatus+")")
-	f.IntVar(&s.DrainTimeout, "drain-timeout", 0, fmt.Sprintf("seconds old instances get to finish their requests (default %d)", store.DefaultDrainTimeoutSecs))
-	f.IntVar(&s.StopGrace, "stop-grace", 0, fmt.Sprintf("seconds between SIGTERM and SIGKILL (default %d)", store.DefaultStopGraceSecs))
+	addOptionFlags(f, &s)
 	return cmd
 }
 

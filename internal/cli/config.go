@@ -10,9 +10,10 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/slipway-dev/slipway/internal/api"
-	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/settings"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -78,27 +79,20 @@ func printSettings(cmd *cobra.Command, v api.SettingsView) error {
 	if cmdLine == "" {
 		cmdLine = "the stack's: java $JAVA_OPTS -jar app.jar --server.port=$PORT"
 	}
-	fmt.Fprintln(w)
-	return table(w, []string{"OPTION", "VALUE", ""}, [][]string{
+	rows = [][]string{
 		{"command", cmdLine, def(s.Command != "")},
 		{"instances", strconv.Itoa(e.Instances), def(s.Instances != 0)},
-		{"warmup-path", e.WarmupPath, def(s.WarmupPath != "")},
-		{"warmup-status", e.WarmupStatus, def(s.WarmupStatus != "")},
-		{"start-time-limit", fmt.Sprintf("%ds", e.StartTimeLimit), def(s.StartTimeLimit != 0)},
-		{"drain-timeout", fmt.Sprintf("%ds", e.DrainTimeout), def(s.DrainTimeout != 0)},
-		{"stop-grace", fmt.Sprintf("%ds", e.StopGrace), def(s.StopGrace != 0)},
-		{"health-path", e.HealthPath, def(s.HealthPath != "")},
-		{"health-interval", fmt.Sprintf("%ds", e.HealthInterval), def(s.HealthInterval != 0)},
-		{"health-timeout", fmt.Sprintf("%ds", e.HealthTimeout), def(s.HealthTimeout != 0)},
-		{"health-threshold", strconv.Itoa(e.HealthThreshold), def(s.HealthThreshold != 0)},
-		{"hold-timeout", fmt.Sprintf("%ds", e.HoldTimeout), def(s.HoldTimeout != 0)},
-		{"access-log", strconv.FormatBool(e.AccessLog), def(s.AccessLog)},
-	})
+	}
+	for _, o := range settings.Options() {
+		rows = append(rows, []string{o.Flag, o.Format(e), def(o.IsSet(s))})
+	}
+	fmt.Fprintln(w)
+	return table(w, []string{"OPTION", "VALUE", ""}, rows)
 }
 
 // sendChange validates c locally, as the daemon will, then sends it.
-func sendChange(cmd *cobra.Command, g *globals, f *changeFlags, c store.Change, noRestart bool) error {
-	if _, err := c.Apply(store.Settings{}); err != nil {
+func sendChange(cmd *cobra.Command, g *globals, f *changeFlags, c settings.Change, noRestart bool) error {
+	if _, err := c.Apply(settings.Settings{}); err != nil {
 		return err
 	}
 	extra := url.Values{}
@@ -127,11 +121,11 @@ func newConfigSetCmd(g *globals) *cobra.Command {
 		Short: "Set environment variables, in one change",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env, err := store.ParseEnvPairs(args)
+			env, err := settings.ParseEnvPairs(args)
 			if err != nil {
 				return err
 			}
-			return sendChange(cmd, g, f, store.Change{Set: env, Secret: secret}, noRestart)
+			return sendChange(cmd, g, f, settings.Change{Set: env, Secret: secret}, noRestart)
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -153,7 +147,7 @@ func newConfigUnsetCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("unset takes names, not %q", k)
 				}
 			}
-			return sendChange(cmd, g, f, store.Change{Unset: args}, noRestart)
+			return sendChange(cmd, g, f, settings.Change{Unset: args}, noRestart)
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -176,7 +170,7 @@ Arguments in the command beat environment variables, which beat the platform's d
 			if strings.TrimSpace(args[0]) == "" {
 				return fmt.Errorf("the command is empty; use unset-command to go back to the stack's")
 			}
-			return sendChange(cmd, g, f, store.Change{Command: &args[0]}, noRestart)
+			return sendChange(cmd, g, f, settings.Change{Command: &args[0]}, noRestart)
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -193,7 +187,7 @@ func newConfigUnsetCommandCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			empty := ""
-			return sendChange(cmd, g, f, store.Change{Command: &empty}, noRestart)
+			return sendChange(cmd, g, f, settings.Change{Command: &empty}, noRestart)
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -204,24 +198,13 @@ func newConfigUnsetCommandCmd(g *globals) *cobra.Command {
 func newConfigOptionsCmd(g *globals) *cobra.Command {
 	f := &changeFlags{}
 	var noRestart bool
-	var path, status, healthPath string
-	var limit, drain, grace, hInterval, hTimeout, hThreshold, hold int
-	var accessLog bool
+	var vals settings.Settings // the options' flags, bound to their fields
 	cmd := &cobra.Command{
-		Use:   "options -a NAME [--warmup-path P] [--warmup-status S] [--start-time-limit N] [--drain-timeout N] [--stop-grace N] [--health-… N] [--hold-timeout N]",
-		Short: "Change the warmup, health and stop options; 0 or \"\" means the default",
+		Use:   "options -a NAME [--OPTION VALUE]...",
+		Short: "Change the warmup, health, stop and access log options; 0 or \"\" means the default",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fl := cmd.Flags()
-			str := func(name string, v *string) *string { return changed(fl.Changed(name), v) }
-			num := func(name string, v *int) *int { return changed(fl.Changed(name), v) }
-			c := store.Change{
-				WarmupPath: str("warmup-path", &path), WarmupStatus: str("warmup-status", &status),
-				StartTimeLimit: num("start-time-limit", &limit), DrainTimeout: num("drain-timeout", &drain), StopGrace: num("stop-grace", &grace),
-				HealthPath: str("health-path", &healthPath), HealthInterval: num("health-interval", &hInterval),
-				HealthTimeout: num("health-timeout", &hTimeout), HealthThreshold: num("health-threshold", &hThreshold),
-				HoldTimeout: num("hold-timeout", &hold), AccessLog: changed(fl.Changed("access-log"), &accessLog),
-			}
+			c := optionChange(cmd.Flags(), vals)
 			if c.Empty() {
 				return fmt.Errorf("give at least one option to change; 'slipway config list -a %s' shows them", f.app)
 			}
@@ -229,26 +212,36 @@ func newConfigOptionsCmd(g *globals) *cobra.Command {
 		},
 	}
 	addChangeFlags(cmd, f)
-	fl := cmd.Flags()
-	fl.BoolVar(&noRestart, "no-restart", false, "record the change for the next deployment instead of taking it live now")
-	fl.StringVar(&path, "warmup-path", "", "the path requested until the instance is ready (default "+store.DefaultWarmupPath+")")
-	fl.StringVar(&status, "warmup-status", "", "the statuses that count as ready (default "+store.DefaultWarmupStatus+")")
-	fl.IntVar(&limit, "start-time-limit", 0, fmt.Sprintf("seconds an instance may take to become ready (default %d, at most %d)", store.DefaultStartTimeLimitSecs, store.MaxStartTimeLimitSecs))
-	fl.IntVar(&drain, "drain-timeout", 0, fmt.Sprintf("seconds old instances get to finish their requests (default %d)", store.DefaultDrainTimeoutSecs))
-	fl.IntVar(&grace, "stop-grace", 0, fmt.Sprintf("seconds between SIGTERM and SIGKILL (default %d)", store.DefaultStopGraceSecs))
-	fl.StringVar(&healthPath, "health-path", "", "the path checked while an instance serves (default: the warmup path)")
-	fl.IntVar(&hInterval, "health-interval", 0, fmt.Sprintf("seconds between health checks (default %d)", store.DefaultHealthIntervalSecs))
-	fl.IntVar(&hTimeout, "health-timeout", 0, fmt.Sprintf("seconds a health check may take (default %d)", store.DefaultHealthTimeoutSecs))
-	fl.IntVar(&hThreshold, "health-threshold", 0, fmt.Sprintf("failed checks in a row before an instance is replaced (default %d)", store.DefaultHealthThreshold))
-	fl.IntVar(&hold, "hold-timeout", 0, fmt.Sprintf("seconds a request waits when no instance is ready, before 503 (default %d)", store.DefaultHoldTimeoutSecs))
-	fl.BoolVar(&accessLog, "access-log", false, "write a line per request to the app's log (--access-log=false turns it off)")
+	cmd.Flags().BoolVar(&noRestart, "no-restart", false, "record the change for the next deployment instead of taking it live now")
+	addOptionFlags(cmd.Flags(), &vals)
 	return cmd
 }
 
-// changed returns v if its flag was given, nil (leave as it is) otherwise.
-func changed[T any](given bool, v *T) *T {
-	if given {
-		return v
+// optionChange is the change of the options whose flags were given, to
+// the values in vals.
+func optionChange(fl *pflag.FlagSet, vals settings.Settings) settings.Change {
+	c := settings.Change{Options: map[string]any{}}
+	for _, o := range settings.Options() {
+		if fl.Changed(o.Flag) {
+			c.Options[o.Key] = o.Value(vals)
+		}
 	}
-	return nil
+	return c
+}
+
+// addOptionFlags adds a flag for each option of the settings, bound to its
+// field of s. Their zero values mean "the default", which their help tells.
+func addOptionFlags(fl *pflag.FlagSet, s *settings.Settings) {
+	for _, o := range settings.Options() {
+		switch p := o.Field(s).(type) {
+		case *int:
+			fl.IntVar(p, o.Flag, 0, o.Usage())
+		case *string:
+			fl.StringVar(p, o.Flag, "", o.Usage())
+		case *bool:
+			fl.BoolVar(p, o.Flag, false, o.Usage())
+		default:
+			panic(fmt.Sprintf("option %s: no flag for a %T", o.Key, p)) // a new kind of option needs a case here
+		}
+	}
 }

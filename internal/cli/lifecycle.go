@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/api"
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -17,12 +18,12 @@ func newScaleCmd(g *globals) *cobra.Command {
 	f := &changeFlags{}
 	cmd := &cobra.Command{
 		Use:   "scale -a NAME N",
-		Short: fmt.Sprintf("Run N instances (1–%d): new ones are warmed up first, removed ones drained first", store.MaxInstances),
+		Short: fmt.Sprintf("Run N instances (1–%d): new ones are warmed up first, removed ones drained first", settings.MaxInstances),
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := strconv.Atoi(args[0])
-			if err != nil || n < 1 || n > store.MaxInstances {
-				return fmt.Errorf("%w: instances must be between 1 and %d, not %q", store.ErrInvalidSettings, store.MaxInstances, args[0])
+			if err != nil || n < 1 || n > settings.MaxInstances {
+				return fmt.Errorf("%w: instances must be between 1 and %d, not %q", settings.ErrInvalidSettings, settings.MaxInstances, args[0])
 			}
 			d, err := postChange(cmd, g, f, http.MethodPost, f.path("/scale", nil), api.ScaleRequest{Instances: n}, nil)
 			if err != nil {

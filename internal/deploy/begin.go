@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -131,7 +132,7 @@ func (m *Manager) newRelease(ctx context.Context, rel *store.Release, deployment
 
 // releaseSettings is the snapshot of an app's settings a release keeps:
 // everything but the instance count, which belongs to the app.
-func releaseSettings(s store.Settings) store.Settings {
+func releaseSettings(s settings.Settings) settings.Settings {
 	s = s.Clone()
 	s.Instances = 0
 	return s

@@ -8,7 +8,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/probe"
 	"github.com/slipway-dev/slipway/internal/router"
-	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/settings"
 )
 
 const (
@@ -32,7 +32,7 @@ func backoff(n int) time.Duration {
 
 // goLive marks instances as serving and starts, for each, a goroutine that
 // replaces it when it exits and one that checks its health.
-func (m *Manager) goLive(insts []*instance, s store.Settings) {
+func (m *Manager) goLive(insts []*instance, s settings.Settings) {
 	m.mu.Lock()
 	for _, inst := range insts {
 		inst.state, inst.liveSince = StateReady, time.Now()
@@ -72,9 +72,9 @@ func (m *Manager) watchExit(inst *instance) {
 
 // monitor checks inst's health every interval while it serves, and has it
 // replaced after threshold failures in a row.
-func (m *Manager) monitor(inst *instance, s store.Settings) {
+func (m *Manager) monitor(inst *instance, s settings.Settings) {
 	defer m.wg.Done()
-	accept, _ := store.ParseStatusSet(s.WarmupStatus)
+	accept, _ := settings.ParseStatusSet(s.WarmupStatus)
 	url := fmt.Sprintf("http://%s%s", inst.backend.Addr, s.HealthPath)
 	tick := time.NewTicker(secs(s.HealthInterval))
 	defer tick.Stop()
@@ -256,7 +256,7 @@ func (m *Manager) swapIn(sick, ni *instance) bool {
 }
 
 // retireOne drains inst, which has left rotation, and stops it.
-func (m *Manager) retireOne(inst *instance, s store.Settings) {
+func (m *Manager) retireOne(inst *instance, s settings.Settings) {
 	router.Drain(m.ctx, []*router.Backend{inst.backend}, secs(s.DrainTimeout))
 	m.stopInstance(inst.app, inst, s.StopGrace)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -109,8 +110,8 @@ func (m *Manager) releaseDir(app string, n int) string {
 }
 
 // CreateApp validates and records a new app and starts routing its hosts.
-func (m *Manager) CreateApp(ctx context.Context, name string, s store.Settings) (store.App, error) {
-	if err := store.ValidateAppName(name); err != nil {
+func (m *Manager) CreateApp(ctx context.Context, name string, s settings.Settings) (store.App, error) {
+	if err := settings.ValidateAppName(name); err != nil {
 		return store.App{}, err
 	}
 	if err := s.Validate(); err != nil {
@@ -245,7 +246,7 @@ func (m *Manager) Close(keep bool) {
 func (m *Manager) stopGrace(app string) int {
 	a, err := m.opts.Store.App(context0(), app)
 	if err != nil {
-		return store.DefaultStopGraceSecs
+		return settings.Settings{}.WithDefaults().StopGrace
 	}
 	return a.Settings.WithDefaults().StopGrace
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -69,19 +70,19 @@ func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployme
 // artifact, new settings) that goes live through a deployment, which is
 // returned; otherwise the change waits for the next deployment, and the
 // returned deployment is nil.
-func (m *Manager) ChangeSettings(ctx context.Context, app string, c store.Change, noRestart bool, meta Meta) (*store.Deployment, store.Settings, error) {
+func (m *Manager) ChangeSettings(ctx context.Context, app string, c settings.Change, noRestart bool, meta Meta) (*store.Deployment, settings.Settings, error) {
 	a, err := m.opts.Store.App(ctx, app)
 	if err != nil {
-		return nil, store.Settings{}, err
+		return nil, settings.Settings{}, err
 	}
 	if _, err := c.Apply(a.Settings); err != nil {
-		return nil, store.Settings{}, err // refuse a bad change before waiting for anything
+		return nil, settings.Settings{}, err // refuse a bad change before waiting for anything
 	}
 	if noRestart || a.CurrentRelease == 0 {
 		s, err := m.saveSettings(ctx, app, meta.Wait, c.Apply)
 		return nil, s, err
 	}
-	var ns store.Settings
+	var ns settings.Settings
 	d, err := m.begin(ctx, app, op{kind: store.KindSettings, author: meta.Author, message: meta.Message, wait: meta.Wait,
 		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
 			a, cur, err := m.liveRelease(ctx, app)
@@ -106,29 +107,29 @@ func (m *Manager) ChangeSettings(ctx context.Context, app string, c store.Change
 				received: fmt.Sprintf("Settings change as %s: %s", rel.Version(), strings.Join(rel.Changes, "; "))}, nil
 		}})
 	if err != nil {
-		return nil, store.Settings{}, err
+		return nil, settings.Settings{}, err
 	}
 	return &d, ns, nil
 }
 
 // saveSettings changes an app's settings without a deployment, once no
 // deployment of it runs.
-func (m *Manager) saveSettings(ctx context.Context, app string, wait bool, change func(store.Settings) (store.Settings, error)) (store.Settings, error) {
+func (m *Manager) saveSettings(ctx context.Context, app string, wait bool, change func(settings.Settings) (settings.Settings, error)) (settings.Settings, error) {
 	if err := m.waitUnlocked(ctx, app, wait); err != nil {
-		return store.Settings{}, err
+		return settings.Settings{}, err
 	}
 	a, err := m.opts.Store.App(ctx, app)
 	if err != nil {
-		return store.Settings{}, err
+		return settings.Settings{}, err
 	}
 	ns, err := change(a.Settings)
 	if err != nil {
-		return store.Settings{}, err
+		return settings.Settings{}, err
 	}
 	changes := ns.Changes(a.Settings)
 	a.Settings = ns
 	if err := m.opts.Store.PutApp(ctx, a); err != nil {
-		return store.Settings{}, err
+		return settings.Settings{}, err
 	}
 	if len(changes) > 0 {
 		m.opts.Logs.Platform(app, a.CurrentRelease, "Settings changed, for the next deployment: %s", strings.Join(changes, "; "))
@@ -140,14 +141,14 @@ func (m *Manager) saveSettings(ctx context.Context, app string, wait bool, chang
 // instances beside the others, scaling down drains the removed ones first.
 // Without a live release it only records n; the deployment is then nil.
 func (m *Manager) Scale(ctx context.Context, app string, n int, meta Meta) (*store.Deployment, error) {
-	if err := (store.Settings{Instances: n}).Validate(); err != nil || n == 0 {
-		return nil, fmt.Errorf("%w: instances must be between 1 and %d, not %d", store.ErrInvalidSettings, store.MaxInstances, n)
+	if err := (settings.Settings{Instances: n}).Validate(); err != nil || n == 0 {
+		return nil, fmt.Errorf("%w: instances must be between 1 and %d, not %d", settings.ErrInvalidSettings, settings.MaxInstances, n)
 	}
 	a, err := m.opts.Store.App(ctx, app)
 	if err != nil {
 		return nil, err
 	}
-	setN := func(s store.Settings) (store.Settings, error) { s.Instances = n; return s, nil }
+	setN := func(s settings.Settings) (settings.Settings, error) { s.Instances = n; return s, nil }
 	if a.CurrentRelease == 0 {
 		_, err := m.saveSettings(ctx, app, meta.Wait, setN)
 		return nil, err

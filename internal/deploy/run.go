@@ -13,6 +13,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/probe"
 	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -214,10 +215,10 @@ func (m *Manager) retire(t *tracker, app string, old []*instance) {
 }
 
 // settingsOf returns the settings of release n of app, or the defaults.
-func (m *Manager) settingsOf(app string, n int) store.Settings {
+func (m *Manager) settingsOf(app string, n int) settings.Settings {
 	rel, err := m.opts.Store.Release(context0(), app, n)
 	if err != nil {
-		return store.Settings{}.WithDefaults()
+		return settings.Settings{}.WithDefaults()
 	}
 	return rel.Settings.WithDefaults()
 }
@@ -252,7 +253,7 @@ func (m *Manager) warmAll(ctx context.Context, t *tracker, rel store.Release, in
 
 func (m *Manager) warm(ctx context.Context, t *tracker, rel store.Release, inst *instance) error {
 	s := rel.Settings.WithDefaults()
-	accept, err := store.ParseStatusSet(s.WarmupStatus)
+	accept, err := settings.ParseStatusSet(s.WarmupStatus)
 	if err != nil {
 		return err
 	}

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/settings"
 )
 
 // Check makes one health request to url and says why it failed, or nil if
 // it answered with an accepted status within timeout.
-func Check(ctx context.Context, url, host string, accept store.StatusSet, timeout time.Duration) error {
+func Check(ctx context.Context, url, host string, accept settings.StatusSet, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	code, err := attempt(ctx, WarmupOptions{URL: url, Host: host})

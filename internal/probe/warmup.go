@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/settings"
 )
 
 // Defaults for Warmup.
@@ -34,7 +34,7 @@ type WarmupOptions struct {
 	URL string
 	// Host is sent as the Host header, so the app sees its public name.
 	Host   string
-	Accept store.StatusSet
+	Accept settings.StatusSet
 	// Limit is the start time limit.
 	Limit time.Duration
 	// Interval between attempts; 0 means DefaultInterval.

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/settings"
 )
 
-func accept(t *testing.T, s string) store.StatusSet {
-	set, err := store.ParseStatusSet(s)
+func accept(t *testing.T, s string) settings.StatusSet {
+	set, err := settings.ParseStatusSet(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,14 +3,16 @@ package store
 import (
 	"fmt"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/settings"
 )
 
 // App is a named web application. Its Settings are the ones the next release
 // will be made with; each Release keeps its own snapshot.
 type App struct {
-	Name     string    `json:"name"`
-	Created  time.Time `json:"created"`
-	Settings Settings  `json:"settings"`
+	Name     string            `json:"name"`
+	Created  time.Time         `json:"created"`
+	Settings settings.Settings `json:"settings"`
 	// CurrentRelease is the number of the release taking traffic; 0 before
 	// the first successful deployment.
 	CurrentRelease int `json:"current_release"`
@@ -26,14 +28,14 @@ type ArtifactRef struct {
 
 // Release is an immutable pair of artifact and settings, numbered v1, v2, …
 type Release struct {
-	App        string      `json:"app"`
-	Number     int         `json:"number"`
-	Artifact   ArtifactRef `json:"artifact"`
-	Settings   Settings    `json:"settings"`
-	Created    time.Time   `json:"created"`
-	Author     string      `json:"author,omitempty"`
-	Message    string      `json:"message,omitempty"`
-	Deployment int         `json:"deployment"`
+	App        string            `json:"app"`
+	Number     int               `json:"number"`
+	Artifact   ArtifactRef       `json:"artifact"`
+	Settings   settings.Settings `json:"settings"`
+	Created    time.Time         `json:"created"`
+	Author     string            `json:"author,omitempty"`
+	Message    string            `json:"message,omitempty"`
+	Deployment int               `json:"deployment"`
 	// Changes says what this release changed from the one before it, with
 	// the values of secrets left out.
 	Changes []string `json:"changes,omitempty"`
