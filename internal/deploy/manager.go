@@ -169,7 +169,7 @@ func (m *Manager) Cancel(app string) error {
 // router's backend set at once; it is the only writer of both. With s, the
 // settings of a newly live release, the router's treatment of the app's
 // requests changes with it. Call with m.mu held.
-func (m *Manager) publishLocked(app string, insts []*instance, s *store.Settings) {
+func (m *Manager) publishLocked(app string, insts []*instance, s *settings.Settings) {
 	if s != nil {
 		m.opts.Router.Configure(app, router.RouteConfig{Hold: secs(s.HoldTimeout), AccessLog: s.AccessLog})
 	}
