@@ -49,7 +49,7 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, settings.ErrInvalidName), errors.Is(err, settings.ErrInvalidSettings),
 		errors.Is(err, artifact.ErrEmpty), errors.Is(err, artifact.ErrCorrupt),
-		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand):
+		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError

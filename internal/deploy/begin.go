@@ -39,6 +39,9 @@ type plan struct {
 // begin records a deployment for o, takes the app's lock for it, and runs
 // it in the background.
 func (m *Manager) begin(ctx context.Context, app string, o op) (store.Deployment, error) {
+	if err := (Meta{Author: o.author, Message: o.message}).Validate(); err != nil {
+		return store.Deployment{}, err
+	}
 	for {
 		d, err := m.tryBegin(ctx, app, o)
 		var locked *store.LockedError

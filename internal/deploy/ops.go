@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -19,6 +21,26 @@ type Meta struct {
 	// Wait queues the change behind a running deployment instead of
 	// failing with a *store.LockedError.
 	Wait bool
+}
+
+// ErrBadMeta is wrapped by Meta.Validate's errors.
+var ErrBadMeta = errors.New("invalid author or message")
+
+// Validate bounds the author and the message before anything is stored.
+// A message may span lines; neither may hold other control characters.
+func (m Meta) Validate() error {
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"author", m.Author, store.MaxAuthorBytes}, {"message", m.Message, store.MaxMessageBytes}} {
+		if len(f.v) > f.max {
+			return fmt.Errorf("%w: the %s is %d bytes long; the limit is %d, shorten it", ErrBadMeta, f.name, len(f.v), f.max)
+		}
+		if !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, func(r rune) bool { return unicode.IsControl(r) && (r != '\n' && r != '\t' || f.name == "author") }) {
+			return fmt.Errorf("%w: the %s must be UTF-8 text without control characters", ErrBadMeta, f.name)
+		}
+	}
+	return nil
 }
 
 // DeployRequest is an upload to take live.
@@ -35,6 +57,9 @@ type DeployRequest struct {
 // req.Wait, it fails with a *store.LockedError before reading the upload
 // while another deployment of the app runs.
 func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployment, error) {
+	if err := req.Meta.Validate(); err != nil { // before the upload is read
+		return store.Deployment{}, err
+	}
 	if _, err := m.opts.Store.App(ctx, req.App); err != nil {
 		return store.Deployment{}, err
 	}

@@ -57,10 +57,10 @@ func (t *tracker) finish(err error) {
 		t.d.State = store.StateSucceeded
 		t.d.AddEvent(store.StepSucceeded, fmt.Sprintf("Deployment succeeded in %s", t.d.Finished.Sub(t.d.Started).Round(100*time.Millisecond)))
 	case errors.Is(err, ErrCancelled):
-		t.d.State, t.d.Reason = store.StateCancelled, err.Error()
+		t.d.State, t.d.Reason = store.StateCancelled, store.Truncate(err.Error(), store.MaxEventBytes)
 		t.d.AddEvent(store.StepFailed, "Deployment cancelled; the previous release keeps serving")
 	default:
-		t.d.State, t.d.Reason = store.StateFailed, err.Error()
+		t.d.State, t.d.Reason = store.StateFailed, store.Truncate(err.Error(), store.MaxEventBytes)
 		t.d.AddEvent(store.StepFailed, "Deployment failed: "+err.Error())
 	}
 	t.m.observeDeployment(t.d.App, t.d.Kind, t.d.State, t.d.Finished.Sub(t.d.Started))

@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"slices"
+	"unicode/utf8"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/settings"
@@ -104,23 +106,57 @@ type Deployment struct {
 // Done reports whether the deployment has ended.
 func (d Deployment) Done() bool { return d.State != StateRunning }
 
-// MaxEvents bounds a deployment's log; the oldest progress messages go first.
-const MaxEvents = 500
+// Bounds of a deployment's record, so that it always fits in one store
+// write (MaxRecordBytes), whatever the app prints or the caller sends.
+const (
+	// MaxEvents bounds a deployment's log; the oldest progress messages go
+	// first.
+	MaxEvents = 500
+	// MaxEventBytes bounds one event's message (an app's last output
+	// lines can be long); the rest is cut, with a note.
+	MaxEventBytes = 8 << 10
+	// maxEventsBytes bounds all the messages of a log together.
+	maxEventsBytes = 512 << 10
+	// MaxMessageBytes and MaxAuthorBytes bound what a caller says of a
+	// change; longer ones are refused before anything is stored.
+	MaxMessageBytes = 4 << 10
+	MaxAuthorBytes  = 256
+)
 
-// AddEvent appends an event, dropping the oldest progress message when the
-// log is full (steps are always kept).
+// AddEvent appends an event, dropping the oldest progress messages while
+// the log is over its bounds (steps are always kept).
 func (d *Deployment) AddEvent(step, message string) Event {
-	e := Event{At: time.Now().UTC(), Step: step, Message: message}
-	if len(d.Events) >= MaxEvents {
-		for i, old := range d.Events {
-			if old.Step == "" {
-				d.Events = append(d.Events[:i], d.Events[i+1:]...)
-				break
-			}
-		}
-	}
+	e := Event{At: time.Now().UTC(), Step: step, Message: Truncate(message, MaxEventBytes)}
 	d.Events = append(d.Events, e)
+	for len(d.Events) > MaxEvents || d.eventBytes() > maxEventsBytes {
+		i := slices.IndexFunc(d.Events, func(e Event) bool { return e.Step == "" })
+		if i < 0 {
+			break
+		}
+		d.Events = slices.Delete(d.Events, i, i+1)
+	}
 	return e
+}
+
+func (d *Deployment) eventBytes() int {
+	n := 0
+	for _, e := range d.Events {
+		n += len(e.Message)
+	}
+	return n
+}
+
+// Truncate cuts s to at most max bytes, on a rune boundary, saying so.
+func Truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const note = " … (cut)"
+	cut := max - len(note)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + note
 }
 
 // InstanceRecord remembers a process the daemon started, so that a daemon

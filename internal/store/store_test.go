@@ -2,13 +2,16 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func openStore(t *testing.T, dir string) *Store {
@@ -213,4 +216,35 @@ func listeningPorts(t *testing.T) []string {
 		}
 	}
 	return ports
+}
+
+// TestDeploymentRecordBounded: however long the messages and however many,
+// a deployment's record stays within what one store write takes, and its
+// steps are kept.
+func TestDeploymentRecordBounded(t *testing.T) {
+	d := Deployment{App: "a", ID: 1, State: StateRunning, Reason: strings.Repeat("r", MaxEventBytes)}
+	d.AddEvent(StepReceived, "received")
+	huge := strings.Repeat("é", 200_000) // multi-byte: cut on a rune boundary
+	for i := range 2000 {
+		d.AddEvent("", fmt.Sprintf("%d %s", i, huge))
+	}
+	d.AddEvent(StepSucceeded, "done")
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > MaxRecordBytes {
+		t.Errorf("record is %d bytes, over %d", len(b), MaxRecordBytes)
+	}
+	if d.Events[0].Step != StepReceived || d.Events[len(d.Events)-1].Step != StepSucceeded {
+		t.Errorf("steps dropped: first %q, last %q", d.Events[0].Step, d.Events[len(d.Events)-1].Step)
+	}
+	for _, e := range d.Events {
+		if len(e.Message) > MaxEventBytes || !utf8.ValidString(e.Message) {
+			t.Fatalf("event of %d bytes (valid UTF-8: %v)", len(e.Message), utf8.ValidString(e.Message))
+		}
+	}
+	if last := d.Events[len(d.Events)-2].Message; !strings.HasPrefix(last, "1999 ") {
+		t.Errorf("the newest progress message was dropped: %.20q", last)
+	}
 }
