@@ -175,9 +175,6 @@ type Deployment struct {
 	Events []Event `json:"events"`
 }
 
-// Done reports whether the deployment has ended.
-func (d Deployment) Done() bool { return d.State != StateRunning }
-
 func deploymentOf(d store.Deployment) Deployment {
 	out := Deployment{App: d.App, ID: d.ID, Kind: d.Kind, Release: d.Release, Artifact: artifactOf(d.Artifact),
 		State: d.State, Reason: d.Reason, Author: d.Author, Message: d.Message, Started: d.Started, Finished: d.Finished}
