@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/testapp"
 )
 
@@ -44,7 +44,7 @@ func TestZeroDowntimeDeploy(t *testing.T) {
 		t.Errorf("after deploying v2 the app answers %q", got)
 	}
 	deps := d.deployments("promo")
-	switched := stepTime(t, deps[len(deps)-1], store.StepSwitched)
+	switched := stepTime(t, deps[len(deps)-1], api.StepSwitched)
 	if n := l.inFlightAt(switched, 1); n == 0 {
 		t.Errorf("no 2 s request was in flight on v1 at the switch (%s); the test did not test draining", switched.Format("15:04:05.000"))
 	} else {
@@ -75,7 +75,7 @@ func checkTables(t *testing.T, d *daemon) {
 	}
 }
 
-func stepTime(t *testing.T, d store.Deployment, step string) time.Time {
+func stepTime(t *testing.T, d api.Deployment, step string) time.Time {
 	t.Helper()
 	for _, e := range d.Events {
 		if e.Step == step {

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/api"
-	"github.com/slipway-dev/slipway/internal/store"
 )
 
 var binary string
@@ -207,23 +206,23 @@ func (d *daemon) getJSON(path string, v any) {
 	}
 }
 
-func (d *daemon) app(name string) api.AppView {
+func (d *daemon) app(name string) api.App {
 	d.t.Helper()
-	var a api.AppView
+	var a api.App
 	d.getJSON("/api/v1/apps/"+name, &a)
 	return a
 }
 
-func (d *daemon) deployments(app string) []store.Deployment {
+func (d *daemon) deployments(app string) []api.Deployment {
 	d.t.Helper()
-	var deps []store.Deployment
+	var deps []api.Deployment
 	d.getJSON("/api/v1/apps/"+app+"/deployments", &deps)
 	return deps
 }
 
-func (d *daemon) releases(app string) []store.Release {
+func (d *daemon) releases(app string) []api.Release {
 	d.t.Helper()
-	var rels []store.Release
+	var rels []api.Release
 	d.getJSON("/api/v1/apps/"+app+"/releases", &rels)
 	return rels
 }

@@ -8,24 +8,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/access"
 )
 
-// PolicyView is an app's access restrictions with the action that applies
-// when no rule matches.
-type PolicyView struct {
-	access.Policy
-	AppDefault    string `json:"app_default"`
-	DeployDefault string `json:"deploy_default"`
-}
-
-func policyView(p access.Policy) PolicyView {
-	if p.App == nil {
-		p.App = access.Rules{}
-	}
-	if p.Deploy == nil {
-		p.Deploy = access.Rules{}
-	}
-	return PolicyView{Policy: p, AppDefault: p.App.DefaultAction(), DeployDefault: p.Deploy.DefaultAction()}
-}
-
 func (s *Server) showPolicy(w http.ResponseWriter, r *http.Request) error {
 	app := r.PathValue("app")
 	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
@@ -35,7 +17,7 @@ func (s *Server) showPolicy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, policyView(p))
+	writeJSON(w, http.StatusOK, policyOf(p))
 	return nil
 }
 
@@ -128,6 +110,6 @@ func (s *Server) updatePolicy(w http.ResponseWriter, r *http.Request, fn func(*a
 		return err
 	}
 	s.opts.Deploys.SetPolicy(app, p)
-	writeJSON(w, http.StatusOK, policyView(p))
+	writeJSON(w, http.StatusOK, policyOf(p))
 	return nil
 }

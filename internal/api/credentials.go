@@ -12,19 +12,10 @@ import (
 
 func now() time.Time { return time.Now().UTC() }
 
-// CredentialView is a credential as the API shows it: never its hash.
-type CredentialView struct {
-	ID      string    `json:"id"`
-	App     string    `json:"app"`
-	Name    string    `json:"name,omitempty"`
-	Author  string    `json:"author,omitempty"`
-	Created time.Time `json:"created"`
-}
-
 // NewCredential is the answer to creating a credential: the token is shown
 // this once.
 type NewCredential struct {
-	CredentialView
+	Credential
 	Token string `json:"token"`
 }
 
@@ -32,10 +23,6 @@ type NewCredential struct {
 type CreateCredentialRequest struct {
 	Name   string `json:"name"`
 	Author string `json:"author"`
-}
-
-func credentialView(c store.Credential) CredentialView {
-	return CredentialView{ID: c.ID, App: c.App, Name: c.Name, Author: c.Author, Created: c.Created}
 }
 
 func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error {
@@ -63,7 +50,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusCreated, NewCredential{CredentialView: credentialView(c), Token: token})
+		writeJSON(w, http.StatusCreated, NewCredential{Credential: credentialOf(c), Token: token})
 		return nil
 	}
 }
@@ -77,9 +64,9 @@ func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]CredentialView, 0, len(creds))
+	out := make([]Credential, 0, len(creds))
 	for _, c := range creds {
-		out = append(out, credentialView(c))
+		out = append(out, credentialOf(c))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -89,7 +76,7 @@ func (s *Server) revokeCredential(w http.ResponseWriter, r *http.Request) error 
 	app, id := r.PathValue("app"), r.PathValue("credential")
 	c, err := s.opts.Store.Credential(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.App != app) {
-		return errorf(http.StatusNotFound, "app %s has no credential %s; list them with 'slipway credentials list -a %s'", app, id, app)
+		return &store.NotFoundError{Kind: "credential", App: app, ID: id} // another app's is none of this one's
 	}
 	if err != nil {
 		return err

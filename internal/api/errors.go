@@ -16,7 +16,7 @@ import (
 type Error struct {
 	Error string `json:"error"`
 	// Deployment names the running deployment on a 409.
-	Deployment *store.Deployment `json:"deployment,omitempty"`
+	Deployment *Deployment `json:"deployment,omitempty"`
 }
 
 // httpError is an error with the status to answer it with.
@@ -74,26 +74,12 @@ func (s *Server) adapt(h handler) http.HandlerFunc {
 		var locked *store.LockedError
 		if errors.As(err, &locked) {
 			if d, derr := s.opts.Store.Deployment(r.Context(), locked.App, locked.Deployment); derr == nil {
-				body.Deployment = &d
+				body.Deployment = new(deploymentOf(d))
 				body.Error = fmt.Sprintf("deployment %d of app %s is running (started %s); wait for it to finish or cancel it", d.ID, d.App, d.Started.Format("15:04:05 MST"))
 			}
 		}
-		if errors.Is(err, store.ErrNotFound) {
-			body.Error = notFoundMessage(r)
-		}
 		writeJSON(w, status, body)
 	}
-}
-
-func notFoundMessage(r *http.Request) string {
-	app := r.PathValue("app")
-	if id := r.PathValue("id"); id != "" {
-		return fmt.Sprintf("app %s has no deployment %s; list them with 'slipway deployments -a %s'", app, id, app)
-	}
-	if app != "" {
-		return fmt.Sprintf("no app named %s; list apps with 'slipway apps list'", app)
-	}
-	return "not found"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

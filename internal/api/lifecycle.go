@@ -23,12 +23,16 @@ type SettingsView struct {
 	Settings  settings.Settings `json:"settings"`
 	Effective settings.Settings `json:"effective"`
 	// Deployment is the deployment that takes a change live, if any.
-	Deployment *store.Deployment `json:"deployment,omitempty"`
+	Deployment *Deployment `json:"deployment,omitempty"`
 }
 
 func settingsView(s settings.Settings, d *store.Deployment) SettingsView {
 	m := s.Masked()
-	return SettingsView{Settings: m, Effective: m.WithDefaults(), Deployment: d}
+	v := SettingsView{Settings: m, Effective: m.WithDefaults()}
+	if d != nil {
+		v.Deployment = new(deploymentOf(*d))
+	}
+	return v
 }
 
 func (s *Server) showSettings(w http.ResponseWriter, r *http.Request) error {
@@ -77,7 +81,7 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	writeJSON(w, http.StatusAccepted, d)
+	writeJSON(w, http.StatusAccepted, deploymentOf(*d))
 	return nil
 }
 
@@ -86,7 +90,7 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, d)
+	writeJSON(w, http.StatusAccepted, deploymentOf(d))
 	return nil
 }
 
@@ -106,6 +110,6 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, d)
+	writeJSON(w, http.StatusAccepted, deploymentOf(d))
 	return nil
 }

@@ -110,23 +110,11 @@ func (s *Server) routes() {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// AppView is an app as the API shows it.
-type AppView struct {
-	store.App
-	Hosts     []string                `json:"hosts"`
-	Instances []deploy.InstanceStatus `json:"instances"`
-	// Deploying is the id of the running deployment, 0 when none runs.
-	Deploying int `json:"deploying,omitempty"`
-}
-
-func (s *Server) view(r *http.Request, a store.App) AppView {
+// app adds to a the state that lives outside its record: hosts,
+// instances, the running deployment.
+func (s *Server) app(r *http.Request, a store.App) App {
 	holder, _ := s.opts.Store.LockHolder(r.Context(), a.Name)
-	inst := s.opts.Deploys.Instances(a.Name)
-	if inst == nil {
-		inst = []deploy.InstanceStatus{}
-	}
-	a.Settings = a.Settings.Masked()
-	return AppView{App: a, Hosts: s.opts.Deploys.Hosts(a.Name), Instances: inst, Deploying: holder}
+	return appOf(a, s.opts.Deploys.Hosts(a.Name), instancesOf(s.opts.Deploys.Instances(a.Name)), holder)
 }
 
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
@@ -134,9 +122,9 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]AppView, 0, len(apps))
+	out := make([]App, 0, len(apps))
 	for _, a := range apps {
-		out = append(out, s.view(r, a))
+		out = append(out, s.app(r, a))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -160,7 +148,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, s.view(r, a))
+	writeJSON(w, http.StatusCreated, s.app(r, a))
 	return nil
 }
 
@@ -178,7 +166,7 @@ func (s *Server) showApp(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(r, a))
+	writeJSON(w, http.StatusOK, s.app(r, a))
 	return nil
 }
 
@@ -205,7 +193,7 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	w.Header().Set("Location", fmt.Sprintf("/api/v1/apps/%s/deployments/%d", d.App, d.ID))
-	writeJSON(w, http.StatusAccepted, d)
+	writeJSON(w, http.StatusAccepted, deploymentOf(d))
 	return nil
 }
 
@@ -218,7 +206,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, deps)
+	writeJSON(w, http.StatusOK, deploymentsOf(deps))
 	return nil
 }
 
@@ -239,15 +227,15 @@ func (s *Server) showDeployment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, deploymentOf(d))
 	return nil
 }
 
 // FollowLine is one line of a deployment's event stream (NDJSON): an event,
 // or, last, the finished deployment.
 type FollowLine struct {
-	Event      *store.Event      `json:"event,omitempty"`
-	Deployment *store.Deployment `json:"deployment,omitempty"`
+	Event      *Event      `json:"event,omitempty"`
+	Deployment *Deployment `json:"deployment,omitempty"`
 }
 
 // followDeployment streams the deployment's events as they happen, one JSON
@@ -272,11 +260,11 @@ func (s *Server) followDeployment(w http.ResponseWriter, r *http.Request) error 
 		// progress messages; a follower then misses as many new ones, which
 		// takes a warmup of hours at one message per 15 s.)
 		for _, e := range d.Events[min(sent, len(d.Events)):] {
-			enc.Encode(FollowLine{Event: &e})
+			enc.Encode(FollowLine{Event: new(eventOf(e))})
 		}
 		sent = len(d.Events)
 		if d.Done() {
-			enc.Encode(FollowLine{Deployment: &d})
+			enc.Encode(FollowLine{Deployment: new(deploymentOf(d))})
 		}
 		flusher.Flush()
 		return !d.Done()
@@ -304,9 +292,10 @@ func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	for i := range rels {
-		rels[i].Settings = rels[i].Settings.Masked()
+	out := make([]Release, 0, len(rels))
+	for _, rel := range rels {
+		out = append(out, releaseOf(rel))
 	}
-	writeJSON(w, http.StatusOK, rels)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"strings"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
-	"github.com/slipway-dev/slipway/internal/router"
-	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // Status is an app's state at a glance.
@@ -16,11 +14,12 @@ type Status struct {
 	Wanted  int    `json:"wanted"`
 	Ready   int    `json:"ready"`
 	// CrashLooping is true while instances keep exiting soon after start.
-	CrashLooping   bool              `json:"crash_looping"`
-	LastDeployment *store.Deployment `json:"last_deployment,omitempty"`
+	CrashLooping bool `json:"crash_looping"`
+	// LastDeployment is the app's latest deployment, without its events.
+	LastDeployment *Deployment `json:"last_deployment,omitempty"`
 	// Traffic is the last minute's requests through the router.
-	Traffic   router.Recent           `json:"traffic"`
-	Instances []deploy.InstanceStatus `json:"instances"`
+	Traffic   Traffic    `json:"traffic"`
+	Instances []Instance `json:"instances"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
@@ -29,10 +28,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	st := Status{App: a.Name, Release: a.CurrentRelease, Wanted: a.Settings.WithDefaults().Instances,
-		Instances: s.opts.Deploys.Instances(a.Name), Traffic: s.opts.Deploys.Traffic(a.Name)}
-	if st.Instances == nil {
-		st.Instances = []deploy.InstanceStatus{}
-	}
+		Instances: instancesOf(s.opts.Deploys.Instances(a.Name)), Traffic: trafficOf(s.opts.Deploys.Traffic(a.Name))}
 	for _, i := range st.Instances {
 		if i.State == deploy.StateReady {
 			st.Ready++
@@ -46,7 +42,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	if len(deps) > 0 {
 		d := deps[len(deps)-1]
 		d.Events = nil
-		st.LastDeployment = &d
+		st.LastDeployment = new(deploymentOf(d))
 	}
 	writeJSON(w, http.StatusOK, st)
 	return nil

@@ -40,7 +40,7 @@ func newAccessListCmd(g *globals) *cobra.Command {
 		Short: "Show an app's access rules",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var p api.PolicyView
+			var p api.Policy
 			if err := g.client().do(cmd.Context(), http.MethodGet, accessPath(app), nil, &p); err != nil {
 				return err
 			}
@@ -51,14 +51,14 @@ func newAccessListCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printPolicy(w io.Writer, g *globals, p api.PolicyView) error {
+func printPolicy(w io.Writer, g *globals, p api.Policy) error {
 	if g.output == "json" {
 		return printJSON(w, p)
 	}
 	var rows [][]string
 	for _, s := range []struct {
 		name  string
-		rules access.Rules
+		rules []api.Rule
 		def   string
 	}{{access.ScopeApp, p.App, p.AppDefault}, {access.ScopeDeploy, p.Deploy, p.DeployDefault}} {
 		for _, r := range s.rules {
@@ -91,7 +91,7 @@ func newAccessAddCmd(g *globals) *cobra.Command {
 				req.Action, req.Network = access.Deny, deny
 			}
 			body, _ := json.Marshal(req)
-			var p api.PolicyView
+			var p api.Policy
 			if err := g.client().do(cmd.Context(), http.MethodPost, accessPath(app)+"/rules", bytes.NewReader(body), &p); err != nil {
 				return err
 			}
@@ -116,7 +116,7 @@ func newAccessRemoveCmd(g *globals) *cobra.Command {
 		Short: "Remove the rule of a priority",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var p api.PolicyView
+			var p api.Policy
 			path := fmt.Sprintf("%s/rules/%s/%d", accessPath(app), url.PathEscape(scope), priority)
 			if err := g.client().do(cmd.Context(), http.MethodDelete, path, nil, &p); err != nil {
 				return err
@@ -143,7 +143,7 @@ func newAccessHTTPSOnlyCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("%q: say on or off", args[0])
 			}
 			body, _ := json.Marshal(api.PolicyChange{HTTPSOnly: &on})
-			var p api.PolicyView
+			var p api.Policy
 			if err := g.client().do(cmd.Context(), http.MethodPatch, accessPath(app), bytes.NewReader(body), &p); err != nil {
 				return err
 			}

@@ -39,7 +39,7 @@ func newAppsCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			body, _ := json.Marshal(api.CreateAppRequest{Name: args[0], Settings: s})
-			var a api.AppView
+			var a api.App
 			if err := g.client().do(cmd.Context(), http.MethodPost, "/api/v1/apps", bytes.NewReader(body), &a); err != nil {
 				return err
 			}
@@ -63,7 +63,7 @@ func newAppsListCmd(g *globals) *cobra.Command {
 		Short: "List apps",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var apps []api.AppView
+			var apps []api.App
 			if err := g.client().do(cmd.Context(), http.MethodGet, "/api/v1/apps", nil, &apps); err != nil {
 				return err
 			}
@@ -99,7 +99,7 @@ func newAppsShowCmd(g *globals) *cobra.Command {
 		Short: "Show an app, its settings and its instances",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var a api.AppView
+			var a api.App
 			if err := g.client().do(cmd.Context(), http.MethodGet, "/api/v1/apps/"+args[0], nil, &a); err != nil {
 				return err
 			}

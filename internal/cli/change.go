@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/api"
 )
 
 // changeFlags are the flags of every verb that changes an app.
@@ -50,7 +50,7 @@ func (f *changeFlags) path(suffix string, extra url.Values) string {
 
 // postChange sends a change and, if it started a deployment, follows it
 // like `slipway deploy` does. body is encoded as JSON.
-func postChange(cmd *cobra.Command, g *globals, f *changeFlags, method, path string, body any, out any) (*store.Deployment, error) {
+func postChange(cmd *cobra.Command, g *globals, f *changeFlags, method, path string, body any, out any) (*api.Deployment, error) {
 	b, _ := json.Marshal(body)
 	resp, err := g.client().send(cmd.Context(), method, path, bytes.NewReader(b), int64(len(b)))
 	if err != nil {
@@ -67,9 +67,9 @@ func postChange(cmd *cobra.Command, g *globals, f *changeFlags, method, path str
 	if out != nil {
 		json.Unmarshal(raw, out)
 	}
-	var d store.Deployment
+	var d api.Deployment
 	if err := json.Unmarshal(raw, &d); err != nil || d.ID == 0 {
-		var wrapped struct{ Deployment *store.Deployment }
+		var wrapped struct{ Deployment *api.Deployment }
 		json.Unmarshal(raw, &wrapped)
 		if wrapped.Deployment == nil {
 			return nil, nil
@@ -80,7 +80,7 @@ func postChange(cmd *cobra.Command, g *globals, f *changeFlags, method, path str
 }
 
 // followOrReport follows d unless --no-wait, and says what happened.
-func followOrReport(cmd *cobra.Command, g *globals, f *changeFlags, d *store.Deployment) error {
+func followOrReport(cmd *cobra.Command, g *globals, f *changeFlags, d *api.Deployment) error {
 	w := cmd.OutOrStdout()
 	if d == nil {
 		return nil

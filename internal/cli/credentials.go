@@ -63,7 +63,7 @@ func newCredentialsListCmd(g *globals) *cobra.Command {
 		Short: "List an app's deploy credentials (never their tokens)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var cs []api.CredentialView
+			var cs []api.Credential
 			if err := g.client().do(cmd.Context(), http.MethodGet, credentialsPath(app), nil, &cs); err != nil {
 				return err
 			}

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/api"
-	"github.com/slipway-dev/slipway/internal/store"
 )
 
 func newDeployCmd(g *globals) *cobra.Command {
@@ -43,27 +42,27 @@ happen; the command exits non-zero with the reason if the deployment fails.`,
 }
 
 // upload streams the file to the daemon, which starts a deployment.
-func upload(cmd *cobra.Command, g *globals, f *changeFlags, path string) (store.Deployment, error) {
+func upload(cmd *cobra.Command, g *globals, f *changeFlags, path string) (api.Deployment, error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return store.Deployment{}, err
+		return api.Deployment{}, err
 	}
 	defer file.Close()
 	fi, err := file.Stat()
 	if err != nil {
-		return store.Deployment{}, err
+		return api.Deployment{}, err
 	}
 	if fi.IsDir() {
-		return store.Deployment{}, fmt.Errorf("%s is a directory; deploy a jar, war or zip file", path)
+		return api.Deployment{}, fmt.Errorf("%s is a directory; deploy a jar, war or zip file", path)
 	}
 	resp, err := g.client().send(cmd.Context(), http.MethodPost, f.path("/deployments", url.Values{"filename": {filepath.Base(path)}}), file, fi.Size())
 	if err != nil {
-		return store.Deployment{}, err
+		return api.Deployment{}, err
 	}
 	defer resp.Body.Close()
-	var d store.Deployment
+	var d api.Deployment
 	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
-		return store.Deployment{}, fmt.Errorf("reading the daemon's answer: %w", err)
+		return api.Deployment{}, fmt.Errorf("reading the daemon's answer: %w", err)
 	}
 	return d, nil
 }
@@ -77,9 +76,9 @@ func localUser() string {
 
 // follow prints the deployment's events until it ends; an error if it did
 // not succeed.
-func follow(cmd *cobra.Command, g *globals, d store.Deployment) error {
+func follow(cmd *cobra.Command, g *globals, d api.Deployment) error {
 	w := cmd.OutOrStdout()
-	var final *store.Deployment
+	var final *api.Deployment
 	path := fmt.Sprintf("/api/v1/apps/%s/deployments/%d/events", url.PathEscape(d.App), d.ID)
 	ctx, detach := context.WithCancelCause(cmd.Context())
 	defer detach(nil)
@@ -105,13 +104,13 @@ func follow(cmd *cobra.Command, g *globals, d store.Deployment) error {
 	if final == nil {
 		return errors.New("the daemon ended the event stream before the deployment finished")
 	}
-	if final.State != store.StateSucceeded {
+	if final.State != api.StateSucceeded {
 		return fmt.Errorf("deployment #%d %s: %s", final.ID, final.State, final.Reason)
 	}
 	return nil
 }
 
-func printEvent(w io.Writer, g *globals, raw []byte, e *store.Event) {
+func printEvent(w io.Writer, g *globals, raw []byte, e *api.Event) {
 	if g.output == "json" {
 		fmt.Fprintf(w, "%s\n", raw)
 		return

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/api"
 )
 
 func newDeploymentsCmd(g *globals) *cobra.Command {
@@ -19,7 +19,7 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 		Short: "List an app's deployments, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var deps []store.Deployment
+			var deps []api.Deployment
 			if err := g.client().do(cmd.Context(), http.MethodGet, "/api/v1/apps/"+url.PathEscape(app)+"/deployments", nil, &deps); err != nil {
 				return err
 			}
@@ -39,7 +39,7 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func duration(d store.Deployment) string {
+func duration(d api.Deployment) string {
 	if d.Finished.IsZero() {
 		return fmt.Sprintf("%s…", time.Since(d.Started).Round(time.Second))
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/api"
 )
 
 // errDetached says the user stopped following a deployment that goes on.
@@ -23,7 +23,7 @@ var errDetached = errors.New("stopped following")
 // whether to cancel it. Yes cancels it (and following goes on until it has
 // ended); no, an empty answer or a second Ctrl-C stop following and leave
 // it running, by calling detach. It returns a function that stops watching.
-func onInterrupt(cmd *cobra.Command, g *globals, d store.Deployment, detach func()) func() {
+func onInterrupt(cmd *cobra.Command, g *globals, d api.Deployment, detach func()) func() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt)
 	ctx, cancel := context.WithCancel(cmd.Context())

@@ -11,7 +11,6 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/settings"
-	"github.com/slipway-dev/slipway/internal/store"
 )
 
 func newScaleCmd(g *globals) *cobra.Command {
@@ -95,14 +94,14 @@ func newReleasesCmd(g *globals) *cobra.Command {
 		Short: "List an app's releases, newest first, with what each changed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var rels []store.Release
+			var rels []api.Release
 			if err := g.client().do(cmd.Context(), http.MethodGet, "/api/v1/apps/"+url.PathEscape(app)+"/releases", nil, &rels); err != nil {
 				return err
 			}
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), rels)
 			}
-			var a api.AppView
+			var a api.App
 			if err := g.client().do(cmd.Context(), http.MethodGet, "/api/v1/apps/"+url.PathEscape(app), nil, &a); err != nil {
 				return err
 			}

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/api"
-	"github.com/slipway-dev/slipway/internal/router"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -64,7 +63,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 }
 
 // p95 renders the p95 latency bound: "≤ 25ms", or "-" without requests.
-func p95(tr router.Recent) string {
+func p95(tr api.Traffic) string {
 	if tr.Requests == 0 {
 		return "-"
 	}

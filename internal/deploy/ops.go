@@ -248,7 +248,8 @@ func (m *Manager) Rollback(ctx context.Context, app string, to int, meta Meta) (
 
 // rollbackTarget finds release `to`, or, for 0, the release that was live
 // before the current one: the last release before it that a deployment
-// took live.
+// took live. An ErrNoRelease says why there is nothing to roll back to; a
+// *store.NotFoundError, that release `to` does not exist.
 func (m *Manager) rollbackTarget(ctx context.Context, app string, current, to int) (store.Release, error) {
 	if to == current {
 		return store.Release{}, fmt.Errorf("%w: v%d is already live", ErrNoRelease, to)
@@ -267,9 +268,5 @@ func (m *Manager) rollbackTarget(ctx context.Context, app string, current, to in
 			return store.Release{}, fmt.Errorf("%w: no release was live before v%d; name one with --to", ErrNoRelease, current)
 		}
 	}
-	rel, err := m.opts.Store.Release(ctx, app, to)
-	if errors.Is(err, store.ErrNotFound) {
-		return rel, fmt.Errorf("%w: app %s has no release v%d; list them with 'slipway releases -a %s'", ErrNoRelease, app, to, app)
-	}
-	return rel, err
+	return m.opts.Store.Release(ctx, app, to) // a *store.NotFoundError says what to do if there is none
 }

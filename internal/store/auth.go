@@ -17,11 +17,7 @@ func credentialKey(id string) string { return prefix + "credentials/" + id }
 // Policy reads app's access restrictions; none when it has none.
 func (s *Store) Policy(ctx context.Context, app string) (access.Policy, error) {
 	var p access.Policy
-	err := s.getJSON(ctx, policyKey(app), &p)
-	if err == ErrNotFound {
-		err = nil
-	}
-	return p, err
+	return p, s.getJSON(ctx, policyKey(app), &p, nil)
 }
 
 // UpdatePolicy changes app's access restrictions with fn and stores the
@@ -88,10 +84,11 @@ func (s *Store) PutCredential(ctx context.Context, c Credential) error {
 	return s.putJSON(ctx, credentialKey(c.ID), c)
 }
 
-// Credential reads one; ErrNotFound when there is none (or it was revoked).
+// Credential reads one; a *NotFoundError when there is none (or it was
+// revoked).
 func (s *Store) Credential(ctx context.Context, id string) (Credential, error) {
 	var c Credential
-	return c, s.getJSON(ctx, credentialKey(id), &c)
+	return c, s.getJSON(ctx, credentialKey(id), &c, &NotFoundError{Kind: "credential", ID: id})
 }
 
 // Credentials lists the credentials of app, or all of them for app "".
@@ -109,14 +106,14 @@ func (s *Store) Credentials(ctx context.Context, app string) ([]Credential, erro
 	return out, nil
 }
 
-// DeleteCredential revokes one; ErrNotFound when there is none.
+// DeleteCredential revokes one; a *NotFoundError when there is none.
 func (s *Store) DeleteCredential(ctx context.Context, id string) error {
 	resp, err := s.cli.Delete(ctx, credentialKey(id))
 	if err != nil {
 		return fmt.Errorf("deleting credential %s: %w", id, err)
 	}
 	if resp.Deleted == 0 {
-		return ErrNotFound
+		return &NotFoundError{Kind: "credential", ID: id}
 	}
 	return nil
 }

@@ -21,10 +21,10 @@ func (s *Store) CreateApp(ctx context.Context, a App) error {
 	return s.createJSON(ctx, appKey(a.Name), a)
 }
 
-// App reads one app; ErrNotFound if there is none of that name.
+// App reads one app; a *NotFoundError if there is none of that name.
 func (s *Store) App(ctx context.Context, name string) (App, error) {
 	var a App
-	return a, s.getJSON(ctx, appKey(name), &a)
+	return a, s.getJSON(ctx, appKey(name), &a, appNotFound(name))
 }
 
 // Apps lists all apps by name.
@@ -53,14 +53,14 @@ func (s *Store) DeleteApp(ctx context.Context, name string) error {
 		return ErrLocked
 	}
 	if resp.Responses[0].GetResponseDeleteRange().Deleted == 0 {
-		return ErrNotFound
+		return appNotFound(name)
 	}
 	creds, err := s.Credentials(ctx, name)
 	if err != nil {
 		return err
 	}
 	for _, c := range creds { // an app's credentials go with it
-		if err := s.DeleteCredential(ctx, c.ID); err != nil && err != ErrNotFound {
+		if err := s.DeleteCredential(ctx, c.ID); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 	}
@@ -82,10 +82,12 @@ func (s *Store) CreateRelease(ctx context.Context, r *Release) error {
 	}
 }
 
-// Release reads release n of app.
+// Release reads release n of app; a *NotFoundError names the release, or
+// the app if that is missing too.
 func (s *Store) Release(ctx context.Context, app string, n int) (Release, error) {
 	var r Release
-	return r, s.getJSON(ctx, numKey(releasePrefix(app), n), &r)
+	err := s.getJSON(ctx, numKey(releasePrefix(app), n), &r, &NotFoundError{Kind: "release", App: app, ID: strconv.Itoa(n)})
+	return r, s.blameApp(ctx, app, err)
 }
 
 // Releases lists an app's releases, oldest first.
@@ -113,10 +115,30 @@ func (s *Store) PutDeployment(ctx context.Context, d Deployment) error {
 	return s.putJSON(ctx, deploymentKey(d.App, d.ID), d)
 }
 
-// Deployment reads one deployment of app.
+// Deployment reads one deployment of app; a *NotFoundError names the
+// deployment, or the app if that is missing too.
 func (s *Store) Deployment(ctx context.Context, app string, id int) (Deployment, error) {
 	var d Deployment
-	return d, s.getJSON(ctx, deploymentKey(app, id), &d)
+	err := s.getJSON(ctx, deploymentKey(app, id), &d, deploymentNotFound(app, id))
+	return d, s.blameApp(ctx, app, err)
+}
+
+func deploymentNotFound(app string, id int) error {
+	return &NotFoundError{Kind: "deployment", App: app, ID: strconv.Itoa(id)}
+}
+
+// blameApp turns err, a record of app not found, into the app's own
+// *NotFoundError when the app is missing too: "no app named x" helps
+// more than "app x has no deployment 3". It reads the app only on that
+// error path.
+func (s *Store) blameApp(ctx context.Context, app string, err error) error {
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if _, aerr := s.App(ctx, app); aerr != nil {
+		return aerr
+	}
+	return err
 }
 
 // Deployments lists an app's deployments, oldest first.
@@ -130,7 +152,8 @@ func (s *Store) AllDeployments(ctx context.Context) ([]Deployment, error) {
 }
 
 // WatchDeployment calls fn with the deployment now and after every change,
-// until fn returns false, the deployment is deleted, or ctx ends.
+// until fn returns false, the deployment is deleted (a *NotFoundError), or
+// ctx ends.
 func (s *Store) WatchDeployment(ctx context.Context, app string, id int, fn func(Deployment) bool) error {
 	key := deploymentKey(app, id)
 	resp, err := s.cli.Get(ctx, key)
@@ -138,7 +161,7 @@ func (s *Store) WatchDeployment(ctx context.Context, app string, id int, fn func
 		return fmt.Errorf("reading %s: %w", key, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return ErrNotFound
+		return s.blameApp(ctx, app, deploymentNotFound(app, id))
 	}
 	var d Deployment
 	if err := jsonDecode(resp.Kvs[0].Value, &d); err != nil || !fn(d) {
@@ -152,7 +175,7 @@ func (s *Store) WatchDeployment(ctx context.Context, app string, id int, fn func
 		}
 		for _, ev := range wr.Events {
 			if ev.Type == clientv3.EventTypeDelete {
-				return ErrNotFound
+				return deploymentNotFound(app, id)
 			}
 			var d Deployment
 			if err := jsonDecode(ev.Kv.Value, &d); err != nil || !fn(d) {
@@ -193,11 +216,7 @@ func (s *Store) Lock(ctx context.Context, app string, id int) error {
 // LockHolder returns the deployment holding app's lock, or 0 if none does.
 func (s *Store) LockHolder(ctx context.Context, app string) (int, error) {
 	var id int
-	err := s.getJSON(ctx, lockKey(app), &id)
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
-	}
-	return id, err
+	return id, s.getJSON(ctx, lockKey(app), &id, nil)
 }
 
 // Unlock releases app's lock if deployment id holds it.

@@ -3,8 +3,8 @@ package store
 import (
 	"fmt"
 	"slices"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slipway-dev/slipway/internal/settings"
 )

@@ -25,6 +25,41 @@ var (
 	ErrLocked   = errors.New("locked")
 )
 
+// NotFoundError names the record that is missing, so that an error
+// message can say which one: a missing deployment of an existing app is
+// not a missing app. It wraps ErrNotFound.
+type NotFoundError struct {
+	// Kind is what is missing: "app", "release", "deployment" or
+	// "credential".
+	Kind string
+	// App is the app the record belongs to; for Kind "app", its name. A
+	// credential found by its id alone has none.
+	App string
+	// ID is the release or deployment number, or the credential id.
+	ID string
+}
+
+func (e *NotFoundError) Error() string {
+	switch e.Kind {
+	case "app":
+		return fmt.Sprintf("no app named %s; list apps with 'slipway apps list'", e.App)
+	case "release":
+		return fmt.Sprintf("app %s has no release v%s; list them with 'slipway releases -a %s'", e.App, e.ID, e.App)
+	case "deployment":
+		return fmt.Sprintf("app %s has no deployment %s; list them with 'slipway deployments -a %s'", e.App, e.ID, e.App)
+	case "credential":
+		if e.App == "" {
+			return fmt.Sprintf("there is no credential %s", e.ID)
+		}
+		return fmt.Sprintf("app %s has no credential %s; list them with 'slipway credentials list -a %s'", e.App, e.ID, e.App)
+	}
+	return fmt.Sprintf("%s %s %s not found", e.Kind, e.App, e.ID)
+}
+
+func (e *NotFoundError) Unwrap() error { return ErrNotFound }
+
+func appNotFound(app string) error { return &NotFoundError{Kind: "app", App: app} }
+
 const (
 	// QuotaBytes bounds etcd's database.
 	QuotaBytes = 1 << 30
@@ -136,14 +171,15 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// getJSON reads key into v; ErrNotFound when it does not exist.
-func (s *Store) getJSON(ctx context.Context, key string, v any) error {
+// getJSON reads key into v. It returns missing when key does not exist,
+// which may be nil when a missing key is no error (v keeps its zero value).
+func (s *Store) getJSON(ctx context.Context, key string, v any, missing error) error {
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", key, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return ErrNotFound
+		return missing
 	}
 	return json.Unmarshal(resp.Kvs[0].Value, v)
 }

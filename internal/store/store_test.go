@@ -248,3 +248,45 @@ func TestDeploymentRecordBounded(t *testing.T) {
 		t.Errorf("the newest progress message was dropped: %.20q", last)
 	}
 }
+
+func TestNotFoundNamesWhatIsMissing(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	if err := s.CreateApp(ctx, App{Name: "promo"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		read func() error
+		want NotFoundError
+	}{
+		{"app", func() error { _, err := s.App(ctx, "nope"); return err }, NotFoundError{Kind: "app", App: "nope"}},
+		{"deployment", func() error { _, err := s.Deployment(ctx, "promo", 7); return err }, NotFoundError{Kind: "deployment", App: "promo", ID: "7"}},
+		{"deployment of a missing app", func() error { _, err := s.Deployment(ctx, "nope", 7); return err }, NotFoundError{Kind: "app", App: "nope"}},
+		{"release", func() error { _, err := s.Release(ctx, "promo", 3); return err }, NotFoundError{Kind: "release", App: "promo", ID: "3"}},
+		{"release of a missing app", func() error { _, err := s.Release(ctx, "nope", 3); return err }, NotFoundError{Kind: "app", App: "nope"}},
+		{"watched deployment", func() error { return s.WatchDeployment(ctx, "promo", 7, func(Deployment) bool { return false }) }, NotFoundError{Kind: "deployment", App: "promo", ID: "7"}},
+		{"credential", func() error { _, err := s.Credential(ctx, "abc"); return err }, NotFoundError{Kind: "credential", ID: "abc"}},
+		{"deleted credential", func() error { return s.DeleteCredential(ctx, "abc") }, NotFoundError{Kind: "credential", ID: "abc"}},
+		{"deleted app", func() error { return s.DeleteApp(ctx, "nope") }, NotFoundError{Kind: "app", App: "nope"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.read()
+			var nf *NotFoundError
+			if !errors.As(err, &nf) || !errors.Is(err, ErrNotFound) {
+				t.Fatalf("got %v, want a *NotFoundError that is ErrNotFound", err)
+			}
+			if *nf != tc.want {
+				t.Errorf("got %+v, want %+v", *nf, tc.want)
+			}
+		})
+	}
+	// Reading what may be absent is no error.
+	if p, err := s.Policy(ctx, "promo"); err != nil || len(p.App) != 0 {
+		t.Errorf("Policy of an app without one: %+v, %v", p, err)
+	}
+	if id, err := s.LockHolder(ctx, "promo"); err != nil || id != 0 {
+		t.Errorf("LockHolder of an unlocked app: %d, %v", id, err)
+	}
+}

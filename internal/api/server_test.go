@@ -1,0 +1,176 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/logs"
+	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// testAPI is the API served on loopback, wired as the daemon wires it: a
+// real store (embedded etcd), deploy manager, router and log hub. The
+// tests start no instance: they seed the store with records instead.
+type testAPI struct {
+	t     *testing.T
+	url   string
+	admin string // the admin token
+	st    *store.Store
+}
+
+func newTestAPI(t *testing.T) *testAPI {
+	t.Helper()
+	dir := t.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "store"), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(dir, "artifacts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := logs.NewHub(logs.Options{Dir: filepath.Join(dir, "logs"), Logger: logger})
+	t.Cleanup(hub.Close)
+	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: router.New(router.Options{Logger: logger}), Logs: hub,
+		DataDir: dir, BaseDomain: "example.test", Logger: logger})
+	t.Cleanup(func() { mgr.Close(false) })
+	admin, err := EnsureAdminToken(t.Context(), st, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: logger}))
+	t.Cleanup(srv.Close)
+	return &testAPI{t: t, url: srv.URL, admin: admin, st: st}
+}
+
+// do sends a request with token as a bearer token (none when empty) and
+// returns the answer's status and body.
+func (a *testAPI) do(method, path, token, body string) (int, []byte) {
+	a.t.Helper()
+	req, err := http.NewRequestWithContext(a.t.Context(), method, a.url+path, strings.NewReader(body))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// createApp records an app straight in the store.
+func (a *testAPI) createApp(app store.App) {
+	a.t.Helper()
+	if err := a.st.CreateApp(context.Background(), app); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// credential makes a credential of app through the API and returns it
+// with its token.
+func (a *testAPI) credential(app string) NewCredential {
+	a.t.Helper()
+	code, b := a.do(http.MethodPost, "/api/v1/apps/"+app+"/credentials", a.admin, `{"name": "ci"}`)
+	if code != http.StatusCreated {
+		a.t.Fatalf("creating a credential of %s: %d %s", app, code, b)
+	}
+	var c NewCredential
+	if err := json.Unmarshal(b, &c); err != nil {
+		a.t.Fatal(err)
+	}
+	return c
+}
+
+func TestAuthScopes(t *testing.T) {
+	a := newTestAPI(t)
+	a.createApp(store.App{Name: "promo"})
+	a.createApp(store.App{Name: "other"})
+	cred := a.credential("promo")
+	revoked := a.credential("promo")
+	if code, b := a.do(http.MethodDelete, "/api/v1/apps/promo/credentials/"+revoked.ID, a.admin, ""); code != http.StatusNoContent {
+		t.Fatalf("revoking: %d %s", code, b)
+	}
+	tests := []struct {
+		name         string
+		method, path string
+		token        string
+		want         int
+	}{
+		{"liveness needs no token", "GET", "/healthz", "", 200},
+		{"no token", "GET", "/api/v1/apps", "", 401},
+		{"a token that is none", "GET", "/api/v1/apps", "slw_nope_xyz", 401},
+		{"a revoked token", "GET", "/api/v1/apps/promo/status", revoked.Token, 401},
+		{"a mistyped token", "GET", "/api/v1/apps/promo/status", cred.Token + "x", 401},
+		{"admin lists apps", "GET", "/api/v1/apps", a.admin, 200},
+		{"app token may not list apps", "GET", "/api/v1/apps", cred.Token, 403},
+		{"app token reads its app's status", "GET", "/api/v1/apps/promo/status", cred.Token, 200},
+		{"app token lists its app's deployments", "GET", "/api/v1/apps/promo/deployments", cred.Token, 200},
+		{"app token may not read another app", "GET", "/api/v1/apps/other/status", cred.Token, 403},
+		{"app token may not change settings", "PATCH", "/api/v1/apps/promo/settings", cred.Token, 403},
+		{"any token may ask who it is", "GET", "/api/v1/whoami", cred.Token, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, b := a.do(tt.method, tt.path, tt.token, ""); code != tt.want {
+				t.Errorf("%s %s: got %d (%s), want %d", tt.method, tt.path, code, b, tt.want)
+			}
+		})
+	}
+}
+
+func TestBasicAuthAndWhoami(t *testing.T) {
+	a := newTestAPI(t)
+	a.createApp(store.App{Name: "promo"})
+	cred := a.credential("promo")
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, a.url+"/api/v1/whoami", nil)
+	req.SetBasicAuth("$promo", cred.Token) // as an App Service pipeline sends it
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got principal
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := (principal{Credential: cred.ID, App: "promo"}); resp.StatusCode != 200 || got != want {
+		t.Errorf("whoami: got %d %+v, want 200 %+v", resp.StatusCode, got, want)
+	}
+}
+
+func TestDeployAccessRules(t *testing.T) {
+	a := newTestAPI(t)
+	a.createApp(store.App{Name: "promo"})
+	// An allow rule makes every other address denied, loopback included.
+	if code, b := a.do(http.MethodPost, "/api/v1/apps/promo/access/rules", a.admin,
+		`{"scope": "deploy", "priority": 100, "action": "allow", "network": "10.0.0.0/8"}`); code != 200 {
+		t.Fatalf("adding a rule: %d %s", code, b)
+	}
+	code, b := a.do(http.MethodGet, "/api/v1/apps/promo/deployments", a.admin, "")
+	if want := "address 127.0.0.1 may not reach the deploy endpoints of app promo"; code != 403 || !strings.Contains(string(b), want) {
+		t.Errorf("deploy endpoint from a denied address: got %d %s, want 403 saying %q", code, b, want)
+	}
+	if code, b := a.do(http.MethodGet, "/api/v1/apps/promo/status", a.admin, ""); code != 200 {
+		t.Errorf("status (not a deploy endpoint): got %d %s, want 200", code, b)
+	}
+}

@@ -1,0 +1,257 @@
+package api
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/access"
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/settings"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// The API's wire types. They are kept apart from the records the store
+// keeps and the types other packages hand out, so that those can change
+// without breaking a client: each is made from its source in one function
+// below (appOf, deploymentOf, …), and that function is where a change in
+// the stored form is absorbed. The JSON keys are the API's contract; the
+// tests in types_test.go pin them.
+//
+// App settings stay settings.Settings: they are the API's request type too
+// (POST /apps, PATCH …/settings), validated where they are stored.
+
+// App is an app as the API shows it.
+type App struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	// Settings are the ones the next release will be made with, secret
+	// values masked.
+	Settings settings.Settings `json:"settings"`
+	// CurrentRelease is the number of the release taking traffic; 0 before
+	// the first successful deployment.
+	CurrentRelease int        `json:"current_release"`
+	Hosts          []string   `json:"hosts"`
+	Instances      []Instance `json:"instances"`
+	// Deploying is the id of the running deployment, 0 when none runs.
+	Deploying int `json:"deploying,omitempty"`
+}
+
+func appOf(a store.App, hosts []string, instances []Instance, deploying int) App {
+	return App{Name: a.Name, Created: a.Created, Settings: a.Settings.Masked(), CurrentRelease: a.CurrentRelease,
+		Hosts: hosts, Instances: instances, Deploying: deploying}
+}
+
+// Instance is one running copy of a release.
+type Instance struct {
+	ID      string `json:"id"`
+	Release int    `json:"release"`
+	PID     int    `json:"pid"`
+	Port    int    `json:"port"`
+	// State is starting, ready, unhealthy, exited or stopping.
+	State string `json:"state"`
+	// Note says more about the state, like "crash-looping: …".
+	Note string `json:"note,omitempty"`
+	// Started is when it went into rotation; zero before.
+	Started  time.Time `json:"started,omitzero"`
+	Restarts int       `json:"restarts"`
+	InFlight int64     `json:"in_flight"`
+	// Adopted is true for an instance a restarted daemon found running.
+	Adopted bool `json:"adopted,omitempty"`
+}
+
+func instanceOf(i deploy.InstanceStatus) Instance {
+	return Instance{ID: i.ID, Release: i.Release, PID: i.PID, Port: i.Port, State: i.State, Note: i.Note,
+		Started: i.Started, Restarts: i.Restarts, InFlight: i.InFlight, Adopted: i.Adopted}
+}
+
+// instancesOf converts a list; never nil, so that it shows as [].
+func instancesOf(is []deploy.InstanceStatus) []Instance {
+	out := make([]Instance, 0, len(is))
+	for _, i := range is {
+		out = append(out, instanceOf(i))
+	}
+	return out
+}
+
+// Traffic sums up an app's requests of the last minute.
+type Traffic struct {
+	// Requests is how many requests were answered in the window.
+	Requests uint64 `json:"requests"`
+	// PerSecond is Requests over the window's length.
+	PerSecond float64 `json:"per_second"`
+	// ErrorRate is the share of answers with a 5xx status, 0 to 1.
+	ErrorRate float64 `json:"error_rate"`
+	// P95 is the upper bound of the latency bucket that holds the 95th
+	// percentile, in seconds; 0 when there were no requests.
+	P95 float64 `json:"p95_seconds"`
+}
+
+func trafficOf(r router.Recent) Traffic {
+	return Traffic{Requests: r.Requests, PerSecond: r.PerSecond, ErrorRate: r.ErrorRate, P95: r.P95}
+}
+
+// Artifact names an uploaded artifact by digest.
+type Artifact struct {
+	Digest string `json:"digest"`
+	// Name is the uploaded file's name.
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	// Kind is jar, war or zip.
+	Kind string `json:"kind"`
+}
+
+func artifactOf(a store.ArtifactRef) Artifact {
+	return Artifact{Digest: a.Digest, Name: a.Name, Size: a.Size, Kind: a.Kind}
+}
+
+// Release is an immutable pair of artifact and settings, numbered v1, v2, …
+type Release struct {
+	App      string   `json:"app"`
+	Number   int      `json:"number"`
+	Artifact Artifact `json:"artifact"`
+	// Settings are the release's snapshot, secret values masked; the
+	// instance count belongs to the app, not to a release.
+	Settings   settings.Settings `json:"settings"`
+	Created    time.Time         `json:"created"`
+	Author     string            `json:"author,omitempty"`
+	Message    string            `json:"message,omitempty"`
+	Deployment int               `json:"deployment"`
+	// Changes says what this release changed from the one before it, with
+	// the values of secrets left out.
+	Changes []string `json:"changes,omitempty"`
+	// RolledBackFrom is the release this one copies, for a rollback.
+	RolledBackFrom int `json:"rolled_back_from,omitempty"`
+}
+
+// Version is the release's name as people see it: "v3".
+func (r Release) Version() string { return fmt.Sprintf("v%d", r.Number) }
+
+func releaseOf(r store.Release) Release {
+	return Release{App: r.App, Number: r.Number, Artifact: artifactOf(r.Artifact), Settings: r.Settings.Masked(),
+		Created: r.Created, Author: r.Author, Message: r.Message, Deployment: r.Deployment,
+		Changes: r.Changes, RolledBackFrom: r.RolledBackFrom}
+}
+
+// Deployment states. The stored states have the same names; deploymentOf
+// is where they would be mapped if that ever changed.
+const (
+	StateRunning   = "running"
+	StateSucceeded = "succeeded"
+	StateFailed    = "failed"
+	StateCancelled = "cancelled"
+)
+
+// Deployment steps, in the order a successful deployment passes them.
+const (
+	StepReceived   = "received"
+	StepStarting   = "starting"
+	StepWarmingUp  = "warming up"
+	StepSwitched   = "switched"
+	StepDraining   = "draining"
+	StepOldStopped = "old instances stopped"
+	StepSucceeded  = "succeeded"
+	StepFailed     = "failed"
+)
+
+// Deployment is the act of taking a release live: its steps, its log and
+// its outcome.
+type Deployment struct {
+	App string `json:"app"`
+	ID  int    `json:"id"`
+	// Kind is deploy, settings, scale, restart, rollback or start.
+	Kind     string   `json:"kind"`
+	Release  int      `json:"release"`
+	Artifact Artifact `json:"artifact"`
+	// State is one of the State constants.
+	State string `json:"state"`
+	// Reason says why a deployment failed or was cancelled.
+	Reason   string    `json:"reason,omitempty"`
+	Author   string    `json:"author,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Events is the deployment's log; null where a summary leaves it out
+	// (an app's status).
+	Events []Event `json:"events"`
+}
+
+func deploymentOf(d store.Deployment) Deployment {
+	out := Deployment{App: d.App, ID: d.ID, Kind: d.Kind, Release: d.Release, Artifact: artifactOf(d.Artifact),
+		State: d.State, Reason: d.Reason, Author: d.Author, Message: d.Message, Started: d.Started, Finished: d.Finished}
+	if d.Events != nil {
+		out.Events = make([]Event, 0, len(d.Events))
+		for _, e := range d.Events {
+			out.Events = append(out.Events, eventOf(e))
+		}
+	}
+	return out
+}
+
+func deploymentsOf(ds []store.Deployment) []Deployment {
+	out := make([]Deployment, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, deploymentOf(d))
+	}
+	return out
+}
+
+// Event is one line of a deployment's log. Step is set when the event marks
+// the start of a step, empty for progress messages within a step.
+type Event struct {
+	At      time.Time `json:"at"`
+	Step    string    `json:"step,omitempty"`
+	Message string    `json:"message"`
+}
+
+func eventOf(e store.Event) Event { return Event{At: e.At, Step: e.Step, Message: e.Message} }
+
+// Credential is an app's API token as the API shows it: never the token,
+// nor its hash.
+type Credential struct {
+	ID      string    `json:"id"`
+	App     string    `json:"app"`
+	Name    string    `json:"name,omitempty"`
+	Author  string    `json:"author,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+func credentialOf(c store.Credential) Credential {
+	return Credential{ID: c.ID, App: c.App, Name: c.Name, Author: c.Author, Created: c.Created}
+}
+
+// Policy is an app's access restrictions, with the action that applies
+// when no rule matches.
+type Policy struct {
+	// App guards the app's traffic; Deploy its deploy endpoints on the
+	// API. Each is [] when empty, ordered by priority.
+	App           []Rule `json:"app"`
+	Deploy        []Rule `json:"deploy"`
+	HTTPSOnly     bool   `json:"https_only"`
+	AppDefault    string `json:"app_default"`
+	DeployDefault string `json:"deploy_default"`
+}
+
+// Rule is one access rule: the lowest priority that matches the client's
+// address decides.
+type Rule struct {
+	Priority int `json:"priority"`
+	// Action is allow or deny.
+	Action string `json:"action"`
+	// Network is a CIDR prefix in canonical form.
+	Network string `json:"network"`
+	Name    string `json:"name,omitempty"`
+}
+
+func policyOf(p access.Policy) Policy {
+	return Policy{App: rulesOf(p.App), Deploy: rulesOf(p.Deploy), HTTPSOnly: p.HTTPSOnly,
+		AppDefault: p.App.DefaultAction(), DeployDefault: p.Deploy.DefaultAction()}
+}
+
+func rulesOf(rs access.Rules) []Rule {
+	out := make([]Rule, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, Rule{Priority: r.Priority, Action: r.Action, Network: r.Network, Name: r.Name})
+	}
+	return out
+}
