@@ -78,8 +78,9 @@ func NewBackend(id, addr string) *Backend {
 }
 
 // setForwarded sets X-Forwarded-For, -Proto and -Host. What a client sent
-// in them is dropped, unless the peer is a trusted proxy: then its chain
-// is kept (with the peer added) and its word on the scheme and host.
+// in them, in X-Real-IP or in Forwarded is dropped, unless the peer is a
+// trusted proxy: then its chain is kept (with the peer added) and its word
+// on the address, the scheme and the host.
 func setForwarded(pr *httputil.ProxyRequest) {
 	a, _ := pr.In.Context().Value(attemptKey{}).(*attempt)
 	trusted := a != nil && a.trustedPeer
@@ -88,6 +89,8 @@ func setForwarded(pr *httputil.ProxyRequest) {
 	}
 	pr.SetXForwarded()
 	if !trusted {
+		pr.Out.Header.Del("X-Real-IP")
+		pr.Out.Header.Del("Forwarded")
 		return
 	}
 	for _, h := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {

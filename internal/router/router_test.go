@@ -243,6 +243,8 @@ func TestForwardedHeaders(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, front.URL, nil)
 	req.Host = "promo.localhost:8080"
 	req.Header.Set("X-Forwarded-For", "6.6.6.6") // not trusted: must not pass through
+	req.Header.Set("X-Real-IP", "6.6.6.6")
+	req.Header.Set("Forwarded", "for=6.6.6.6")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +253,11 @@ func TestForwardedHeaders(t *testing.T) {
 	for k, want := range map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "promo.localhost:8080"} {
 		if got.Get(k) != want {
 			t.Errorf("%s: got %q, want %q", k, got.Get(k), want)
+		}
+	}
+	for _, k := range []string{"X-Real-IP", "Forwarded"} {
+		if v := got.Get(k); v != "" {
+			t.Errorf("%s from an untrusted client reached the app: %q", k, v)
 		}
 	}
 	if gotHost != "promo.localhost:8080" {
