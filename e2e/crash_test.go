@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/slipway-dev/slipway/internal/testapp"
 )
@@ -92,5 +97,61 @@ func TestKeepInstancesOnSIGTERM(t *testing.T) {
 	}
 	if body := d.body("lasting", "/"); !strings.HasPrefix(body, "version=1 ") {
 		t.Errorf("the adopted instance answers %q", body)
+	}
+}
+
+// TestPromptShutdown: SIGTERM ends followed log streams, server-sent event
+// streams and WebSockets at once instead of waiting for them, and cancels a
+// deployment that has not switched traffic: after the restart the earlier
+// release serves and the deployment says it was cancelled.
+func TestPromptShutdown(t *testing.T) {
+	d := startDaemon(t)
+	d.mustCLI("apps", "create", "prompt", "--command", "exec ./wsapp", "--env", "VERSION=1")
+	d.mustCLI("deploy", "-a", "prompt", wsappZip(t))
+	follower, _, _ := d.startCLI("logs", "-a", "prompt", "-f")
+	events := openEvents(t, d, "prompt")
+	ws := dialWebSocket(t, d, "prompt")
+	d.mustCLI("config", "set-command", "-a", "prompt", "sleep 60; exec ./wsapp", "--no-wait")
+	d.waitForStep("prompt", "warming up")
+
+	start := time.Now()
+	d.stop()
+	took := time.Since(start)
+	t.Logf("the daemon stopped %s after SIGTERM", took.Round(100*time.Millisecond))
+	if took > 15*time.Second {
+		t.Errorf("the daemon took %s to stop; streams held it", took)
+	}
+	if _, err := io.Copy(io.Discard, events); err != nil {
+		t.Errorf("the event stream ended with %v, want a clean end", err)
+	}
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Errorf("the WebSocket ended with %v, want a close frame 1001", err)
+	}
+	if err := waitExit(follower, 10*time.Second); err != nil {
+		t.Errorf("slipway logs -f: %v", err)
+	}
+
+	d.start()
+	if body := d.body("prompt", "/"); !strings.HasPrefix(body, "version=1 ") {
+		t.Errorf("after the restart the app answers %q, want the earlier release", body)
+	}
+	for _, dep := range d.deployments("prompt") {
+		if dep.Kind == "settings" && (dep.State != "cancelled" && dep.State != "failed" || !strings.Contains(dep.Reason, "shutting down")) {
+			t.Errorf("the interrupted change ended %s (%q), want cancelled because the daemon was shutting down", dep.State, dep.Reason)
+		}
+	}
+}
+
+// waitExit waits for a command started with startCLI to exit.
+func waitExit(cmd *exec.Cmd, timeout time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		return fmt.Errorf("still running %s after the daemon stopped", timeout)
 	}
 }

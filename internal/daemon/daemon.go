@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -186,13 +187,21 @@ func Run(ctx context.Context, c Config) error {
 		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, AdminTokenFile: tokenFile})
 	ls := []listener{
 		{name: "router", addr: c.HTTPListen, handler: certs.httpHandler(rt)},
-		{name: "api", addr: c.APIListen, handler: apiSrv, tls: apiTLSConfig},
+		{name: "api", addr: c.APIListen, handler: apiSrv, tls: apiTLSConfig, endStreams: true},
 	}
 	if certs != nil {
 		ls = append(ls, listener{name: "router-https", addr: c.HTTPSListen, handler: rt, tls: certs.tlsConfig()})
 	}
-	return serve(ctx, log, ls)
+	return serve(ctx, log, ls, func() {
+		// Before the listeners wait for what is in flight: no deployment
+		// switches traffic any more, and streams and WebSockets, which
+		// would hold the shutdown, are told to close.
+		mgr.Stop()
+		rt.CloseStreams(errShuttingDown)
+	})
 }
+
+var errShuttingDown = errors.New("the daemon is shutting down")
 
 // adminToken makes the admin token on the first start, prints it once,
 // and keeps it in file (admin.token in the data directory, mode 0600) for
@@ -221,22 +230,33 @@ type listener struct {
 	addr    string
 	handler http.Handler
 	tls     *tls.Config // nil for plain HTTP
+	// endStreams ends the contexts of the listener's requests when the
+	// daemon stops (the API's followed logs and deployments); the
+	// router's requests in flight finish instead.
+	endStreams bool
 }
 
 // serve listens on every address, then serves until ctx ends or one fails,
-// and shuts all of them down gracefully.
-func serve(ctx context.Context, log *slog.Logger, ls []listener) error {
+// and shuts all of them down gracefully, at once: stopping is called
+// first, and the requests' contexts end, so that streams (a followed log)
+// end at once instead of holding the shutdown.
+func serve(ctx context.Context, log *slog.Logger, ls []listener, stopping func()) error {
 	servers := make([]*http.Server, 0, len(ls))
 	errc := make(chan error, len(ls))
+	base, cancelBase := context.WithCancelCause(context.Background())
+	defer cancelBase(nil)
 	for _, l := range ls {
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			shutdown(servers)
+			shutdown(servers, nil)
 			return fmt.Errorf("%s: listening on %s: %w", l.name, l.addr, err)
 		}
 		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, TLSConfig: l.tls,
 			// Handshake failures and the like are the clients' business: debug.
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		if l.endStreams {
+			srv.BaseContext = func(net.Listener) context.Context { return base }
+		}
 		servers = append(servers, srv)
 		log.Info("listening", "listener", l.name, "addr", ln.Addr().String(), "tls", l.tls != nil)
 		go func() {
@@ -255,16 +275,31 @@ func serve(ctx context.Context, log *slog.Logger, ls []listener) error {
 		log.Info("shutting down")
 	case err = <-errc:
 	}
-	shutdown(servers)
+	stopping()
+	shutdown(servers, cancelBase)
 	return err
 }
 
-func shutdown(servers []*http.Server) {
+// shutdown stops every server's listener at once, waits for requests in
+// flight up to shutdownTimeout, and ends the contexts of the API's
+// streams; what still runs then is closed.
+func shutdown(servers []*http.Server, cancelBase context.CancelCauseFunc) {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	var wg sync.WaitGroup
 	for _, s := range servers {
-		s.Shutdown(ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(ctx); err != nil {
+				s.Close()
+			}
+		}()
 	}
+	if cancelBase != nil {
+		cancelBase(errShuttingDown)
+	}
+	wg.Wait()
 }
 
 // lockDataDir takes an exclusive lock on the data directory, so that two

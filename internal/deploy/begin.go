@@ -81,6 +81,9 @@ func (m *Manager) tryBegin(ctx context.Context, app string, o op) (store.Deploym
 	runCtx, cancel := context.WithCancelCause(m.ctx)
 	m.mu.Lock()
 	m.cancels[app] = cancel
+	if m.ctx.Err() != nil { // Stop came first: it did not see this one
+		cancel(ErrShuttingDown)
+	}
 	m.mu.Unlock()
 	m.wg.Add(1)
 	go m.run(runCtx, cancel, &tracker{m: m, d: d}, p, m.opts.Router.Expect(app))

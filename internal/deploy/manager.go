@@ -209,17 +209,24 @@ func (m *Manager) stopAll(app string, insts []*instance, grace int) {
 // The store is in-process etcd, which answers or fails at once.
 func context0() context.Context { return context.Background() }
 
-// Close cancels running deployments and waits for them to clean up. Then
-// it stops every live instance, or, with keep, leaves them running for the
-// next daemon to adopt. Stop the router's listener first so that no
-// request is cut off.
-func (m *Manager) Close(keep bool) {
+// Stop cancels running deployments, before they switch traffic, and every
+// later one, and ends the health checks and replacements: the daemon is
+// stopping. It does not wait; Close does.
+func (m *Manager) Stop() {
 	m.mu.Lock()
 	for _, cancel := range m.cancels {
 		cancel(ErrShuttingDown)
 	}
 	m.mu.Unlock()
 	m.cancel()
+}
+
+// Close stops the manager (see Stop) and waits for deployments to clean
+// up. Then it stops every live instance, or, with keep, leaves them
+// running for the next daemon to adopt. Stop the router's listener first
+// so that no request is cut off.
+func (m *Manager) Close(keep bool) {
+	m.Stop()
 	m.wg.Wait()
 	m.mu.Lock()
 	live, sick := m.live, m.sick

@@ -50,6 +50,17 @@ func Drain(ctx context.Context, backends []*Backend, timeout time.Duration) int6
 	return left
 }
 
+// CloseStreams tells the upgraded connections and streams of every
+// backend to close, as a drain does (see Drain), for cause: the daemon
+// stops, and they would hold its shutdown.
+func (r *Router) CloseStreams(cause error) {
+	for _, rt := range *r.hosts.Load() {
+		for _, b := range *rt.backends.Load() {
+			b.startDrain(cause)
+		}
+	}
+}
+
 // waitIdle waits until no request is in flight on backends, or timeout, or
 // ctx; it returns the requests in flight then.
 func waitIdle(ctx context.Context, backends []*Backend, timeout time.Duration) int64 {
