@@ -133,7 +133,7 @@ func (m *Manager) startInstance(rel store.Release, index int) (*instance, error)
 	}
 	inst := m.newInstance(ri, rel.App, rel.Number, index, spec)
 	rec := store.InstanceRecord{ID: id, App: rel.App, Release: rel.Number, PID: ri.PID, StartTicks: ri.StartTicks, Port: port}
-	if err := m.opts.Store.PutInstance(m.ctx, rec); err != nil {
+	if err := m.opts.Store.PutInstance(context0(), rec); err != nil {
 		m.logger.Error("recording instance", "instance", id, "err", err)
 	}
 	m.opts.Logs.Platform(rel.App, rel.Number, "Started instance %s (pid %d, port %d)", id, ri.PID, port)

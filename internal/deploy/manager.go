@@ -171,10 +171,16 @@ func (m *Manager) Cancel(app string) error {
 // requests changes with it. Call with m.mu held.
 func (m *Manager) publishLocked(app string, insts []*instance, s *settings.Settings) {
 	if s != nil {
-		m.opts.Router.Configure(app, router.RouteConfig{Hold: secs(s.HoldTimeout), AccessLog: s.AccessLog})
+		m.opts.Router.Configure(app, routeConfig(*s))
 	}
 	m.live[app] = insts
 	m.opts.Router.Swap(app, backends(insts))
+}
+
+// routeConfig is how the router treats the requests of an app whose live
+// release has settings s (with defaults).
+func routeConfig(s settings.Settings) router.RouteConfig {
+	return router.RouteConfig{Hold: secs(s.HoldTimeout), AccessLog: s.AccessLog}
 }
 
 // without returns a copy of insts without x.

@@ -39,6 +39,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 		if a.CurrentRelease == 0 {
 			continue
 		}
+		// Requests wait for the release's instances as they would in a
+		// deployment, from the first request on.
+		s := m.settingsOf(a.Name, a.CurrentRelease)
+		m.opts.Router.Configure(a.Name, routeConfig(s))
 		insts := adopted[a.Name]
 		if len(insts) > 0 {
 			m.serveAdopted(ctx, a, insts)
