@@ -2,10 +2,15 @@ package logs
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -271,4 +276,57 @@ func waitUntil(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestAsyncSurvivesPanic: a sink that panics on one line loses that line;
+// the panic is logged with its stack and the writer goes on with the next.
+func TestAsyncSurvivesPanic(t *testing.T) {
+	var mu sync.Mutex // guards got
+	var got []string
+	sink := func(app string, l Line) {
+		if l.Text == "boom" {
+			panic("sink cannot take " + l.Text)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, l.Text)
+	}
+	logs := &logBuffer{}
+	a := newAsync(sink, 16, slog.New(slog.NewTextHandler(logs, nil)))
+	for _, text := range []string{"one", "boom", "two"} {
+		a.Write("a", Line{Text: text})
+	}
+	waitUntil(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 2
+	})
+	a.Close()
+	if want := []string{"one", "two"}; !slices.Equal(got, want) {
+		t.Errorf("sink got %q, want %q", got, want)
+	}
+	for _, want := range []string{"recovered a panic", "sink cannot take boom", "TestAsyncSurvivesPanic", "restarting after a panic"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("daemon log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// logBuffer is a slog destination that goroutines under test write to
+// while the test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
