@@ -108,7 +108,7 @@ func (s *Store) Put(r io.Reader, name string) (store.ArtifactRef, error) {
 	if n == 0 {
 		return store.ArtifactRef{}, ErrEmpty
 	}
-	kind, err := Inspect(tmp.Name(), name)
+	kind, err := inspect(tmp.Name(), name)
 	if err != nil {
 		return store.ArtifactRef{}, err
 	}
@@ -116,9 +116,9 @@ func (s *Store) Put(r io.Reader, name string) (store.ArtifactRef, error) {
 	return ref, tmp.Commit(s.Path(ref.Digest))
 }
 
-// Inspect tells what kind of archive the file at path is: a jar with a
+// inspect tells what kind of archive the file at path is: a jar with a
 // Main-Class, a war (WEB-INF/), or another zip.
-func Inspect(path, name string) (string, error) {
+func inspect(path, name string) (string, error) {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
 		return "", fmt.Errorf("%w (%v): check that the upload finished and that you sent the file itself", ErrCorrupt, err)

@@ -162,7 +162,7 @@ func TestUnpackRefusesHostileArchives(t *testing.T) {
 			zipPath := filepath.Join(root, "in.zip")
 			os.WriteFile(zipPath, zipBytes(t, tt.entries...), 0o600)
 			dir := filepath.Join(root, "release")
-			err := s.Unpack(zipPath, dir)
+			err := s.unpack(zipPath, dir)
 			if !errors.Is(err, ErrUnsafe) {
 				t.Fatalf("got %v, want ErrUnsafe", err)
 			}
@@ -190,7 +190,7 @@ func TestUnpack(t *testing.T) {
 	zipPath := filepath.Join(t.TempDir(), "in.zip")
 	os.WriteFile(zipPath, zipBytes(t, [2]string{"bin/run.sh", "echo hi"}, [2]string{"app.jar", "x"}), 0o600)
 	dir := filepath.Join(t.TempDir(), "release")
-	if err := s.Unpack(zipPath, dir); err != nil {
+	if err := s.unpack(zipPath, dir); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "bin", "run.sh")); err != nil || string(b) != "echo hi" {

@@ -58,9 +58,6 @@ func (a *Async) Write(app string, l Line) {
 	}
 }
 
-// Dropped is how many lines were dropped so far.
-func (a *Async) Dropped() int64 { return a.dropped.Load() }
-
 // run writes queued lines until Close, then what is still queued.
 func (a *Async) run() {
 	for {

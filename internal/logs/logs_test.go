@@ -150,7 +150,7 @@ func TestQuotaBoundsFolder(t *testing.T) {
 			}
 		}
 	}
-	if n := len(h.Files("a")); n < 3 {
+	if n := len(h.files("a")); n < 3 {
 		t.Errorf("%d files, want the current one and several rotated ones", n)
 	}
 	var got []string
@@ -247,7 +247,7 @@ func TestAsyncNeverBlocks(t *testing.T) {
 	for i := range total { // would hang here if Write waited
 		a.Write("a", Line{Source: SourceRouter, Stream: StreamAccess, Text: fmt.Sprint("request ", i)})
 	}
-	if got, want := a.Dropped(), int64(total-16); got != want {
+	if got, want := a.dropped.Load(), int64(total-16); got != want {
 		t.Errorf("%d dropped, want %d (all but the buffer)", got, want)
 	}
 	stuck.mu.Unlock()
