@@ -232,17 +232,26 @@ func BenchmarkWrite(b *testing.B) {
 	}
 }
 
-// TestAsyncNeverBlocks: while the hub is stuck (its lock held), lines are
+// TestAsyncNeverBlocks: while the writer is stuck in the hub, lines are
 // queued up to the buffer and then dropped and counted, never waited for;
 // the count reaches the log once the writer is free again.
 func TestAsyncNeverBlocks(t *testing.T) {
 	h := NewHub(Options{Dir: t.TempDir()})
 	defer h.Close()
-	stuck := h.app("a")
-	stuck.mu.Lock()
-	a := h.NewAsync(16)
+	// The writer is stuck once it is inside the sink with the first line,
+	// past its check for dropped lines. (Waiting for the queue to empty
+	// instead let lines be dropped before that check, and counted twice.)
+	stuck, release := make(chan struct{}), make(chan struct{})
+	sink := func(app string, l Line) {
+		if l.Text == "first" {
+			close(stuck)
+			<-release
+		}
+		h.Write(app, l)
+	}
+	a := newAsync(sink, 16, nil)
 	a.Write("a", Line{Text: "first"})
-	waitUntil(t, func() bool { return len(a.ch) == 0 }) // the writer took it, and is stuck in Write
+	<-stuck
 	const total = 1000
 	for i := range total { // would hang here if Write waited
 		a.Write("a", Line{Source: SourceRouter, Stream: StreamAccess, Text: fmt.Sprint("request ", i)})
@@ -250,7 +259,7 @@ func TestAsyncNeverBlocks(t *testing.T) {
 	if got, want := a.dropped.Load(), int64(total-16); got != want {
 		t.Errorf("%d dropped, want %d (all but the buffer)", got, want)
 	}
-	stuck.mu.Unlock()
+	close(release)
 	waitUntil(t, func() bool { return len(a.ch) == 0 })
 	a.Write("a", Line{Text: "after"})
 	a.Close()
