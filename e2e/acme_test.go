@@ -16,21 +16,31 @@ import (
 )
 
 // pebbleVersion is the ACME test CA the ACME test runs: Let's Encrypt's
-// Pebble, built from the Go module proxy like any other test dependency.
+// Pebble. scripts/test installs this version (it reads it from here) before
+// the tests run, so that no test reaches a network.
 const pebbleVersion = "github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1"
 
-// startPebble builds and starts a Pebble ACME CA on loopback, serving its
-// directory over HTTPS with a certificate from ca. It validates every
-// challenge without looking (PEBBLE_VA_ALWAYS_VALID), since the host names
-// it issues for do not resolve to the router here.
+// pebbleBinary is where scripts/test installs Pebble: $SLIPWAY_PEBBLE, else
+// .cache/bin/pebble in the repository.
+func pebbleBinary(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("SLIPWAY_PEBBLE")
+	if bin == "" {
+		bin = filepath.Join("..", ".cache", "bin", "pebble")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("no Pebble (the ACME test CA) at %s: run `scripts/test install`, which builds %s into .cache/bin, or set SLIPWAY_PEBBLE to a pebble binary (%v)", bin, pebbleVersion, err)
+	}
+	return bin
+}
+
+// startPebble starts a Pebble ACME CA on loopback, serving its directory
+// over HTTPS with a certificate from ca. It validates every challenge
+// without looking (PEBBLE_VA_ALWAYS_VALID), since the host names it issues
+// for do not resolve to the router here.
 func startPebble(t *testing.T, ca *testCA, dir string) (directory, management string) {
 	t.Helper()
-	bin := filepath.Join(dir, "bin")
-	install := exec.Command("go", "install", pebbleVersion)
-	install.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=-mod=mod")
-	if out, err := install.CombinedOutput(); err != nil {
-		t.Fatalf("building Pebble: %v\n%s", err, out)
-	}
+	bin := pebbleBinary(t)
 	crt, key := ca.issue(t, dir, "pebble", "127.0.0.1", "localhost")
 	listen, mgmt := freePort(t), freePort(t)
 	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
@@ -42,7 +52,7 @@ func startPebble(t *testing.T, ca *testCA, dir string) (directory, management st
 	}})
 	cfgPath := filepath.Join(dir, "pebble.json")
 	os.WriteFile(cfgPath, cfg, 0o600)
-	cmd := exec.Command(filepath.Join(bin, "pebble"), "-config", cfgPath)
+	cmd := exec.Command(bin, "-config", cfgPath)
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
 	var log syncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log

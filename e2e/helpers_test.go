@@ -34,7 +34,13 @@ func TestMain(m *testing.M) {
 	// The CLI keeps logins in the user's config directory: give the tests
 	// their own, empty one.
 	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
-	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/slipway").CombinedOutput(); err != nil {
+	// With the race detector unless SLIPWAY_E2E_RACE=0: the end-to-end
+	// tests are where the daemon's goroutines really run side by side.
+	build := []string{"build", "-o", binary}
+	if os.Getenv("SLIPWAY_E2E_RACE") != "0" {
+		build = append(build, "-race")
+	}
+	if out, err := exec.Command("go", append(build, "../cmd/slipway")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building slipway: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -153,6 +159,7 @@ func (d *daemon) stop() {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.exited:
+		d.checkRaces()
 		if code := d.cmd.ProcessState.ExitCode(); code != 0 {
 			d.t.Errorf("slipway server exited with code %d after SIGTERM", code)
 		}
@@ -166,6 +173,16 @@ func (d *daemon) stop() {
 func (d *daemon) kill() {
 	d.cmd.Process.Kill()
 	<-d.exited
+	d.checkRaces()
+}
+
+// checkRaces fails the test if the race detector reported a data race in
+// the daemon that has exited (it goes on running after a report, and exits
+// with code 66 in the end).
+func (d *daemon) checkRaces() {
+	if strings.Contains(d.log.String(), "WARNING: DATA RACE") {
+		d.t.Errorf("the race detector found a data race in slipway server; the report is in its log")
+	}
 }
 
 // cli runs a slipway verb against the daemon and returns its output.

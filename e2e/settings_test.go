@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/testapp"
 )
@@ -154,19 +155,24 @@ func TestRetention(t *testing.T) {
 	for _, v := range []string{"1", "2", "3", "4"} {
 		d.mustCLI("deploy", "-a", "lean", testapp.Jar(t, "app.jar", map[string]string{"version": v}))
 	}
-	rels := d.releases("lean")
-	arts, _ := filepath.Glob(filepath.Join(d.dataDir, "artifacts", "sha256-*"))
-	if len(arts) != 2 {
-		t.Errorf("%d artifacts kept, want 2 (of v3 and v4)", len(arts))
-	}
-	for _, r := range rels {
+	// Retention runs after a deployment has succeeded and the CLI has
+	// returned: wait for it.
+	var dirs []string
+	waitFor(t, 30*time.Second, "retention to keep only v3's and v4's artifacts and release directories", func() bool {
+		arts, _ := filepath.Glob(filepath.Join(d.dataDir, "artifacts", "sha256-*"))
+		dirs, _ = filepath.Glob(filepath.Join(d.dataDir, "apps", "lean", "releases", "v*"))
+		return len(arts) == 2 && len(dirs) == 2
+	})
+	for _, r := range d.releases("lean") {
 		_, err := os.Stat(filepath.Join(d.dataDir, "artifacts", r.Artifact.Digest))
 		if kept := r.Number >= 3; kept != (err == nil) {
 			t.Errorf("%s: artifact kept = %v, want %v", r.Version(), err == nil, kept)
 		}
 	}
-	if dirs, _ := filepath.Glob(filepath.Join(d.dataDir, "apps", "lean", "releases", "v*")); len(dirs) != 2 {
-		t.Errorf("release directories %v, want those of v3 and v4", dirs)
+	for _, dir := range dirs {
+		if v := filepath.Base(dir); v != "v3" && v != "v4" {
+			t.Errorf("release directory %s kept, want those of v3 and v4", v)
+		}
 	}
 	out, err := d.cli("rollback", "-a", "lean", "--to", "v1")
 	if err == nil || !strings.Contains(out, "artifact app.jar is gone") {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -54,6 +55,9 @@ type Options struct {
 type Store struct{ opts Options }
 
 // NewStore makes the store's directory (mode 0700) and returns the store.
+// It removes the partial uploads a crash left behind, so only one Store may
+// use a directory at a time (the daemon's lock on its data directory sees
+// to that).
 func NewStore(opts Options) (*Store, error) {
 	if opts.MaxUpload == 0 {
 		opts.MaxUpload = DefaultMaxUpload
@@ -64,7 +68,15 @@ func NewStore(opts Options) (*Store, error) {
 	if opts.MaxEntries == 0 {
 		opts.MaxEntries = DefaultMaxEntries
 	}
-	if err := os.MkdirAll(filepath.Join(opts.Dir, "tmp"), 0o700); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.RemoveTemps(opts.Dir); err != nil {
+		return nil, fmt.Errorf("removing partial uploads: %w", err)
+	}
+	// Uploads were once written in a tmp folder of their own; what a
+	// crash left there is of no use now.
+	if err := os.RemoveAll(filepath.Join(opts.Dir, "tmp")); err != nil {
 		return nil, err
 	}
 	return &Store{opts: opts}, nil
@@ -80,12 +92,11 @@ func (s *Store) Path(digest string) string { return filepath.Join(s.opts.Dir, di
 // Slipway can run, and renames it to its digest. Nothing is left behind when
 // it fails. name is the file name the uploader gave, used to tell kinds apart.
 func (s *Store) Put(r io.Reader, name string) (store.ArtifactRef, error) {
-	tmp, err := os.CreateTemp(filepath.Join(s.opts.Dir, "tmp"), "upload-*")
+	tmp, err := atomicfile.Create(s.opts.Dir, 0o400)
 	if err != nil {
 		return store.ArtifactRef{}, err
 	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	defer tmp.Close()
+	defer tmp.Close() // removes it, unless committed
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, s.opts.MaxUpload+1))
 	if err != nil {
@@ -97,26 +108,17 @@ func (s *Store) Put(r io.Reader, name string) (store.ArtifactRef, error) {
 	if n == 0 {
 		return store.ArtifactRef{}, ErrEmpty
 	}
-	if err := tmp.Sync(); err != nil {
-		return store.ArtifactRef{}, err
-	}
-	kind, err := Inspect(tmp.Name(), name)
+	kind, err := inspect(tmp.Name(), name)
 	if err != nil {
 		return store.ArtifactRef{}, err
 	}
 	ref := store.ArtifactRef{Digest: "sha256-" + hex.EncodeToString(h.Sum(nil)), Name: filepath.Base(name), Size: n, Kind: kind}
-	if err := os.Chmod(tmp.Name(), 0o400); err != nil {
-		return store.ArtifactRef{}, err
-	}
-	if err := os.Rename(tmp.Name(), s.Path(ref.Digest)); err != nil {
-		return store.ArtifactRef{}, err
-	}
-	return ref, syncDir(s.opts.Dir)
+	return ref, tmp.Commit(s.Path(ref.Digest))
 }
 
-// Inspect tells what kind of archive the file at path is: a jar with a
+// inspect tells what kind of archive the file at path is: a jar with a
 // Main-Class, a war (WEB-INF/), or another zip.
-func Inspect(path, name string) (string, error) {
+func inspect(path, name string) (string, error) {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
 		return "", fmt.Errorf("%w (%v): check that the upload finished and that you sent the file itself", ErrCorrupt, err)
@@ -161,15 +163,6 @@ func checkMainClass(zr *zip.ReadCloser) error {
 		}
 	}
 	return fmt.Errorf("%w: the jar's manifest has no Main-Class, so 'java -jar' cannot run it; build an executable jar or upload a zip with a startup command", ErrCorrupt)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Prune removes the artifacts not in keep: at once those in known (old

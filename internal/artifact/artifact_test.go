@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 )
 
 // zipBytes builds a zip; entries whose name ends in "@" become symlinks to
@@ -83,8 +85,36 @@ func TestPut(t *testing.T) {
 			}
 		})
 	}
-	if left, _ := os.ReadDir(filepath.Join(s.opts.Dir, "tmp")); len(left) != 0 {
-		t.Errorf("failed uploads left %d temporary files", len(left))
+	entries, _ := os.ReadDir(s.opts.Dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "sha256-") {
+			t.Errorf("failed uploads left %s behind", e.Name())
+		}
+	}
+}
+
+// TestNewStoreRemovesPartialUploads: what uploads cut short by a crash left
+// behind, in the folder or in the tmp folder of earlier versions, goes at
+// the next start; the artifacts stay.
+func TestNewStoreRemovesPartialUploads(t *testing.T) {
+	s := newStore(t, 1<<20)
+	ref, err := s.Put(bytes.NewReader(zipBytes(t, executableJar...)), "a.jar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial, err := atomicfile.Create(s.opts.Dir, 0o400)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial.File.Close() // as a crash leaves it
+	os.MkdirAll(filepath.Join(s.opts.Dir, "tmp"), 0o700)
+	os.WriteFile(filepath.Join(s.opts.Dir, "tmp", "upload-1"), []byte("partial"), 0o600)
+	if _, err := NewStore(s.opts); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(s.opts.Dir)
+	if len(entries) != 1 || entries[0].Name() != ref.Digest {
+		t.Errorf("the store holds %v, want only %s", entries, ref.Digest)
 	}
 }
 
@@ -132,7 +162,7 @@ func TestUnpackRefusesHostileArchives(t *testing.T) {
 			zipPath := filepath.Join(root, "in.zip")
 			os.WriteFile(zipPath, zipBytes(t, tt.entries...), 0o600)
 			dir := filepath.Join(root, "release")
-			err := s.Unpack(zipPath, dir)
+			err := s.unpack(zipPath, dir)
 			if !errors.Is(err, ErrUnsafe) {
 				t.Fatalf("got %v, want ErrUnsafe", err)
 			}
@@ -160,7 +190,7 @@ func TestUnpack(t *testing.T) {
 	zipPath := filepath.Join(t.TempDir(), "in.zip")
 	os.WriteFile(zipPath, zipBytes(t, [2]string{"bin/run.sh", "echo hi"}, [2]string{"app.jar", "x"}), 0o600)
 	dir := filepath.Join(t.TempDir(), "release")
-	if err := s.Unpack(zipPath, dir); err != nil {
+	if err := s.unpack(zipPath, dir); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "bin", "run.sh")); err != nil || string(b) != "echo hi" {

@@ -25,7 +25,7 @@ func FuzzUnpack(f *testing.F) {
 			t.Fatal(err)
 		}
 		release := filepath.Join(root, "release")
-		err = s.Unpack(in, release)
+		err = s.unpack(in, release)
 		filepath.Walk(root, func(p string, info os.FileInfo, _ error) error {
 			if p != root && p != in && p != release && !strings.HasPrefix(p, release+string(filepath.Separator)) {
 				t.Errorf("unpacking wrote %s, outside the release directory", p)

@@ -10,10 +10,10 @@ import (
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
-// EntryName is the name an artifact of each kind is reachable under in its
+// entryName is the name an artifact of each kind is reachable under in its
 // release directory, whatever it was uploaded as, so no pipeline needs a
 // rename step.
-var EntryName = map[string]string{KindJar: "app.jar", KindWar: "app.war"}
+var entryName = map[string]string{KindJar: "app.jar", KindWar: "app.war"}
 
 // Prepare lays out the artifact ref in dir, a new release directory: a jar or
 // war is linked as app.jar or app.war, a zip is unpacked. If dir already
@@ -25,10 +25,10 @@ func (s *Store) Prepare(ref store.ArtifactRef, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if name, ok := EntryName[ref.Kind]; ok {
+	if name, ok := entryName[ref.Kind]; ok {
 		return linkOrCopy(s.Path(ref.Digest), filepath.Join(dir, name))
 	}
-	return s.Unpack(s.Path(ref.Digest), dir)
+	return s.unpack(s.Path(ref.Digest), dir)
 }
 
 func linkOrCopy(src, dst string) error {
@@ -51,11 +51,11 @@ func linkOrCopy(src, dst string) error {
 	return out.Close()
 }
 
-// Unpack extracts the zip at path into dir. It refuses entries that would
+// unpack extracts the zip at path into dir. It refuses entries that would
 // land outside dir (absolute paths, ".."), symlinks, and archives whose
 // entries or unpacked size exceed the store's bounds; on refusal it removes
 // what it wrote.
-func (s *Store) Unpack(path, dir string) (err error) {
+func (s *Store) unpack(path, dir string) (err error) {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/daemon"
 )
 
@@ -66,7 +66,7 @@ func saveConfig(c userConfig) error {
 		return err
 	}
 	b, _ := json.MarshalIndent(c, "", "  ")
-	return writeFileAtomic(path, bytes.NewReader(b)) // mode 0600
+	return atomicfile.WriteFile(path, b, 0o600)
 }
 
 // resolve fills in the URL and token the flags left open: the URL from

@@ -6,12 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/logs"
 )
 
@@ -69,7 +68,13 @@ func newLogsDownloadCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer resp.Body.Close()
-			return writeFileAtomic(file, resp.Body)
+			// A broken download never leaves a half-written zip.
+			return atomicfile.WriteFrom(file, 0o600, func(w io.Writer) error {
+				if _, err := io.Copy(w, resp.Body); err != nil {
+					return fmt.Errorf("downloading: %w", err)
+				}
+				return nil
+			})
 		},
 	}
 	addAppFlag(cmd, &app)
@@ -78,23 +83,4 @@ func newLogsDownloadCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "output", "o", "", "the zip `FILE` to write")
 	cmd.MarkFlagRequired("output")
 	return cmd
-}
-
-// writeFileAtomic writes r to path, readable by its owner only, through a
-// temporary file in the same folder, so a broken write never leaves a
-// half-written file.
-func writeFileAtomic(path string, r io.Reader) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".slipway-download-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		return fmt.Errorf("downloading: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/safego"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -264,7 +265,13 @@ func serve(ctx context.Context, log *slog.Logger, ls []listener, stopping func()
 			if l.tls != nil {
 				serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
 			}
-			if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			// A panic in a handler is net/http's to recover; one in its
+			// accept loop stops the daemon like any failed listener.
+			err := http.ErrServerClosed
+			if perr := safego.Run(log, l.name+" listener", func() { err = serve(ln) }); perr != nil {
+				err = perr
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s: %w", l.name, err)
 			}
 		}()

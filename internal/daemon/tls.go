@@ -1,17 +1,21 @@
 package daemon
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
+
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 )
 
 // TLSConfig is where the router's HTTPS listener finds its certificates.
@@ -72,7 +76,7 @@ func loadCerts(c TLSConfig, dataDir string) (*certSet, error) {
 		}
 		cs.acme = &autocert.Manager{
 			Prompt:     autocert.AcceptTOS,
-			Cache:      autocert.DirCache(filepath.Join(dataDir, "acme")),
+			Cache:      certCache{autocert.DirCache(filepath.Join(dataDir, "acme"))},
 			HostPolicy: autocert.HostWhitelist(cs.hosts...),
 			Email:      c.ACMEEmail,
 		}
@@ -81,6 +85,21 @@ func loadCerts(c TLSConfig, dataDir string) (*certSet, error) {
 		}
 	}
 	return cs, nil
+}
+
+// certCache keeps ACME certificates and the account key in a folder, as
+// autocert.DirCache does, but writes them through atomicfile: DirCache
+// renames without a sync, so a power cut could leave an empty key behind.
+type certCache struct{ autocert.DirCache }
+
+func (c certCache) Put(ctx context.Context, name string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(string(c.DirCache), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(string(c.DirCache), filepath.Clean("/"+name)), data, 0o600)
 }
 
 func loadPair(certFile, keyFile string) (*tls.Certificate, error) {

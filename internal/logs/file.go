@@ -155,9 +155,9 @@ func prune(dir string, budget int64, cutoff time.Time) {
 	}
 }
 
-// Files returns the paths of app's log files, oldest first; the last one is
+// files returns the paths of app's log files, oldest first; the last one is
 // the file being written.
-func (h *Hub) Files(app string) []string {
+func (h *Hub) files(app string) []string {
 	dir := filepath.Join(h.opts.Dir, app)
 	var paths []string
 	for _, n := range rotatedFiles(dir) {
@@ -173,7 +173,7 @@ func (h *Hub) Files(app string) []string {
 // keep accepts, until fn returns an error. Lines written meanwhile may or
 // may not be seen.
 func (h *Hub) ReadFiles(app string, keep func(Line) bool, fn func(Line) error) error {
-	for _, p := range h.Files(app) {
+	for _, p := range h.files(app) {
 		if err := readFile(p, keep, fn); err != nil {
 			return err
 		}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/safego"
 )
 
 // Sources and streams of a Line.
@@ -87,22 +89,29 @@ func NewHub(opts Options) *Hub {
 	return h
 }
 
-// janitor prunes every app's closed files now and then, until Close.
+// janitor prunes every app's closed files now and then, until Close. A
+// panic is logged and the janitor restarted.
 func (h *Hub) janitor() {
 	defer close(h.done)
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-			entries, _ := os.ReadDir(h.opts.Dir)
-			for _, e := range entries {
-				if e.IsDir() {
-					prune(filepath.Join(h.opts.Dir, e.Name()), h.opts.Quota-h.opts.FileSize, time.Now().Add(-h.opts.Retention))
-				}
+	safego.Supervise(h.opts.Logger, "log janitor", h.stop, 0, func() {
+		t := time.NewTicker(pruneEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				return
+			case <-t.C:
+				h.pruneAll()
 			}
+		}
+	})
+}
+
+func (h *Hub) pruneAll() {
+	entries, _ := os.ReadDir(h.opts.Dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			prune(filepath.Join(h.opts.Dir, e.Name()), h.opts.Quota-h.opts.FileSize, time.Now().Add(-h.opts.Retention))
 		}
 	}
 }

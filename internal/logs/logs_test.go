@@ -2,10 +2,15 @@ package logs
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -145,7 +150,7 @@ func TestQuotaBoundsFolder(t *testing.T) {
 			}
 		}
 	}
-	if n := len(h.Files("a")); n < 3 {
+	if n := len(h.files("a")); n < 3 {
 		t.Errorf("%d files, want the current one and several rotated ones", n)
 	}
 	var got []string
@@ -227,25 +232,34 @@ func BenchmarkWrite(b *testing.B) {
 	}
 }
 
-// TestAsyncNeverBlocks: while the hub is stuck (its lock held), lines are
+// TestAsyncNeverBlocks: while the writer is stuck in the hub, lines are
 // queued up to the buffer and then dropped and counted, never waited for;
 // the count reaches the log once the writer is free again.
 func TestAsyncNeverBlocks(t *testing.T) {
 	h := NewHub(Options{Dir: t.TempDir()})
 	defer h.Close()
-	stuck := h.app("a")
-	stuck.mu.Lock()
-	a := h.NewAsync(16)
+	// The writer is stuck once it is inside the sink with the first line,
+	// past its check for dropped lines. (Waiting for the queue to empty
+	// instead let lines be dropped before that check, and counted twice.)
+	stuck, release := make(chan struct{}), make(chan struct{})
+	sink := func(app string, l Line) {
+		if l.Text == "first" {
+			close(stuck)
+			<-release
+		}
+		h.Write(app, l)
+	}
+	a := newAsync(sink, 16, nil)
 	a.Write("a", Line{Text: "first"})
-	waitUntil(t, func() bool { return len(a.ch) == 0 }) // the writer took it, and is stuck in Write
+	<-stuck
 	const total = 1000
 	for i := range total { // would hang here if Write waited
 		a.Write("a", Line{Source: SourceRouter, Stream: StreamAccess, Text: fmt.Sprint("request ", i)})
 	}
-	if got, want := a.Dropped(), int64(total-16); got != want {
+	if got, want := a.dropped.Load(), int64(total-16); got != want {
 		t.Errorf("%d dropped, want %d (all but the buffer)", got, want)
 	}
-	stuck.mu.Unlock()
+	close(release)
 	waitUntil(t, func() bool { return len(a.ch) == 0 })
 	a.Write("a", Line{Text: "after"})
 	a.Close()
@@ -271,4 +285,57 @@ func waitUntil(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestAsyncSurvivesPanic: a sink that panics on one line loses that line;
+// the panic is logged with its stack and the writer goes on with the next.
+func TestAsyncSurvivesPanic(t *testing.T) {
+	var mu sync.Mutex // guards got
+	var got []string
+	sink := func(app string, l Line) {
+		if l.Text == "boom" {
+			panic("sink cannot take " + l.Text)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, l.Text)
+	}
+	logs := &logBuffer{}
+	a := newAsync(sink, 16, slog.New(slog.NewTextHandler(logs, nil)))
+	for _, text := range []string{"one", "boom", "two"} {
+		a.Write("a", Line{Text: text})
+	}
+	waitUntil(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 2
+	})
+	a.Close()
+	if want := []string{"one", "two"}; !slices.Equal(got, want) {
+		t.Errorf("sink got %q, want %q", got, want)
+	}
+	for _, want := range []string{"recovered a panic", "sink cannot take boom", "TestAsyncSurvivesPanic", "restarting after a panic"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("daemon log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// logBuffer is a slog destination that goroutines under test write to
+// while the test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/atomicfile"
+	"github.com/slipway-dev/slipway/internal/safego"
 )
 
 const (
@@ -22,13 +25,32 @@ const (
 )
 
 // follow starts one goroutine per output file, from the given offsets.
+// A follower that panics (in Output, say) is not restarted, since it would
+// most likely panic again on the same line: the panic is logged, and the
+// instance's output is marked lost with a line saying so.
 func (i *Instance) follow(spec Spec, offsets [2]int64) {
 	for n, stream := range streams {
 		i.readers.Add(1)
 		go func() {
 			defer i.readers.Done()
-			i.followFile(outputPath(spec, stream), stream, offsets[n], spec.Output)
+			name := "output follower of instance " + i.ID + " " + stream
+			err := safego.Run(i.log, name, func() {
+				i.followFile(outputPath(spec, stream), stream, offsets[n], spec.Output)
+			})
+			if err != nil {
+				i.outputLost(name, stream, spec.Output)
+			}
 		}()
+	}
+}
+
+// outputLost tells the reader of the instance's output, and its last lines,
+// that stream is no longer followed.
+func (i *Instance) outputLost(name, stream string, out func(string, string)) {
+	line := "[slipway stopped reading this instance's " + stream + " after an internal error; the daemon's log has the details]"
+	i.remember(line)
+	if out != nil {
+		safego.Run(i.log, name, func() { out(stream, line) })
 	}
 }
 
@@ -37,10 +59,12 @@ func (i *Instance) follow(spec Spec, offsets [2]int64) {
 func (i *Instance) followFile(path, stream string, offset int64, out func(string, string)) {
 	f, err := os.Open(path)
 	if err != nil {
+		i.log.Error("following an instance's output", "instance", i.ID, "err", err)
 		return
 	}
 	defer f.Close()
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		i.log.Error("following an instance's output", "instance", i.ID, "err", err)
 		return
 	}
 	r := &lineReader{br: bufio.NewReaderSize(f, maxLine), offset: offset}
@@ -52,12 +76,22 @@ func (i *Instance) followFile(path, stream string, offset int64, out func(string
 	}
 	saved := offset
 	lastSave := time.Now()
+	warned := false
+	// save logs only its first failure: the follower carries on, and a
+	// later daemon that adopts the instance passes on again what was read
+	// since the last offset saved.
+	save := func() {
+		if err := saveOffset(path, r.offset); err != nil && !warned {
+			i.log.Warn("saving how far an instance's output was read", "instance", i.ID, "file", path, "err", err)
+			warned = true
+		}
+		saved, lastSave = r.offset, time.Now()
+	}
 	for {
 		exited := isClosed(i.done)
 		r.readAvailable(emit)
 		if r.offset != saved && (exited || time.Since(lastSave) > saveEvery) {
-			saveOffset(path, r.offset)
-			saved, lastSave = r.offset, time.Now()
+			save()
 		}
 		if exited {
 			r.flush(emit)
@@ -65,7 +99,7 @@ func (i *Instance) followFile(path, stream string, offset int64, out func(string
 		}
 		select {
 		case <-i.detach:
-			saveOffset(path, r.offset)
+			save()
 			return
 		case <-i.done:
 		case <-time.After(pollInterval):
@@ -124,13 +158,9 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-// saveOffset records, with a temporary file and a rename, how far path has
-// been read.
-func saveOffset(path string, offset int64) {
-	tmp := path + offsetSuffix + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(offset, 10)), 0o600); err == nil {
-		os.Rename(tmp, path+offsetSuffix)
-	}
+// saveOffset records how far path has been read.
+func saveOffset(path string, offset int64) error {
+	return atomicfile.WriteFile(path+offsetSuffix, []byte(strconv.FormatInt(offset, 10)), 0o600)
 }
 
 // savedOffset reads what saveOffset recorded, 0 if nothing.

@@ -8,6 +8,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,11 +16,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/safego"
 )
 
 const (
-	// DefaultStopGrace is the time between SIGTERM and SIGKILL.
-	DefaultStopGrace = 30 * time.Second
 	// killWait bounds the wait for a process group after SIGKILL.
 	killWait = 5 * time.Second
 	// tailLines is how many of its last output lines an instance keeps, to
@@ -47,6 +48,9 @@ type Spec struct {
 	// Output is called with each line the instance writes, stream "stdout"
 	// or "stderr", from the goroutine that follows that file.
 	Output func(stream, line string)
+	// Logger gets what goes wrong in the goroutines that watch the
+	// instance; slog.Default() when nil.
+	Logger *slog.Logger
 }
 
 // Instance is a handle on a running process group. One goroutine waits for
@@ -59,6 +63,7 @@ type Instance struct {
 	// Adopted is true for a process an earlier daemon started.
 	Adopted bool
 
+	log      *slog.Logger
 	done     chan struct{}
 	exitDesc string        // valid after done: "exit code 1", "killed by signal …"
 	detach   chan struct{} // closed by Detach: stop following, leave it running
@@ -98,7 +103,10 @@ func Start(spec Spec) (*Instance, error) {
 	}
 	inst := newInstance(spec, cmd.Process.Pid)
 	inst.StartTicks, _ = StartTicks(inst.PID)
-	go inst.waitChild(cmd)
+	go inst.watch(func() string {
+		err := cmd.Wait()
+		return describeExit(cmd.ProcessState, err)
+	})
 	inst.follow(spec, offsets)
 	return inst, nil
 }
@@ -119,13 +127,21 @@ func Adopt(spec Spec, pid int, startTicks uint64) (*Instance, error) {
 	}
 	inst := newInstance(spec, pid)
 	inst.StartTicks, inst.Adopted = startTicks, true
-	go inst.waitPidfd(pidfd)
+	go inst.watch(func() string {
+		defer syscall.Close(pidfd)
+		waitPidfd(pidfd)
+		return "exited (an earlier daemon started it, so its exit status is unknown)"
+	})
 	inst.follow(spec, [2]int64{savedOffset(outputPath(spec, streams[0])), savedOffset(outputPath(spec, streams[1]))})
 	return inst, nil
 }
 
 func newInstance(spec Spec, pid int) *Instance {
-	return &Instance{ID: spec.ID, Port: spec.Port, PID: pid, done: make(chan struct{}), detach: make(chan struct{})}
+	log := spec.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Instance{ID: spec.ID, Port: spec.Port, PID: pid, log: log, done: make(chan struct{}), detach: make(chan struct{})}
 }
 
 func closeAll(files []*os.File) {
@@ -144,21 +160,23 @@ func size(f *os.File) int64 {
 	return fi.Size()
 }
 
-func (i *Instance) waitChild(cmd *exec.Cmd) {
-	err := cmd.Wait()
-	i.exited(describeExit(cmd.ProcessState, err))
-}
-
-func (i *Instance) waitPidfd(pidfd int) {
-	defer syscall.Close(pidfd)
-	waitPidfd(pidfd)
-	i.exited("exited (an earlier daemon started it, so its exit status is unknown)")
+// watch is the instance's exit watcher: wait blocks until the process has
+// exited and describes how. Whatever happens in wait, Done is closed in the
+// end, or its owner would wait forever. If wait panics, the process group
+// is killed (it may still be running, unwatched) and reported as exited.
+func (i *Instance) watch(wait func() string) {
+	desc := "killed: the daemon lost track of it after an internal error (see its log)"
+	safego.Run(i.log, "exit watcher of instance "+i.ID, func() { desc = wait() })
+	i.exited(desc)
 }
 
 func (i *Instance) exited(desc string) {
 	i.exitDesc = desc
-	// The leader is gone; take down anything it left in its group.
-	syscall.Kill(-i.PID, syscall.SIGKILL)
+	// The leader is gone; take down anything it left in its group. (A pid
+	// of 0 would make that the daemon's own group.)
+	if i.PID > 0 {
+		syscall.Kill(-i.PID, syscall.SIGKILL)
+	}
 	close(i.done)
 }
 

@@ -33,7 +33,9 @@ func start(t *testing.T, command string, c *collector) *Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { inst.Stop(time.Second) })
+	// Its followers write offset files until they end: wait for them, or
+	// removing the test's folders races with them.
+	t.Cleanup(func() { inst.Stop(time.Second); inst.WaitOutput() })
 	return inst
 }
 
@@ -175,6 +177,7 @@ func TestAdopt(t *testing.T) {
 	if err := again.Stop(time.Second); err != nil {
 		t.Fatal(err)
 	}
+	again.WaitOutput()
 	if !strings.Contains(again.Exit(), "exit status is unknown") {
 		t.Errorf("Exit() = %q", again.Exit())
 	}
