@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -39,15 +38,13 @@ func (m *Manager) goLive(insts []*instance, s settings.Settings) {
 	}
 	m.mu.Unlock()
 	for _, inst := range insts {
-		m.wg.Add(2)
-		go m.watchExit(inst)
-		go m.monitor(inst, s)
+		m.supervise("exit watcher of "+inst.ID, func() { m.watchExit(inst) })
+		m.supervise("health checks of "+inst.ID, func() { m.monitor(inst, s) })
 	}
 }
 
 // watchExit replaces inst if it exits while it serves.
 func (m *Manager) watchExit(inst *instance) {
-	defer m.wg.Done()
 	select {
 	case <-m.ctx.Done():
 		return
@@ -73,7 +70,6 @@ func (m *Manager) watchExit(inst *instance) {
 // monitor checks inst's health every interval while it serves, and has it
 // replaced after threshold failures in a row.
 func (m *Manager) monitor(inst *instance, s settings.Settings) {
-	defer m.wg.Done()
 	accept, _ := settings.ParseStatusSet(s.WarmupStatus)
 	url := fmt.Sprintf("http://%s%s", inst.backend.Addr, s.HealthPath)
 	tick := time.NewTicker(secs(s.HealthInterval))
@@ -146,8 +142,7 @@ func (m *Manager) startReplacing(sick *instance, expected func()) {
 	if !slices.Contains(m.sick[sick.app], sick) && !slices.Contains(m.live[sick.app], sick) {
 		m.sick[sick.app] = append(m.sick[sick.app], sick)
 	}
-	m.wg.Add(1)
-	go m.replace(sick, expected)
+	m.spawn("replacement of "+sick.ID, func() { m.replace(sick, expected) })
 }
 
 // replace starts and warms up a new instance of sick's release, with
@@ -155,13 +150,7 @@ func (m *Manager) startReplacing(sick *instance, expected func()) {
 // retires sick. It gives up once a deployment has replaced sick's release,
 // or the app is gone.
 func (m *Manager) replace(sick *instance, expected func()) {
-	defer m.wg.Done()
 	defer expected()
-	defer func() {
-		if r := recover(); r != nil {
-			m.logger.Error("replacing an instance panicked", "app", sick.app, "panic", r, "stack", string(debug.Stack()))
-		}
-	}()
 	restarts := sick.restarts
 	if !sick.liveSince.IsZero() && time.Since(sick.liveSince) > stableAfter {
 		restarts = 0

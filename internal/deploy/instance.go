@@ -107,7 +107,7 @@ func newInstanceID(rel store.Release) string {
 // only needed to start it, not to adopt it.
 func (m *Manager) spec(app string, release, port int, id string) runtime.Spec {
 	return runtime.Spec{
-		ID: id, Port: port, Dir: m.releaseDir(app, release), LogDir: filepath.Join(m.appDir(app), "instances"),
+		ID: id, Port: port, Dir: m.releaseDir(app, release), LogDir: filepath.Join(m.appDir(app), "instances"), Logger: m.logger,
 		Output: func(stream, line string) {
 			m.opts.Logs.Write(app, logs.Line{Source: id, Stream: stream, Release: release, Text: line})
 		},

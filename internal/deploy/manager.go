@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/safego"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -205,10 +206,31 @@ func (m *Manager) stopAll(app string, insts []*instance, grace int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m.stopInstance(app, inst, grace)
+			safego.Run(m.logger, "stopping "+inst.ID, func() { m.stopInstance(app, inst, grace) })
 		}()
 	}
 	wg.Wait()
+}
+
+// spawn runs fn in a goroutine that Close waits for; a panic in it is
+// logged with its stack and ends only that goroutine.
+func (m *Manager) spawn(name string, fn func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		safego.Run(m.logger, name, fn)
+	}()
+}
+
+// supervise runs fn, a long-lived worker that returns when m.ctx ends, in
+// a goroutine that Close waits for; after a panic, which is logged with
+// its stack, fn starts again.
+func (m *Manager) supervise(name string, fn func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		safego.Supervise(m.logger, name, m.ctx.Done(), 0, fn)
+	}()
 }
 
 // context0 is for store writes that must happen even while shutting down.
@@ -245,11 +267,13 @@ func (m *Manager) Close(keep bool) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if keep {
-					inst.Detach()
-					return
-				}
-				m.stopInstance(app, inst, m.stopGrace(app))
+				safego.Run(m.logger, "stopping "+inst.ID, func() {
+					if keep {
+						inst.Detach()
+						return
+					}
+					m.stopInstance(app, inst, m.stopGrace(app))
+				})
 			}()
 		}
 	}

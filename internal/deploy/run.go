@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/probe"
 	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/safego"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -76,15 +76,10 @@ func (m *Manager) run(ctx context.Context, cancel context.CancelCauseFunc, t *tr
 	defer m.wg.Done()
 	defer expected()
 	defer cancel(nil)
-	err := func() (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				m.logger.Error("deployment panicked", "app", rel.App, "panic", r, "stack", string(debug.Stack()))
-				err = fmt.Errorf("internal error: %v", r)
-			}
-		}()
-		return m.rollout(ctx, t, p)
-	}()
+	var err error
+	if perr := safego.Run(m.logger, "deployment of "+rel.App, func() { err = m.rollout(ctx, t, p) }); perr != nil {
+		err = fmt.Errorf("internal error: %w", perr)
+	}
 	m.mu.Lock()
 	delete(m.cancels, rel.App)
 	m.mu.Unlock()
@@ -239,7 +234,13 @@ func (m *Manager) warmAll(ctx context.Context, t *tracker, rel store.Release, in
 	defer cancel(nil)
 	errs := make(chan error, len(insts))
 	for _, inst := range insts {
-		go func() { errs <- m.warm(ctx, t, rel, inst) }()
+		go func() {
+			var err error
+			if perr := safego.Run(m.logger, "warmup of "+inst.ID, func() { err = m.warm(ctx, t, rel, inst) }); perr != nil {
+				err = perr
+			}
+			errs <- err
+		}()
 	}
 	var first error
 	for range insts {
