@@ -121,11 +121,13 @@ func (m *Manager) ChangeSettings(ctx context.Context, app string, c settings.Cha
 			if _, err := Command(rel); err != nil {
 				return plan{}, err
 			}
-			a.Settings = ns
-			if err := m.opts.Store.PutApp(ctx, a); err != nil {
+			// The release first: if the store refuses it, the app's
+			// settings are as they were.
+			if err := m.newRelease(ctx, &rel, d.ID); err != nil {
 				return plan{}, err
 			}
-			if err := m.newRelease(ctx, &rel, d.ID); err != nil {
+			a.Settings = ns
+			if err := m.opts.Store.PutApp(ctx, a); err != nil {
 				return plan{}, err
 			}
 			return plan{rel: rel, instances: ns.WithDefaults().Instances,
@@ -229,16 +231,16 @@ func (m *Manager) Rollback(ctx context.Context, app string, to int, meta Meta) (
 			}
 			ns := target.Settings.Clone()
 			ns.Instances = a.Settings.Instances
-			a.Settings = ns
-			if err := m.opts.Store.PutApp(ctx, a); err != nil {
-				return plan{}, err
-			}
 			msg := meta.Message
 			if msg == "" {
 				msg = "rollback to " + target.Version()
 			}
 			rel := store.Release{App: app, Artifact: target.Artifact, Settings: releaseSettings(ns), Author: meta.Author, Message: msg, RolledBackFrom: target.Number}
 			if err := m.newRelease(ctx, &rel, d.ID); err != nil {
+				return plan{}, err
+			}
+			a.Settings = ns
+			if err := m.opts.Store.PutApp(ctx, a); err != nil {
 				return plan{}, err
 			}
 			return plan{rel: rel, instances: ns.WithDefaults().Instances,
