@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/access"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -209,23 +209,7 @@ func writeTokenFile(file, token string) error {
 	if file == "" {
 		return nil
 	}
-	tmp := file + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(token + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, file)
+	return atomicfile.WriteFile(file, []byte(token+"\n"), 0o600)
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
