@@ -1,0 +1,98 @@
+package deploy_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// TestScaleWithSickInstance scales an app while one of its instances is
+// being replaced: it failed its health checks, or it exited. Once the
+// replacement and the scale are done, the app runs exactly the instances
+// it was scaled to, all ready, and no other process.
+func TestScaleWithSickInstance(t *testing.T) {
+	tests := []struct {
+		name     string
+		from, to int
+		// sicken makes the instance unwell, and returns the state in
+		// which the manager shows it while it replaces it.
+		sicken func(h *harness, inst deploy.InstanceStatus) string
+	}{
+		{"2 to 3, one failing health checks", 2, 3, failHealth},
+		{"3 to 1, one exited", 3, 1, crash},
+		{"2 to 1, one failing health checks", 2, 1, failHealth},
+		{"1 to 2, the only one exited", 1, 2, crash},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(s *store.Settings) { s.Instances = tt.from })
+			h.deployLive(appConf{Version: "1"})
+			if got := h.ready(); got != tt.from {
+				t.Fatalf("%d ready instances, want %d", got, tt.from)
+			}
+			sick := h.instances()[0]
+			state := tt.sicken(h, sick)
+			waitFor(t, 10*time.Second, "instance "+sick.ID+" to be "+state, func() (bool, string) {
+				i := slices.IndexFunc(h.instances(), func(i deploy.InstanceStatus) bool { return i.ID == sick.ID })
+				return i >= 0 && h.instances()[i].State == state, fmt.Sprintf("instances %+v", h.instances())
+			})
+
+			d, err := h.m.Scale(context.Background(), testApp, tt.to, deploy.Meta{Author: "test"})
+			if err != nil {
+				t.Fatalf("Scale: %v", err)
+			}
+			h.wantState(d.ID, store.StateSucceeded)
+			h.settle()
+			if got := h.ready(); got != tt.to {
+				t.Errorf("got %d ready instances, want %d: %+v", got, tt.to, h.instances())
+			}
+			if slices.ContainsFunc(h.instances(), func(i deploy.InstanceStatus) bool { return i.ID == sick.ID }) {
+				t.Errorf("the sick instance %s is still there", sick.ID)
+			}
+			h.wantBody("/", "version=1")
+		})
+	}
+}
+
+// failHealth makes inst's health endpoint answer 500 from now on.
+func failHealth(h *harness, inst deploy.InstanceStatus) string {
+	h.t.Helper()
+	if err := os.WriteFile(filepath.Join(h.ctl, inst.ID+".sick"), nil, 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	return deploy.StateUnhealthy
+}
+
+// crash kills inst's process.
+func crash(h *harness, inst deploy.InstanceStatus) string {
+	h.t.Helper()
+	if err := syscall.Kill(inst.PID, syscall.SIGKILL); err != nil {
+		h.t.Fatal(err)
+	}
+	return deploy.StateExited
+}
+
+// settle waits until every instance is ready and exactly the instances'
+// processes run, and then for that to last two health intervals.
+func (h *harness) settle() {
+	h.t.Helper()
+	settled := func() (bool, string) {
+		for _, i := range h.instances() {
+			if i.State != deploy.StateReady {
+				return false, fmt.Sprintf("instance %s is %s: %+v", i.ID, i.State, h.instances())
+			}
+		}
+		diff := h.runDiff()
+		return diff == "", diff
+	}
+	waitFor(h.t, 20*time.Second, "the instances to settle", settled)
+	holds(h.t, 2*time.Second, "settled instances", settled)
+}
