@@ -13,7 +13,11 @@ import (
 // hangs up after 7 bytes. Once that request is over, the router must not
 // count it in flight any more, or the next deployment waits out the whole
 // drain timeout for a request that ended long ago.
+//
+// While the router counts the request for ever, this test waits out the
+// drain timeout; it runs in parallel with the scale test meanwhile.
 func TestTruncatedAnswerDoesNotHoldTheDrain(t *testing.T) {
+	t.Parallel()
 	const drain = 20 // seconds; the deployment must not need them
 	h := newHarness(t, func(s *store.Settings) { s.DrainTimeout = drain })
 	h.deployLive(appConf{Version: "1"})

@@ -168,6 +168,16 @@ func appHandler(c appConf, ctl, id string) http.Handler {
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, os.Getenv(r.URL.Query().Get("k")))
 	})
+	// /file?name=F answers the file F of the working directory, the
+	// release directory, as the app finds it now.
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.URL.Query().Get("name"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Write(b)
+	})
 	// /slow?d=3s answers after d, or not at all if the client goes first;
 	// with only=V, only version V is slow and the others answer at once.
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
