@@ -125,7 +125,9 @@ func (h *harness) cleanup() {
 		}
 	}
 	if h.t.Failed() {
-		h.t.Logf("manager log:\n%s", h.log.String())
+		if l := h.log.String(); l != "" {
+			h.t.Logf("manager log:\n%s", l)
+		}
 		h.t.Logf("app log:\n%s", h.appLog())
 	}
 	h.hub.Close()
@@ -164,10 +166,18 @@ func (h *harness) wantState(id int, state string) store.Deployment {
 	return d
 }
 
-// waitDone waits until deployment id ends, and returns it.
+// waitDone waits until deployment id ends and has released the app's
+// lock, and returns it. The manager records the outcome a moment before it
+// releases the lock (see TestChangeRightAfterTheOutcome); waiting for both
+// keeps the next change of a test from being refused in that moment.
 func (h *harness) waitDone(id int) store.Deployment {
 	h.t.Helper()
-	return h.watch(id, "to end", store.Deployment.Done)
+	d := h.watch(id, "to end", store.Deployment.Done)
+	waitFor(h.t, 5*time.Second, fmt.Sprintf("deployment %d to release the lock", id), func() (bool, string) {
+		holder, err := h.store.LockHolder(context.Background(), testApp)
+		return err == nil && holder != id, fmt.Sprintf("held by %d (err %v)", holder, err)
+	})
+	return d
 }
 
 // waitStep waits until deployment id has begun step.
@@ -314,6 +324,9 @@ func (h *harness) started() []proc {
 	}
 	var out []proc
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // being written
+		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			h.t.Fatal(err)
@@ -321,7 +334,7 @@ func (h *harness) started() []proc {
 		p := proc{}
 		p.PID, _ = strconv.Atoi(e.Name())
 		if _, err := fmt.Sscanf(string(b), "%s %s %d", &p.Version, &p.Instance, &p.StartTicks); err != nil {
-			continue // being written
+			h.t.Fatalf("%s: %q: %v", e.Name(), b, err)
 		}
 		out = append(out, p)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
@@ -124,5 +125,36 @@ func TestRacingChangesWithWaitRunInOrder(t *testing.T) {
 	}
 	h.wantBody("/", "version=2")
 	h.wantBody("/env?k=COLOUR", "blue")
+	h.onlyInstancesRun()
+}
+
+// TestChangeRightAfterTheOutcome: once the store shows a deployment ended,
+// it no longer holds the app's lock, so a pipeline that deploys again the
+// moment it sees the outcome is not refused. Each round deploys as soon as
+// the watch reports that the deployment before ended (Deploy looks at the
+// lock first thing); the window, if there is one, is short, hence the
+// rounds.
+func TestChangeRightAfterTheOutcome(t *testing.T) {
+	const rounds = 16
+	h := newHarness(t, nil)
+	d := h.deploy(appConf{Version: "1"})
+	for round := 2; round <= rounds; round++ {
+		ended := h.watch(d.ID, "to end", store.Deployment.Done)
+		if ended.State != store.StateSucceeded {
+			t.Fatalf("deployment %d ended %s:\n%s", ended.ID, ended.State, events(ended))
+		}
+		next, err := h.m.Deploy(context.Background(), deploy.DeployRequest{App: testApp,
+			Artifact: bytes.NewReader(appConf{Version: fmt.Sprint(round)}.zip()), FileName: "app.zip", Meta: deploy.Meta{Author: "test"}})
+		var le *store.LockedError
+		if errors.As(err, &le) && le.Deployment == ended.ID {
+			t.Fatalf("deploying version %d: deployment %d is recorded %s, yet the deploy is refused: %v", round, ended.ID, ended.State, err)
+		}
+		if err != nil {
+			t.Fatalf("deploying version %d: %v", round, err)
+		}
+		d = next
+	}
+	h.wantState(d.ID, store.StateSucceeded)
+	h.wantBody("/", fmt.Sprintf("version=%d", rounds))
 	h.onlyInstancesRun()
 }

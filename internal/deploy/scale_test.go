@@ -48,8 +48,9 @@ func TestScaleWithSickInstance(t *testing.T) {
 			sick := h.instances()[0]
 			state := tt.sicken(h, sick)
 			waitFor(t, 10*time.Second, "instance "+sick.ID+" to be "+state, func() (bool, string) {
-				i := slices.IndexFunc(h.instances(), func(i deploy.InstanceStatus) bool { return i.ID == sick.ID })
-				return i >= 0 && h.instances()[i].State == state, fmt.Sprintf("instances %+v", h.instances())
+				insts := h.instances()
+				i := slices.IndexFunc(insts, func(i deploy.InstanceStatus) bool { return i.ID == sick.ID })
+				return i >= 0 && insts[i].State == state, fmt.Sprintf("instances %+v", insts)
 			})
 
 			d, err := h.m.Scale(context.Background(), testApp, tt.to, deploy.Meta{Author: "test"})

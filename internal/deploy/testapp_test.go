@@ -134,7 +134,12 @@ func recordStart(ctl, version, id string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, fmt.Sprint(pid)), fmt.Appendf(nil, "%s %s %d", version, id, ticks), 0o600)
+	// Written aside and renamed, so that the test never reads half of it.
+	tmp := filepath.Join(dir, fmt.Sprintf(".%d", pid))
+	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%s %s %d", version, id, ticks), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, fmt.Sprint(pid)))
 }
 
 // watchParent ends the app once the test process that started it is gone
