@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestTruncatedAnswerDoesNotHoldTheDrain(t *testing.T) {
 	t.Parallel()
 	const drain = 20 // seconds; the deployment must not need them
-	h := newHarness(t, func(s *store.Settings) { s.DrainTimeout = drain })
+	h := newHarness(t, func(s *settings.Settings) { s.DrainTimeout = drain })
 	h.deployLive(appConf{Version: "1"})
 	b := h.router.Backends(testApp)[0]
 
@@ -31,7 +32,7 @@ func TestTruncatedAnswerDoesNotHoldTheDrain(t *testing.T) {
 		t.Errorf("after the truncated answer, the backend counts %d request(s) in flight, want 0", b.InFlight())
 	}
 
-	d, _, err := h.m.ChangeSettings(context.Background(), testApp, store.Change{Set: map[string]string{"COLOUR": "blue"}}, false, deploy.Meta{Author: "test"})
+	d, _, err := h.m.ChangeSettings(context.Background(), testApp, settings.Change{Set: map[string]string{"COLOUR": "blue"}}, false, deploy.Meta{Author: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

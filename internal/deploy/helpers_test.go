@@ -22,6 +22,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -53,7 +54,7 @@ type harness struct {
 
 // newHarness starts the parts, recovers (nothing, on an empty data
 // directory) and creates testApp with testSettings changed by edit.
-func newHarness(t *testing.T, edit func(*store.Settings)) *harness {
+func newHarness(t *testing.T, edit func(*settings.Settings)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, ctl: filepath.Join(dir, "ctl"), log: &syncBuffer{}}
@@ -90,12 +91,12 @@ func newHarness(t *testing.T, edit func(*store.Settings)) *harness {
 
 // testSettings runs the fake app with short timeouts, so that a test runs
 // in seconds.
-func testSettings(ctl string) store.Settings {
+func testSettings(ctl string) settings.Settings {
 	bin, err := os.Executable()
 	if err != nil {
 		panic(err)
 	}
-	return store.Settings{
+	return settings.Settings{
 		Command:         fmt.Sprintf("%s=app exec %s", testAppEnv, shellQuote(bin)),
 		Env:             map[string]string{ctlEnv: ctl},
 		Instances:       1,

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -24,7 +25,7 @@ var (
 		return &d, err
 	}}
 	setColour = change{"set COLOUR", func(h *harness, wait bool) (*store.Deployment, error) {
-		d, _, err := h.m.ChangeSettings(context.Background(), testApp, store.Change{Set: map[string]string{"COLOUR": "blue"}}, false,
+		d, _, err := h.m.ChangeSettings(context.Background(), testApp, settings.Change{Set: map[string]string{"COLOUR": "blue"}}, false,
 			deploy.Meta{Author: "test", Wait: wait})
 		return d, err
 	}}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -21,7 +22,7 @@ import (
 // keep asking, and not one of their requests fails or sees the old version
 // again after the new one.
 func TestDeploySwapsWithoutFailedRequests(t *testing.T) {
-	h := newHarness(t, func(s *store.Settings) { s.Instances = 2 })
+	h := newHarness(t, func(s *settings.Settings) { s.Instances = 2 })
 	h.deployLive(appConf{Version: "1"})
 	h.wantBody("/", "version=1")
 	if got, want := h.ready(), 2; got != want {
@@ -211,7 +212,7 @@ func TestExitDuringWarmup(t *testing.T) {
 // timeout, nothing of the old release keeps running, and the retired
 // instance is not replaced, as a crash of a serving one would be.
 func TestInstanceCrashDuringDrain(t *testing.T) {
-	h := newHarness(t, func(s *store.Settings) { s.DrainTimeout = 20 })
+	h := newHarness(t, func(s *settings.Settings) { s.DrainTimeout = 20 })
 	h.deployLive(appConf{Version: "1"})
 	old := h.instances()[0]
 

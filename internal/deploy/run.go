@@ -56,7 +56,7 @@ func (t *tracker) finish(err error) {
 	case err == nil:
 		t.d.State = store.StateSucceeded
 		t.d.AddEvent(store.StepSucceeded, fmt.Sprintf("Deployment succeeded in %s", t.d.Finished.Sub(t.d.Started).Round(100*time.Millisecond)))
-	case errors.Is(err, ErrCancelled):
+	case errors.Is(err, ErrCancelled), errors.Is(err, ErrShuttingDown):
 		t.d.State, t.d.Reason = store.StateCancelled, store.Truncate(err.Error(), store.MaxEventBytes)
 		t.d.AddEvent(store.StepFailed, "Deployment cancelled; the previous release keeps serving")
 	default:
@@ -83,12 +83,14 @@ func (m *Manager) run(ctx context.Context, cancel context.CancelCauseFunc, t *tr
 	m.mu.Lock()
 	delete(m.cancels, rel.App)
 	m.mu.Unlock()
-	t.finish(err)
+	// The lock goes before the outcome is written: whoever sees the outcome
+	// can start the next change at once.
 	if err := m.opts.Store.Unlock(context0(), rel.App, t.d.ID); err != nil {
 		// The lock hangs on the daemon's lease and is cleared at start, so
 		// it cannot outlive this daemon even if this write failed.
 		m.logger.Error("releasing deployment lock", "app", rel.App, "err", err)
 	}
+	t.finish(err)
 	if err == nil && p.rel.Deployment == t.d.ID {
 		m.prune(context0())
 	}
@@ -164,7 +166,7 @@ func (m *Manager) prepare(rel store.Release) error {
 
 // switchTo swaps app's backend set in one step, unless the deployment was
 // cancelled first. A full deployment replaces every live instance with
-// started; a scale keeps the first p.instances live ones and adds started.
+// started; a scale adds started to the live ones (see scaleSetLocked).
 // It returns the size of the new set and the instances it replaced.
 func (m *Manager) switchTo(ctx context.Context, p plan, started []*instance) (int, []*instance, error) {
 	app := p.rel.App
@@ -174,22 +176,33 @@ func (m *Manager) switchTo(ctx context.Context, p plan, started []*instance) (in
 		return 0, nil, context.Cause(ctx)
 	}
 	delete(m.cancels, app)
-	live := m.live[app]
-	next, old := started, live
-	if !p.scale {
+	var next, old []*instance
+	if p.scale {
+		next, old = m.scaleSetLocked(app, p.instances, started)
+	} else {
 		// The new release replaces the old one's instances that are being
 		// replaced, too: they are retired with the rest.
-		old = append(slices.Clone(live), m.sick[app]...)
+		next, old = started, slices.Concat(m.live[app], m.sick[app])
 		delete(m.sick, app)
-	}
-	if p.scale {
-		keep := min(p.instances, len(live))
-		next = append(append([]*instance(nil), live[:keep]...), started...)
-		old = live[keep:]
 	}
 	s := p.rel.Settings.WithDefaults()
 	m.publishLocked(app, next, &s)
 	return len(next), old, nil
+}
+
+// scaleSetLocked splits app's instances for a scale to n with started
+// added: the live set is as many live instances as n leaves room for, then
+// started; if that falls short (instances exited since the count), sick
+// instances stay to be replaced, as many as are missing (their
+// replacements join the set). The rest are retired: the set is never
+// larger than n, whatever was replaced meanwhile. Call with m.mu held.
+func (m *Manager) scaleSetLocked(app string, n int, started []*instance) (next, old []*instance) {
+	live, sick := m.live[app], m.sick[app]
+	keep := min(len(live), max(0, n-len(started)))
+	next = slices.Concat(live[:keep], started)
+	stay := min(len(sick), max(0, n-len(next)))
+	m.sick[app] = sick[:stay:stay]
+	return next, slices.Concat(live[keep:], sick[stay:])
 }
 
 // retire drains the replaced instances, then stops them. It is not

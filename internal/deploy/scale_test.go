@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -40,7 +41,7 @@ func TestScaleWithSickInstance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, func(s *store.Settings) { s.Instances = tt.from })
+			h := newHarness(t, func(s *settings.Settings) { s.Instances = tt.from })
 			h.deployLive(appConf{Version: "1"})
 			if got := h.ready(); got != tt.from {
 				t.Fatalf("%d ready instances, want %d", got, tt.from)

@@ -90,10 +90,9 @@ type Store struct {
 }
 
 // Open starts the embedded etcd member in opts.Dir and a session lease
-// that locks hang on. The member listens on no network port: the daemon
-// talks to it in-process, and its only listener is a unix socket in the
-// 0700 data directory (for etcdctl, by the operator). It has no peer
-// listener: a single member has no peers.
+// that locks hang on. The member listens on nothing, neither a port nor a
+// socket: the daemon talks to it in-process, and a single member has no
+// peers. Its files are in the 0700 data directory.
 func Open(opts Options) (*Store, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = filepath.Join(opts.Dir, "etcd")
@@ -108,13 +107,13 @@ func Open(opts Options) (*Store, error) {
 	if err := checkMember(cfg.Dir); err != nil {
 		return nil, err
 	}
-	client := url.URL{Scheme: "unix", Path: filepath.Join(cfg.Dir, "client.sock")}
-	cfg.ListenClientUrls = []url.URL{client}
-	cfg.AdvertiseClientUrls = []url.URL{client}
-	// The peer URL is only a name for the member in its cluster; nothing
-	// listens there.
-	cfg.ListenPeerUrls = nil
-	cfg.AdvertisePeerUrls = []url.URL{{Scheme: "unix", Path: filepath.Join(cfg.Dir, "peer.sock")}}
+	// No listener at all: the daemon talks to etcd in-process. The URLs
+	// are only names for the member in its cluster (a path with a comma,
+	// like a test's, would break etcd's cluster string; a socket path has
+	// a length limit): nothing listens there.
+	cfg.ListenClientUrls, cfg.ListenPeerUrls = nil, nil
+	cfg.AdvertiseClientUrls = []url.URL{{Scheme: "unix", Path: "/slipway/client"}}
+	cfg.AdvertisePeerUrls = []url.URL{{Scheme: "unix", Path: "/slipway/peer"}}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	// A bounded database that is compacted: history older than the
 	// retention goes, and a full quota refuses writes (each one fails

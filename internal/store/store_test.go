@@ -174,7 +174,7 @@ func TestDamagedStoreFailsAtOnce(t *testing.T) {
 }
 
 // TestListensOnNoPort: the embedded etcd takes no TCP port, so no local
-// user can reach it; its one listener is a socket in the 0700 data dir.
+// user can reach it; its files are in a 0700 folder.
 func TestListensOnNoPort(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(Options{Dir: dir})
