@@ -76,16 +76,17 @@ type principal struct {
 
 type principalKey struct{}
 
-// route registers h at pattern for callers of scope sc.
+// route registers h at pattern for callers of scope sc. The checks go in
+// an order that tells a caller only what it may know: the token (401, the
+// same whatever the path names), then what the credential may touch (403,
+// the same for an app that exists and one that does not), then the app's
+// deploy access rules, and only then the handler, which may say that the
+// app does not exist. Checking the rules first would tell an anonymous
+// caller which apps exist and which are guarded.
 func (s *Server) route(pattern string, sc scope, h handler) {
 	s.mux.HandleFunc(pattern, s.adapt(func(w http.ResponseWriter, r *http.Request) error {
 		if sc == scopePublic {
 			return h(w, r)
-		}
-		if sc == scopeDeploy {
-			if err := s.checkDeployAccess(r); err != nil {
-				return err
-			}
 		}
 		p, err := s.authenticate(r)
 		if err != nil {
@@ -93,6 +94,11 @@ func (s *Server) route(pattern string, sc scope, h handler) {
 		}
 		if err := p.may(sc, r.PathValue("app")); err != nil {
 			return err
+		}
+		if sc == scopeDeploy {
+			if err := s.checkDeployAccess(r); err != nil {
+				return err
+			}
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	}))
@@ -148,6 +154,8 @@ func (p principal) may(sc scope, app string) error {
 }
 
 // checkDeployAccess applies the app's deploy access rules to the client.
+// The client is the connection's peer unless that is a trusted proxy (see
+// access.ClientIP); headers such as X-Real-IP are never read.
 func (s *Server) checkDeployAccess(r *http.Request) error {
 	app := r.PathValue("app")
 	p, err := s.opts.Store.Policy(r.Context(), app)
