@@ -1,9 +1,11 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -145,5 +147,24 @@ func TestClientAddressIsThePeer(t *testing.T) {
 				t.Errorf("the denial names another address than the peer's: %s", b)
 			}
 		})
+	}
+}
+
+// TestRotationKeepsTheTokenItCouldNotFile: when admin.token cannot be
+// written, the rotation still answers with the new token, the one place
+// left for it, since the old one is refused already.
+func TestRotationKeepsTheTokenItCouldNotFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gone", "admin.token") // no such folder
+	a := newTestAPI(t, func(o *Options) { o.AdminTokenFile = file })
+	code, b := a.do(http.MethodPost, "/api/v1/admin/token", a.admin, "")
+	var got AdminToken
+	if err := json.Unmarshal(b, &got); err != nil || code != http.StatusOK || got.Token == "" || got.File != "" {
+		t.Fatalf("rotating with an unwritable admin.token: got %d %s, want 200 with the token and no file", code, b)
+	}
+	if code, _ := a.do(http.MethodGet, "/api/v1/apps", a.admin, ""); code != http.StatusUnauthorized {
+		t.Errorf("the old token after rotation: got %d, want 401", code)
+	}
+	if code, b := a.do(http.MethodGet, "/api/v1/apps", got.Token, ""); code != http.StatusOK {
+		t.Errorf("the new token: got %d %s, want 200", code, b)
 	}
 }

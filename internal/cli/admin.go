@@ -39,7 +39,11 @@ URL if you have one.`,
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), t)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "The new admin token, shown this once (also in %s on the daemon's machine):\n\n    %s\n", t.File, t.Token)
+			where := "also in " + t.File + " on the daemon's machine"
+			if t.File == "" {
+				where = "the daemon could not write it to admin.token: keep it now"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "The new admin token, shown this once (%s):\n\n    %s\n", where, t.Token)
 			return nil
 		},
 	})
