@@ -40,6 +40,10 @@ func Main(args []string) int {
 	return 0
 }
 
+// offline is the annotation of the verbs that do not talk to the API,
+// which need no URL and no token.
+const offline = "offline"
+
 // exitError carries an exit code other than 1.
 type exitError struct {
 	code int
@@ -62,7 +66,7 @@ func newRoot() *cobra.Command {
 			if g.output != "table" && g.output != "json" {
 				return fmt.Errorf("--output %q: use table or json", g.output)
 			}
-			if cmd.Name() == "server" {
+			if cmd.Annotations[offline] != "" {
 				return nil
 			}
 			var err error

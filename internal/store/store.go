@@ -96,7 +96,7 @@ type Store struct {
 // listener: a single member has no peers.
 func Open(opts Options) (*Store, error) {
 	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(opts.Dir, "etcd")
+	cfg.Dir = etcdDir(opts.Dir)
 	cfg.Name = "slipway"
 	cfg.LogLevel = "fatal"
 	if opts.Debug {
@@ -140,6 +140,17 @@ func Open(opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// Exists reports whether dir holds a store that Open would open, rather
+// than make anew.
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(etcdDir(dir), "member"))
+	return err == nil
+}
+
+// etcdDir is where the embedded etcd member of the store in dir keeps its
+// files.
+func etcdDir(dir string) string { return filepath.Join(dir, "etcd") }
 
 func (s *Store) startLease() error {
 	ctx, cancel := context.WithCancel(context.Background())
