@@ -30,7 +30,8 @@ func Main(args []string) int {
 	root := newRoot()
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
+		// An error may quote the daemon, and so an app's output.
+		fmt.Fprintln(os.Stderr, "Error:", sanitize(err.Error()))
 		var ex *exitError
 		if errors.As(err, &ex) {
 			return ex.code
@@ -60,6 +61,11 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Text for people may hold an app's output: defuse it (see
+			// termWriter). JSON goes around, through exact.
+			root := cmd.Root()
+			root.SetOut(toTerminal(root.OutOrStdout()))
+			root.SetErr(toTerminal(root.ErrOrStderr()))
 			if err := bindEnv(cmd.Flags()); err != nil {
 				return err
 			}
