@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -42,6 +43,9 @@ func ResetAdminToken(ctx context.Context, dataDir string) (token, file string, e
 	if !store.Exists(dataDir) {
 		return "", "", fmt.Errorf("%s holds no slipway store; is the data directory right (--data-dir, SLIPWAY_DATA_DIR)?", dataDir)
 	}
+	if err := sameOwner(dataDir); err != nil {
+		return "", "", err
+	}
 	unlock, err := LockDataDir(dataDir)
 	if err != nil {
 		return "", "", err
@@ -55,4 +59,19 @@ func ResetAdminToken(ctx context.Context, dataDir string) (token, file string, e
 	file = AdminTokenFile(dataDir)
 	token, err = api.ReplaceAdminToken(ctx, st, file)
 	return token, file, err
+}
+
+// sameOwner refuses a data directory that another user owns: etcd would
+// write files the daemon's user cannot read (as root), or could not open
+// them at all.
+func sameOwner(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) == os.Geteuid() {
+		return nil
+	}
+	return fmt.Errorf("%s belongs to user id %d: run this as that user, the one the daemon runs as", dir, st.Uid)
 }
