@@ -176,3 +176,52 @@ func readZip(t *testing.T, path string) string {
 	}
 	return b.String()
 }
+
+// TestAppOutputIsDefused: what an app prints reaches the operator's
+// terminal with its escape sequences shown, not obeyed: through `slipway
+// deploy`, whose failure reason quotes the app's last lines, and through
+// `slipway logs`. With -o json the lines are the daemon's JSON, exact.
+func TestAppOutputIsDefused(t *testing.T) {
+	d := startDaemon(t)
+	// A window title, a clipboard write (OSC 52), a cleared screen, a
+	// cursor move, a C1 CSI (U+009B) and a byte that is not UTF-8.
+	script := `printf 'title \033]0;pwned\007 clip \033]52;c;ZXZpbA==\007 clear \033[2J up \033[5A c1 \302\2332J bad \377 end\n'` + "\nexit 3\n"
+	zip := zipFile(t, t.TempDir(), "evil.zip", map[string]string{"run.sh": script})
+	d.mustCLI("apps", "create", "evil", "--command", "sh run.sh")
+
+	out, err := d.cli("deploy", "-a", "evil", zip)
+	if err == nil || !strings.Contains(out, "exited while warming up") {
+		t.Fatalf("deploying an app that exits: %v, want a failure that quotes its output:\n%s", err, out)
+	}
+	checkEscaped(t, "slipway deploy", out)
+	checkEscaped(t, "slipway logs", d.mustCLI("logs", "-a", "evil"))
+
+	out = d.mustCLI("logs", "-a", "evil", "-o", "json")
+	found := false
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var line logs.Line
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("slipway logs -o json wrote a line that is not JSON (%v): %q", err, l)
+		}
+		found = found || strings.Contains(line.Text, "title \x1b]0;pwned\x07 clip \x1b]52;c;ZXZpbA==\x07 clear \x1b[2J up \x1b[5A c1 \u009b2J")
+	}
+	if !found {
+		t.Errorf("slipway logs -o json does not carry the app's line exact:\n%s", out)
+	}
+}
+
+// checkEscaped fails the test unless out shows the sequences the app of
+// TestAppOutputIsDefused printed, escaped, and holds none of them raw.
+func checkEscaped(t *testing.T, what, out string) {
+	t.Helper()
+	for _, c := range []string{"\x1b", "\x07", "\u009b", "\xff"} {
+		if strings.Contains(out, c) {
+			t.Errorf("%s wrote %q raw:\n%q", what, c, out)
+		}
+	}
+	for _, want := range []string{`title \x1b]0;pwned\x07 clip \x1b]52;c;ZXZpbA==\x07`, `clear \x1b[2J up \x1b[5A c1 \u009b2J`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s does not show %s:\n%s", what, want, out)
+		}
+	}
+}

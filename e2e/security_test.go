@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -103,6 +104,62 @@ func TestAuthentication(t *testing.T) {
 	}
 	if got, _ := d.call("Bearer "+d.token, "GET", "/api/v1/apps", nil); got != 200 {
 		t.Errorf("the admin token after a restart: %d, want 200", got)
+	}
+}
+
+// TestAdminTokenReset: a lost admin token is replaced from the data
+// directory while the daemon is stopped: the old token is refused, the
+// new one works and is in admin.token. While the daemon runs the reset is
+// refused, naming it, and changes nothing.
+func TestAdminTokenReset(t *testing.T) {
+	d := startDaemon(t)
+	tokenFile := filepath.Join(d.dataDir, "admin.token")
+	old := d.token
+	out, err := d.cli("admin", "reset-token", "--data-dir", d.dataDir)
+	if want := fmt.Sprintf("the daemon is running (pid %d?); stop it first", d.cmd.Process.Pid); err == nil || !strings.Contains(out, want) {
+		t.Errorf("reset-token while the daemon runs: %v, want a refusal saying %q:\n%s", err, want, out)
+	}
+	if b, _ := os.ReadFile(tokenFile); strings.TrimSpace(string(b)) != old {
+		t.Errorf("a refused reset changed admin.token")
+	}
+	if got, _ := d.call("Bearer "+old, "GET", "/api/v1/apps", nil); got != 200 {
+		t.Errorf("the admin token after a refused reset: %d, want 200", got)
+	}
+
+	d.stop()
+	if err := os.Remove(tokenFile); err != nil { // lost
+		t.Fatal(err)
+	}
+	out = d.mustCLI("admin", "reset-token", "--data-dir", d.dataDir)
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(token, "slw_admin_") || token == old || strings.Count(out, token) != 1 {
+		t.Fatalf("after reset-token, admin.token holds %q; the command said:\n%s", token, out)
+	}
+	if m := fileMode(t, tokenFile); m != 0o600 {
+		t.Errorf("the reset admin.token has mode %o, want 600", m)
+	}
+	d.start()
+	if strings.Contains(d.log.String(), "slw_") {
+		t.Errorf("the daemon printed a token after a reset:\n%s", d.log)
+	}
+	if got, _ := d.call("Bearer "+old, "GET", "/api/v1/apps", nil); got != 401 {
+		t.Errorf("the old admin token after a reset: %d, want 401", got)
+	}
+	if got, body := d.call("Bearer "+token, "GET", "/api/v1/apps", nil); got != 200 {
+		t.Errorf("the new admin token: %d, want 200: %s", got, body)
+	}
+	d.mustCLI("apps", "list") // the local CLI finds it in admin.token
+
+	empty := filepath.Join(t.TempDir(), "nothing")
+	if out, err := d.cli("admin", "reset-token", "--data-dir", empty); err == nil || !strings.Contains(out, "holds no slipway store") {
+		t.Errorf("reset-token on a directory without a store: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(empty); err == nil {
+		t.Errorf("reset-token made %s", empty)
 	}
 }
 

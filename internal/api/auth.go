@@ -76,16 +76,17 @@ type principal struct {
 
 type principalKey struct{}
 
-// route registers h at pattern for callers of scope sc.
+// route registers h at pattern for callers of scope sc. The checks go in
+// an order that tells a caller only what it may know: the token (401, the
+// same whatever the path names), then what the credential may touch (403,
+// the same for an app that exists and one that does not), then the app's
+// deploy access rules, and only then the handler, which may say that the
+// app does not exist. Checking the rules first would tell an anonymous
+// caller which apps exist and which are guarded.
 func (s *Server) route(pattern string, sc scope, h handler) {
 	s.mux.HandleFunc(pattern, s.adapt(func(w http.ResponseWriter, r *http.Request) error {
 		if sc == scopePublic {
 			return h(w, r)
-		}
-		if sc == scopeDeploy {
-			if err := s.checkDeployAccess(r); err != nil {
-				return err
-			}
 		}
 		p, err := s.authenticate(r)
 		if err != nil {
@@ -93,6 +94,11 @@ func (s *Server) route(pattern string, sc scope, h handler) {
 		}
 		if err := p.may(sc, r.PathValue("app")); err != nil {
 			return err
+		}
+		if sc == scopeDeploy {
+			if err := s.checkDeployAccess(r); err != nil {
+				return err
+			}
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	}))
@@ -148,6 +154,8 @@ func (p principal) may(sc scope, app string) error {
 }
 
 // checkDeployAccess applies the app's deploy access rules to the client.
+// The client is the connection's peer unless that is a trusted proxy (see
+// access.ClientIP); headers such as X-Real-IP are never read.
 func (s *Server) checkDeployAccess(r *http.Request) error {
 	app := r.PathValue("app")
 	p, err := s.opts.Store.Policy(r.Context(), app)
@@ -180,27 +188,50 @@ func EnsureAdminToken(ctx context.Context, st *store.Store, file string) (string
 type AdminToken struct {
 	Token string `json:"token"`
 	// File is where the daemon keeps it too, for the operator on its
-	// machine.
+	// machine; empty when it could not be written there.
 	File string `json:"file,omitempty"`
 }
 
 // rotateAdminToken replaces the admin token: the old one stops working at
 // once.
 func (s *Server) rotateAdminToken(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.opts.Store.Credential(r.Context(), store.AdminCredential)
-	if err != nil {
+	token, err := ReplaceAdminToken(r.Context(), s.opts.Store, s.opts.AdminTokenFile)
+	if token == "" {
 		return err
+	}
+	answer := AdminToken{Token: token, File: s.opts.AdminTokenFile}
+	if err != nil {
+		// The old token is gone already: this answer is the only place
+		// left for the new one, so it is an answer, not an error.
+		s.logger.Warn("the new admin token is only in the answer to its rotation", "err", err)
+		answer.File = ""
+	}
+	writeJSON(w, http.StatusOK, answer)
+	return nil
+}
+
+// ReplaceAdminToken makes a new admin token, stores its hash in place of
+// the old one's, so the old token is refused from now on, and writes it
+// to file (if one is set). It returns the new token, to be shown once: it
+// is returned with the error when only writing the file failed, or
+// nobody would have it. A store without an admin token gets one.
+func ReplaceAdminToken(ctx context.Context, st *store.Store, file string) (string, error) {
+	c, err := st.Credential(ctx, store.AdminCredential)
+	if errors.Is(err, store.ErrNotFound) {
+		c, err = store.Credential{ID: store.AdminCredential}, nil
+	}
+	if err != nil {
+		return "", err
 	}
 	token, hash := NewToken(store.AdminCredential)
 	c.Hash, c.Created = hash, now()
-	if err := s.opts.Store.PutCredential(r.Context(), c); err != nil {
-		return err
+	if err := st.PutCredential(ctx, c); err != nil {
+		return "", fmt.Errorf("storing the new admin token: %w", err)
 	}
-	if err := writeTokenFile(s.opts.AdminTokenFile, token); err != nil {
-		return fmt.Errorf("the admin token was replaced, but not written to %s: %w; the new token is only in this answer", s.opts.AdminTokenFile, err)
+	if err := writeTokenFile(file, token); err != nil {
+		return token, fmt.Errorf("the admin token was replaced, but not written to %s: %w", file, err)
 	}
-	writeJSON(w, http.StatusOK, AdminToken{Token: token, File: s.opts.AdminTokenFile})
-	return nil
+	return token, nil
 }
 
 // writeTokenFile writes token to file (if one is set), readable by its

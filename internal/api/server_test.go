@@ -28,7 +28,9 @@ type testAPI struct {
 	st    *store.Store
 }
 
-func newTestAPI(t *testing.T) *testAPI {
+// newTestAPI starts the API; opts, if any, change its Options (the
+// store, deploy manager, artifacts and logs are set already).
+func newTestAPI(t *testing.T, opts ...func(*Options)) *testAPI {
 	t.Helper()
 	dir := t.TempDir()
 	logger := slog.New(slog.DiscardHandler)
@@ -50,7 +52,11 @@ func newTestAPI(t *testing.T) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: logger}))
+	o := Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: logger}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	srv := httptest.NewServer(New(o))
 	t.Cleanup(srv.Close)
 	return &testAPI{t: t, url: srv.URL, admin: admin, st: st}
 }
@@ -59,9 +65,18 @@ func newTestAPI(t *testing.T) *testAPI {
 // returns the answer's status and body.
 func (a *testAPI) do(method, path, token, body string) (int, []byte) {
 	a.t.Helper()
+	return a.doHeader(method, path, token, body, nil)
+}
+
+// doHeader is do with more request headers.
+func (a *testAPI) doHeader(method, path, token, body string, header http.Header) (int, []byte) {
+	a.t.Helper()
 	req, err := http.NewRequestWithContext(a.t.Context(), method, a.url+path, strings.NewReader(body))
 	if err != nil {
 		a.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -112,7 +112,7 @@ func follow(cmd *cobra.Command, g *globals, d api.Deployment) error {
 
 func printEvent(w io.Writer, g *globals, raw []byte, e *api.Event) {
 	if g.output == "json" {
-		fmt.Fprintf(w, "%s\n", raw)
+		fmt.Fprintf(exact(w), "%s\n", raw)
 		return
 	}
 	step := e.Step

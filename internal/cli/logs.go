@@ -31,7 +31,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 			w := cmd.OutOrStdout()
 			return g.client().stream(cmd.Context(), "/api/v1/apps/"+url.PathEscape(app)+"/logs?"+q.Encode(), func(b []byte) (bool, error) {
 				if g.output == "json" {
-					fmt.Fprintf(w, "%s\n", b)
+					fmt.Fprintf(exact(w), "%s\n", b)
 					return true, nil
 				}
 				var l logs.Line

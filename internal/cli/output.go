@@ -9,19 +9,25 @@ import (
 	"time"
 )
 
-// printJSON writes v indented, for scripts.
+// printJSON writes v indented, for scripts, exact.
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(exact(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
-// table writes rows under a header, aligned, for people.
+// table writes rows under a header, aligned, for people. A cell's
+// controls, tab and newline included, are escaped, so that each cell
+// stays in its column and each row on its line.
 func table(w io.Writer, header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = escape(c, "")
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }

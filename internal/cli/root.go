@@ -30,7 +30,8 @@ func Main(args []string) int {
 	root := newRoot()
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
+		// An error may quote the daemon, and so an app's output.
+		fmt.Fprintln(os.Stderr, "Error:", sanitize(err.Error()))
 		var ex *exitError
 		if errors.As(err, &ex) {
 			return ex.code
@@ -39,6 +40,10 @@ func Main(args []string) int {
 	}
 	return 0
 }
+
+// offline is the annotation of the verbs that do not talk to the API,
+// which need no URL and no token.
+const offline = "offline"
 
 // exitError carries an exit code other than 1.
 type exitError struct {
@@ -56,13 +61,18 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Text for people may hold an app's output: defuse it (see
+			// termWriter). JSON goes around, through exact.
+			root := cmd.Root()
+			root.SetOut(toTerminal(root.OutOrStdout()))
+			root.SetErr(toTerminal(root.ErrOrStderr()))
 			if err := bindEnv(cmd.Flags()); err != nil {
 				return err
 			}
 			if g.output != "table" && g.output != "json" {
 				return fmt.Errorf("--output %q: use table or json", g.output)
 			}
-			if cmd.Name() == "server" {
+			if cmd.Annotations[offline] != "" {
 				return nil
 			}
 			var err error

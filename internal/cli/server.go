@@ -31,7 +31,8 @@ variable: --data-dir by SLIPWAY_DATA_DIR, --http-listen by SLIPWAY_HTTP_LISTEN, 
 SIGINT or SIGTERM shut it down cleanly: the router finishes the requests in
 flight, and every instance is stopped (unless --keep-instances). Instances
 outlive a daemon that crashes or is killed; the next daemon adopts them.`,
-		Args: cobra.NoArgs,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{offline: "yes"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelInfo
 			if c.Debug {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,7 +144,10 @@ func Run(ctx context.Context, c Config) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := lockDataDir(c.DataDir)
+	unlock, err := LockDataDir(c.DataDir)
+	if errors.Is(err, ErrRunning) {
+		return fmt.Errorf("%s: %w, or pick another --data-dir", c.DataDir, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -155,7 +157,7 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	defer st.Close()
-	tokenFile := filepath.Join(c.DataDir, "admin.token")
+	tokenFile := AdminTokenFile(c.DataDir)
 	if err := adminToken(ctx, st, log, tokenFile); err != nil {
 		return err
 	}
@@ -203,22 +205,6 @@ func Run(ctx context.Context, c Config) error {
 }
 
 var errShuttingDown = errors.New("the daemon is shutting down")
-
-// adminToken makes the admin token on the first start, prints it once,
-// and keeps it in file (admin.token in the data directory, mode 0600) for
-// the operator on this machine; the store keeps only its hash.
-func adminToken(ctx context.Context, st *store.Store, log *slog.Logger, path string) error {
-	token, err := api.EnsureAdminToken(ctx, st, path)
-	if token == "" {
-		return err
-	}
-	// Made: show it whatever else failed, or nobody would ever have it.
-	fmt.Fprintf(os.Stderr, "\nThe admin token, shown this once (also in %s, mode 0600):\n\n    %s\n\nOn another machine: slipway login --url URL, then paste it.\n\n", path, token)
-	if err != nil {
-		log.Warn("the admin token is not in its file; keep the one printed above", "file", path, "err", err)
-	}
-	return nil
-}
 
 // port returns the port of a listen address, "" when there is none.
 func port(addr string) string {
@@ -307,18 +293,4 @@ func shutdown(servers []*http.Server, cancelBase context.CancelCauseFunc) {
 		cancelBase(errShuttingDown)
 	}
 	wg.Wait()
-}
-
-// lockDataDir takes an exclusive lock on the data directory, so that two
-// daemons never share one.
-func lockDataDir(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, "slipway.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("another slipway server is using %s; stop it or pick another --data-dir", dir)
-	}
-	return func() { f.Close() }, nil
 }

@@ -95,7 +95,7 @@ type Store struct {
 // peers. Its files are in the 0700 data directory.
 func Open(opts Options) (*Store, error) {
 	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(opts.Dir, "etcd")
+	cfg.Dir = etcdDir(opts.Dir)
 	cfg.Name = "slipway"
 	cfg.LogLevel = "fatal"
 	if opts.Debug {
@@ -139,6 +139,17 @@ func Open(opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// Exists reports whether dir holds a store that Open would open, rather
+// than make anew.
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(etcdDir(dir), "member"))
+	return err == nil
+}
+
+// etcdDir is where the embedded etcd member of the store in dir keeps its
+// files.
+func etcdDir(dir string) string { return filepath.Join(dir, "etcd") }
 
 func (s *Store) startLease() error {
 	ctx, cancel := context.WithCancel(context.Background())
