@@ -38,14 +38,22 @@ func (s *Store) PutApp(ctx context.Context, a App) error { return s.putJSON(ctx,
 // DeleteApp removes an app with its releases and deployments, unless a
 // deployment holds its lock.
 func (s *Store) DeleteApp(ctx context.Context, name string) error {
+	creds, err := s.Credentials(ctx, name)
+	if err != nil {
+		return err
+	}
+	ops := []clientv3.Op{
+		clientv3.OpDelete(appKey(name)),
+		clientv3.OpDelete(releasePrefix(name), clientv3.WithPrefix()),
+		clientv3.OpDelete(deploymentPrefix(name), clientv3.WithPrefix()),
+		clientv3.OpDelete(policyKey(name)),
+	}
+	for _, c := range creds { // an app's credentials go with it, in the same step
+		ops = append(ops, clientv3.OpDelete(credentialKey(c.ID)))
+	}
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(lockKey(name)), "=", 0)).
-		Then(
-			clientv3.OpDelete(appKey(name)),
-			clientv3.OpDelete(releasePrefix(name), clientv3.WithPrefix()),
-			clientv3.OpDelete(deploymentPrefix(name), clientv3.WithPrefix()),
-			clientv3.OpDelete(policyKey(name)),
-		).Commit()
+		Then(ops...).Commit()
 	if err != nil {
 		return fmt.Errorf("deleting app %s: %w", name, err)
 	}
@@ -54,15 +62,6 @@ func (s *Store) DeleteApp(ctx context.Context, name string) error {
 	}
 	if resp.Responses[0].GetResponseDeleteRange().Deleted == 0 {
 		return appNotFound(name)
-	}
-	creds, err := s.Credentials(ctx, name)
-	if err != nil {
-		return err
-	}
-	for _, c := range creds { // an app's credentials go with it
-		if err := s.DeleteCredential(ctx, c.ID); err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
 	}
 	return nil
 }
