@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/atomicfile"
+	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // zipBytes builds a zip; entries whose name ends in "@" become symlinks to
@@ -162,7 +163,7 @@ func TestUnpackRefusesHostileArchives(t *testing.T) {
 			zipPath := filepath.Join(root, "in.zip")
 			os.WriteFile(zipPath, zipBytes(t, tt.entries...), 0o600)
 			dir := filepath.Join(root, "release")
-			err := s.unpack(zipPath, dir)
+			err := prepareZip(s, zipPath, dir)
 			if !errors.Is(err, ErrUnsafe) {
 				t.Fatalf("got %v, want ErrUnsafe", err)
 			}
@@ -190,10 +191,24 @@ func TestUnpack(t *testing.T) {
 	zipPath := filepath.Join(t.TempDir(), "in.zip")
 	os.WriteFile(zipPath, zipBytes(t, [2]string{"bin/run.sh", "echo hi"}, [2]string{"app.jar", "x"}), 0o600)
 	dir := filepath.Join(t.TempDir(), "release")
-	if err := s.unpack(zipPath, dir); err != nil {
+	if err := prepareZip(s, zipPath, dir); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "bin", "run.sh")); err != nil || string(b) != "echo hi" {
 		t.Errorf("bin/run.sh: %q %v", b, err)
 	}
+}
+
+// prepareZip lays out the zip at path as the release directory dir, as
+// Prepare does with an uploaded zip, but without Put's checks.
+func prepareZip(s *Store, path, dir string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	ref := store.ArtifactRef{Digest: "sha256-unchecked", Kind: KindZip}
+	if err := os.WriteFile(s.Path(ref.Digest), b, 0o600); err != nil {
+		return err
+	}
+	return s.Prepare(ref, dir)
 }
