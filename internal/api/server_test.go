@@ -30,6 +30,13 @@ type testAPI struct {
 
 func newTestAPI(t *testing.T) *testAPI {
 	t.Helper()
+	return newTestAPIWith(t, artifact.Options{})
+}
+
+// newTestAPIWith is newTestAPI with an artifact store configured by ao
+// (its Dir is set here).
+func newTestAPIWith(t *testing.T, ao artifact.Options) *testAPI {
+	t.Helper()
 	dir := t.TempDir()
 	logger := slog.New(slog.DiscardHandler)
 	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "store"), Logger: logger})
@@ -37,7 +44,8 @@ func newTestAPI(t *testing.T) *testAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(dir, "artifacts")})
+	ao.Dir = filepath.Join(dir, "artifacts")
+	arts, err := artifact.NewStore(ao)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func TestPutBoundsTheCentralDirectory(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			_, err = s.Put(bytes.NewReader(tt.body), "app.zip")
+			_, err = s.Put(bytes.NewReader(tt.body), "app.zip", -1)
 			runtime.ReadMemStats(&after)
 			if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want ErrUnsafe saying %q", err, tt.want)
@@ -126,10 +126,10 @@ func TestPutBoundsTheCentralDirectory(t *testing.T) {
 // accepted, one more is refused.
 func TestArchiveAtTheBound(t *testing.T) {
 	s := newStore(t, 1<<20) // MaxEntries 100
-	if _, err := s.Put(bytes.NewReader(zipBytes(t, manyEntries(100)...)), "site.zip"); err != nil {
+	if _, err := s.Put(bytes.NewReader(zipBytes(t, manyEntries(100)...)), "site.zip", -1); err != nil {
 		t.Errorf("100 entries: %v", err)
 	}
-	if _, err := s.Put(bytes.NewReader(zipBytes(t, manyEntries(101)...)), "site.zip"); !errors.Is(err, ErrUnsafe) {
+	if _, err := s.Put(bytes.NewReader(zipBytes(t, manyEntries(101)...)), "site.zip", -1); !errors.Is(err, ErrUnsafe) {
 		t.Errorf("101 entries: got %v, want ErrUnsafe", err)
 	}
 }
@@ -160,7 +160,7 @@ func TestUnpackRefusesCompressionBombs(t *testing.T) {
 	}
 	root := t.TempDir()
 	in := filepath.Join(root, "in.zip")
-	os.WriteFile(in, bomb(t, 64<<20), 0o600) // 64 MiB from some 64 KiB
+	os.WriteFile(in, bomb(t, 8<<20), 0o600) // 8 MiB from some 8 KiB
 	err = prepareZip(s, in, filepath.Join(root, "release"))
 	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "zeros.bin") {
 		t.Fatalf("got %v, want ErrUnsafe naming zeros.bin", err)
@@ -205,7 +205,7 @@ func TestPrepareRefusedLeavesNothing(t *testing.T) {
 // the running instances work in, instead of pulling it from under them.
 func TestPrepareKeepsAPreparedRelease(t *testing.T) {
 	s := newStore(t, 1<<20)
-	ref, err := s.Put(bytes.NewReader(zipBytes(t, [2]string{"run.sh", "echo"})), "site.zip")
+	ref, err := s.Put(bytes.NewReader(zipBytes(t, [2]string{"run.sh", "echo"})), "site.zip", -1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,11 @@ type Options struct {
 	// MaxEntries bounds the entries of an archive, checked before its
 	// central directory is read; 0 means DefaultMaxEntries.
 	MaxEntries int
+	// MinFreeSpace is the free space, in bytes, that uploads and
+	// unpacking leave on the file system they write to (see space.go);
+	// 0 means DefaultMinFreeSpace or 5% of the file system, whichever is
+	// less.
+	MinFreeSpace int64
 }
 
 // Store keeps artifacts under their sha256 digest.
@@ -101,15 +106,22 @@ func (s *Store) Path(digest string) string { return filepath.Join(s.opts.Dir, di
 
 // Put streams r to disk under a temporary name, checks it is an archive
 // Slipway can run, and renames it to its digest. Nothing is left behind when
-// it fails. name is the file name the uploader gave, used to tell kinds apart.
-func (s *Store) Put(r io.Reader, name string) (store.ArtifactRef, error) {
+// it fails. name is the file name the uploader gave, used to tell kinds apart;
+// size is the upload's length when known (Content-Length), else -1. It
+// fails with ErrNoSpace before reading, or as soon as it sees, that the
+// upload would leave less than the reserve free (MinFreeSpace).
+func (s *Store) Put(r io.Reader, name string, size int64) (store.ArtifactRef, error) {
+	if err := s.CheckSpace(size); err != nil {
+		return store.ArtifactRef{}, err
+	}
 	tmp, err := atomicfile.Create(s.opts.Dir, 0o400)
 	if err != nil {
 		return store.ArtifactRef{}, err
 	}
 	defer tmp.Close() // removes it, unless committed
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, s.opts.MaxUpload+1))
+	w := &spaceWriter{w: tmp, s: s, dir: s.opts.Dir, what: "the upload"}
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(r, s.opts.MaxUpload+1))
 	if err != nil {
 		return store.ArtifactRef{}, fmt.Errorf("receiving upload: %w", err)
 	}

@@ -70,7 +70,7 @@ func TestPut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ref, err := s.Put(bytes.NewReader(tt.body), tt.file)
+			ref, err := s.Put(bytes.NewReader(tt.body), tt.file, -1)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("got error %v, want %v", err, tt.err)
 			}
@@ -99,7 +99,7 @@ func TestPut(t *testing.T) {
 // the next start; the artifacts stay.
 func TestNewStoreRemovesPartialUploads(t *testing.T) {
 	s := newStore(t, 1<<20)
-	ref, err := s.Put(bytes.NewReader(zipBytes(t, executableJar...)), "a.jar")
+	ref, err := s.Put(bytes.NewReader(zipBytes(t, executableJar...)), "a.jar", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +122,8 @@ func TestNewStoreRemovesPartialUploads(t *testing.T) {
 func TestPutSameArtifactTwice(t *testing.T) {
 	s := newStore(t, 1<<20)
 	body := zipBytes(t, executableJar...)
-	a, err1 := s.Put(bytes.NewReader(body), "a.jar")
-	b, err2 := s.Put(bytes.NewReader(body), "b.jar")
+	a, err1 := s.Put(bytes.NewReader(body), "a.jar", -1)
+	b, err2 := s.Put(bytes.NewReader(body), "b.jar", -1)
 	if err1 != nil || err2 != nil || a.Digest != b.Digest {
 		t.Fatalf("digests %s, %s; errors %v, %v", a.Digest, b.Digest, err1, err2)
 	}
@@ -131,7 +131,7 @@ func TestPutSameArtifactTwice(t *testing.T) {
 
 func TestPrepareLinksAppJar(t *testing.T) {
 	s := newStore(t, 1<<20)
-	ref, err := s.Put(bytes.NewReader(zipBytes(t, executableJar...)), "my-service-1.2.3.jar")
+	ref, err := s.Put(bytes.NewReader(zipBytes(t, executableJar...)), "my-service-1.2.3.jar", -1)
 	if err != nil {
 		t.Fatal(err)
 	}

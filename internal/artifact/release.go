@@ -51,12 +51,14 @@ func (s *Store) Prepare(ref store.ArtifactRef, dir string) error {
 
 func (s *Store) layOut(ref store.ArtifactRef, dir string) error {
 	if name, ok := entryName[ref.Kind]; ok {
-		return linkOrCopy(s.Path(ref.Digest), filepath.Join(dir, name))
+		return s.linkOrCopy(s.Path(ref.Digest), filepath.Join(dir, name))
 	}
 	return s.unpack(s.Path(ref.Digest), dir)
 }
 
-func linkOrCopy(src, dst string) error {
+// linkOrCopy links src as dst, which takes no space, or copies it where
+// they are on two file systems, keeping the reserve.
+func (s *Store) linkOrCopy(src, dst string) error {
 	if err := os.Link(src, dst); err == nil {
 		return nil
 	}
@@ -65,11 +67,19 @@ func linkOrCopy(src, dst string) error {
 		return err
 	}
 	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(dst)
+	if err := s.checkSpace(dir, fi.Size(), "the release"); err != nil {
+		return err
+	}
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o400)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	if _, err := io.Copy(&spaceWriter{w: out, s: s, dir: dir, what: "the release"}, in); err != nil {
 		out.Close()
 		return err
 	}
@@ -79,22 +89,29 @@ func linkOrCopy(src, dst string) error {
 // unpack extracts the zip at path into dir, an empty directory. Before
 // it writes anything it refuses an archive past the store's bounds on
 // entries, on the unpacked size its central directory declares, and on any
-// entry's compression ratio; then entries that would land outside dir
-// (absolute paths, "..") and symlinks. As it writes, it counts the bytes
-// against the bound on the unpacked size (archive/zip also refuses more
-// bytes than an entry declares). The caller removes dir on an error.
+// entry's compression ratio, and with ErrNoSpace one whose declared size
+// would leave less than the reserve free; then entries that would land
+// outside dir (absolute paths, "..") and symlinks. As it writes, it counts
+// the bytes against the bound on the unpacked size (archive/zip also
+// refuses more bytes than an entry declares) and looks at the free space
+// (see spaceWriter). The caller removes dir on an error.
 func (s *Store) unpack(path, dir string) error {
 	a, err := openArchive(path, s.opts.MaxEntries)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if _, err := s.checkSizes(a.File); err != nil {
+	total, err := s.checkSizes(a.File)
+	if err != nil {
+		return err
+	}
+	if err := s.checkSpace(dir, total, "unpacking the release"); err != nil {
 		return err
 	}
 	budget := s.opts.MaxUnpackedSize
+	w := &spaceWriter{s: s, dir: dir, what: "unpacking the release"}
 	for _, f := range a.File {
-		if err := unpackEntry(f, dir, &budget); err != nil {
+		if err := unpackEntry(f, dir, &budget, w); err != nil {
 			return err
 		}
 	}
@@ -118,7 +135,8 @@ func (s *Store) checkSizes(files []*zip.File) (int64, error) {
 	return int64(total), nil
 }
 
-func unpackEntry(f *zip.File, dir string, budget *int64) error {
+// unpackEntry writes f under dir through w, which it points at the file.
+func unpackEntry(f *zip.File, dir string, budget *int64, w *spaceWriter) error {
 	if !filepath.IsLocal(f.Name) {
 		return fmt.Errorf("%w: %q points outside the release directory", ErrUnsafe, f.Name)
 	}
@@ -145,7 +163,8 @@ func unpackEntry(f *zip.File, dir string, budget *int64) error {
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(out, io.LimitReader(rc, *budget+1))
+	w.w = out
+	n, err := io.Copy(w, io.LimitReader(rc, *budget+1))
 	*budget -= n
 	if cerr := out.Close(); err == nil {
 		err = cerr
@@ -154,7 +173,7 @@ func unpackEntry(f *zip.File, dir string, budget *int64) error {
 		return fmt.Errorf("%w: unpacked, the archive is larger than the limit (a zip bomb?)", ErrUnsafe)
 	}
 	var pe *fs.PathError
-	if errors.As(err, &pe) { // writing, not reading the archive
+	if errors.Is(err, ErrNoSpace) || errors.As(err, &pe) { // writing, not reading the archive
 		return err
 	}
 	if err != nil {
