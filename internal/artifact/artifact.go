@@ -111,7 +111,7 @@ func (s *Store) Path(digest string) string { return filepath.Join(s.opts.Dir, di
 // fails with ErrNoSpace before reading, or as soon as it sees, that the
 // upload would leave less than the reserve free (MinFreeSpace).
 func (s *Store) Put(r io.Reader, name string, size int64) (store.ArtifactRef, error) {
-	if err := s.CheckSpace(size); err != nil {
+	if err := s.checkSpace(s.opts.Dir, max(size, 0), "the upload"); err != nil {
 		return store.ArtifactRef{}, err
 	}
 	tmp, err := atomicfile.Create(s.opts.Dir, 0o400)

@@ -39,13 +39,6 @@ func (s *Store) reserve(size int64) int64 {
 	return min(DefaultMinFreeSpace, size*defaultMinFreePercent/100)
 }
 
-// CheckSpace refuses with ErrNoSpace an upload of size bytes (-1 when not
-// known) that would leave less than the reserve free where artifacts are
-// kept. Put checks too, as it writes.
-func (s *Store) CheckSpace(size int64) error {
-	return s.checkSpace(s.opts.Dir, max(size, 0), "the upload")
-}
-
 // Space reports the space of the file system that holds the artifacts
 // now, and the free space the store keeps on it.
 func (s *Store) Space() (now Space, keep int64, err error) {
