@@ -85,7 +85,13 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 // over HTTPS with that client (extra must give the API a certificate).
 func launch(t *testing.T, apiClient *http.Client, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dataDir: filepath.Join(t.TempDir(), "data"), apiClient: http.DefaultClient}
+	return launchIn(t, filepath.Join(t.TempDir(), "data"), apiClient, extra...)
+}
+
+// launchIn is launch with the data directory dataDir.
+func launchIn(t *testing.T, dataDir string, apiClient *http.Client, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dataDir: dataDir, apiClient: http.DefaultClient}
 	apiPort, httpPort := freePort(t), freePort(t)
 	d.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	if apiClient != nil {

@@ -47,6 +47,10 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, artifact.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, artifact.ErrNoSpace):
+		// The server's disk, not the request, is at fault; the same upload
+		// works once space is freed (RFC 4918 11.5).
+		return http.StatusInsufficientStorage
 	case errors.Is(err, settings.ErrInvalidName), errors.Is(err, settings.ErrInvalidSettings),
 		errors.Is(err, artifact.ErrEmpty), errors.Is(err, artifact.ErrCorrupt),
 		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta):

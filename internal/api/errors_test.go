@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -68,5 +70,30 @@ func TestNotFoundNamesItsSubject(t *testing.T) {
 	// The failed rollbacks left no deployment and no lock behind.
 	if deps, err := a.st.Deployments(ctx, "live"); err != nil || len(deps) != 0 {
 		t.Errorf("deployments of live after failed rollbacks: %+v, %v", deps, err)
+	}
+}
+
+// TestDeployOnAFullDisk: an upload the disk cannot hold above the reserve
+// is refused before it is read, with 507 and a message that says what is
+// full and what to do. A reserve larger than any disk stands in for a full
+// one here; e2e/disk_test.go fills a real (tmpfs) disk.
+func TestDeployOnAFullDisk(t *testing.T) {
+	a := newTestAPIWith(t, artifact.Options{MinFreeSpace: 1 << 60})
+	a.createApp(store.App{Name: "promo"})
+	code, b := a.do("POST", "/api/v1/apps/promo/deployments?filename=app.zip", a.admin, "PK not read")
+	var got Error
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("%d %s: %v", code, b, err)
+	}
+	if code != http.StatusInsufficientStorage {
+		t.Errorf("status %d, want 507", code)
+	}
+	for _, want := range []string{"not enough free disk space", "artifacts has", "free", "--min-free-space", "1.0 EiB"} {
+		if !strings.Contains(got.Error, want) {
+			t.Errorf("message %q does not say %q", got.Error, want)
+		}
+	}
+	if deps, err := a.st.Deployments(t.Context(), "promo"); err != nil || len(deps) != 0 {
+		t.Errorf("deployments after the refusal: %+v, %v", deps, err)
 	}
 }

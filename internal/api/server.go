@@ -187,7 +187,7 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) error 
 	}
 	q := r.URL.Query()
 	d, err := s.opts.Deploys.Deploy(r.Context(), deploy.DeployRequest{
-		App: r.PathValue("app"), Artifact: r.Body, FileName: q.Get("filename"), Meta: meta(r),
+		App: r.PathValue("app"), Artifact: r.Body, FileName: q.Get("filename"), Size: r.ContentLength, Meta: meta(r),
 	})
 	if err != nil {
 		return err

@@ -32,6 +32,13 @@ type testAPI struct {
 // store, deploy manager, artifacts and logs are set already).
 func newTestAPI(t *testing.T, opts ...func(*Options)) *testAPI {
 	t.Helper()
+	return newTestAPIWith(t, artifact.Options{}, opts...)
+}
+
+// newTestAPIWith is newTestAPI with an artifact store configured by ao
+// (its Dir is set here).
+func newTestAPIWith(t *testing.T, ao artifact.Options, opts ...func(*Options)) *testAPI {
+	t.Helper()
 	dir := t.TempDir()
 	logger := slog.New(slog.DiscardHandler)
 	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "store"), Logger: logger})
@@ -39,7 +46,8 @@ func newTestAPI(t *testing.T, opts ...func(*Options)) *testAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(dir, "artifacts")})
+	ao.Dir = filepath.Join(dir, "artifacts")
+	arts, err := artifact.NewStore(ao)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,11 +25,19 @@ const (
 	KindZip = "zip"
 )
 
-// Defaults for the bounds on uploads and archives.
+// Defaults for the bounds on uploads and archives (the central
+// directory's are in archive.go).
 const (
-	DefaultMaxUpload       = 1 << 30 // 1 GiB
+	DefaultMaxUpload = 1 << 30 // 1 GiB
+	// DefaultMaxUnpackedSize bounds what unpacking one zip writes, unless
+	// four times MaxUpload is more.
 	DefaultMaxUnpackedSize = 4 << 30 // 4 GiB
-	DefaultMaxEntries      = 100_000
+	// maxRatio bounds how many times larger than its compressed bytes an
+	// entry may unpack to, once it is over ratioGrace: deflate reaches
+	// some 1,000:1 on zeros, a bomb's material, while classes and text
+	// stay far under 100:1.
+	maxRatio   = 200
+	ratioGrace = 1 << 20
 )
 
 // Sentinel errors; each message tells the uploader what to do.
@@ -37,7 +45,7 @@ var (
 	ErrTooLarge = errors.New("upload is larger than the server's limit")
 	ErrEmpty    = errors.New("upload is empty: send the jar, war or zip file as the request body")
 	ErrCorrupt  = errors.New("artifact is not a valid jar, war or zip archive")
-	ErrUnsafe   = errors.New("archive entry is not safe to unpack")
+	ErrUnsafe   = errors.New("archive is not safe to unpack")
 )
 
 // Options configures a Store.
@@ -46,9 +54,17 @@ type Options struct {
 	Dir string
 	// MaxUpload bounds an upload, in bytes; 0 means DefaultMaxUpload.
 	MaxUpload int64
-	// MaxUnpackedSize and MaxEntries bound what unpacking a zip may write.
+	// MaxUnpackedSize bounds the bytes unpacking one zip writes; 0 means
+	// DefaultMaxUnpackedSize or 4 × MaxUpload, whichever is more.
 	MaxUnpackedSize int64
-	MaxEntries      int
+	// MaxEntries bounds the entries of an archive, checked before its
+	// central directory is read; 0 means DefaultMaxEntries.
+	MaxEntries int
+	// MinFreeSpace is the free space, in bytes, that uploads and
+	// unpacking leave on the file system they write to (see space.go);
+	// 0 means DefaultMinFreeSpace or 5% of the file system, whichever is
+	// less.
+	MinFreeSpace int64
 }
 
 // Store keeps artifacts under their sha256 digest.
@@ -63,7 +79,7 @@ func NewStore(opts Options) (*Store, error) {
 		opts.MaxUpload = DefaultMaxUpload
 	}
 	if opts.MaxUnpackedSize == 0 {
-		opts.MaxUnpackedSize = DefaultMaxUnpackedSize
+		opts.MaxUnpackedSize = max(DefaultMaxUnpackedSize, 4*opts.MaxUpload)
 	}
 	if opts.MaxEntries == 0 {
 		opts.MaxEntries = DefaultMaxEntries
@@ -90,15 +106,22 @@ func (s *Store) Path(digest string) string { return filepath.Join(s.opts.Dir, di
 
 // Put streams r to disk under a temporary name, checks it is an archive
 // Slipway can run, and renames it to its digest. Nothing is left behind when
-// it fails. name is the file name the uploader gave, used to tell kinds apart.
-func (s *Store) Put(r io.Reader, name string) (store.ArtifactRef, error) {
+// it fails. name is the file name the uploader gave, used to tell kinds apart;
+// size is the upload's length when known (Content-Length), else -1. It
+// fails with ErrNoSpace before reading, or as soon as it sees, that the
+// upload would leave less than the reserve free (MinFreeSpace).
+func (s *Store) Put(r io.Reader, name string, size int64) (store.ArtifactRef, error) {
+	if err := s.checkSpace(s.opts.Dir, max(size, 0), "the upload"); err != nil {
+		return store.ArtifactRef{}, err
+	}
 	tmp, err := atomicfile.Create(s.opts.Dir, 0o400)
 	if err != nil {
 		return store.ArtifactRef{}, err
 	}
 	defer tmp.Close() // removes it, unless committed
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, s.opts.MaxUpload+1))
+	w := &spaceWriter{w: tmp, s: s, dir: s.opts.Dir, what: "the upload"}
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(r, s.opts.MaxUpload+1))
 	if err != nil {
 		return store.ArtifactRef{}, fmt.Errorf("receiving upload: %w", err)
 	}
@@ -108,7 +131,7 @@ func (s *Store) Put(r io.Reader, name string) (store.ArtifactRef, error) {
 	if n == 0 {
 		return store.ArtifactRef{}, ErrEmpty
 	}
-	kind, err := inspect(tmp.Name(), name)
+	kind, err := inspect(tmp.Name(), name, s.opts.MaxEntries)
 	if err != nil {
 		return store.ArtifactRef{}, err
 	}
@@ -117,11 +140,15 @@ func (s *Store) Put(r io.Reader, name string) (store.ArtifactRef, error) {
 }
 
 // inspect tells what kind of archive the file at path is: a jar with a
-// Main-Class, a war (WEB-INF/), or another zip.
-func inspect(path, name string) (string, error) {
-	zr, err := zip.OpenReader(path)
+// Main-Class, a war (WEB-INF/), or another zip. It refuses an archive of
+// more than maxEntries entries.
+func inspect(path, name string, maxEntries int) (string, error) {
+	zr, err := openArchive(path, maxEntries)
+	if errors.Is(err, ErrCorrupt) {
+		return "", fmt.Errorf("%w: check that the upload finished and that you sent the file itself", err)
+	}
 	if err != nil {
-		return "", fmt.Errorf("%w (%v): check that the upload finished and that you sent the file itself", ErrCorrupt, err)
+		return "", err
 	}
 	defer zr.Close()
 	var hasManifest, hasWebInf bool
@@ -138,7 +165,7 @@ func inspect(path, name string) (string, error) {
 	case hasWebInf || strings.HasSuffix(lower, ".war"):
 		return KindWar, nil
 	case strings.HasSuffix(lower, ".jar") || (hasManifest && !strings.HasSuffix(lower, ".zip")):
-		if err := checkMainClass(zr); err != nil {
+		if err := checkMainClass(zr.Reader); err != nil {
 			return "", err
 		}
 		return KindJar, nil
@@ -147,7 +174,7 @@ func inspect(path, name string) (string, error) {
 	}
 }
 
-func checkMainClass(zr *zip.ReadCloser) error {
+func checkMainClass(zr *zip.Reader) error {
 	f, err := zr.Open("META-INF/MANIFEST.MF")
 	if err != nil {
 		return fmt.Errorf("%w: the jar has no META-INF/MANIFEST.MF, so 'java -jar' cannot run it; build an executable jar (for Spring Boot: the spring-boot-maven-plugin repackage goal)", ErrCorrupt)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/atomicfile"
+	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // zipBytes builds a zip; entries whose name ends in "@" become symlinks to
@@ -69,7 +70,7 @@ func TestPut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ref, err := s.Put(bytes.NewReader(tt.body), tt.file)
+			ref, err := s.Put(bytes.NewReader(tt.body), tt.file, -1)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("got error %v, want %v", err, tt.err)
 			}
@@ -98,7 +99,7 @@ func TestPut(t *testing.T) {
 // the next start; the artifacts stay.
 func TestNewStoreRemovesPartialUploads(t *testing.T) {
 	s := newStore(t, 1<<20)
-	ref, err := s.Put(bytes.NewReader(zipBytes(t, executableJar...)), "a.jar")
+	ref, err := s.Put(bytes.NewReader(zipBytes(t, executableJar...)), "a.jar", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +122,8 @@ func TestNewStoreRemovesPartialUploads(t *testing.T) {
 func TestPutSameArtifactTwice(t *testing.T) {
 	s := newStore(t, 1<<20)
 	body := zipBytes(t, executableJar...)
-	a, err1 := s.Put(bytes.NewReader(body), "a.jar")
-	b, err2 := s.Put(bytes.NewReader(body), "b.jar")
+	a, err1 := s.Put(bytes.NewReader(body), "a.jar", -1)
+	b, err2 := s.Put(bytes.NewReader(body), "b.jar", -1)
 	if err1 != nil || err2 != nil || a.Digest != b.Digest {
 		t.Fatalf("digests %s, %s; errors %v, %v", a.Digest, b.Digest, err1, err2)
 	}
@@ -130,7 +131,7 @@ func TestPutSameArtifactTwice(t *testing.T) {
 
 func TestPrepareLinksAppJar(t *testing.T) {
 	s := newStore(t, 1<<20)
-	ref, err := s.Put(bytes.NewReader(zipBytes(t, executableJar...)), "my-service-1.2.3.jar")
+	ref, err := s.Put(bytes.NewReader(zipBytes(t, executableJar...)), "my-service-1.2.3.jar", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestUnpackRefusesHostileArchives(t *testing.T) {
 			zipPath := filepath.Join(root, "in.zip")
 			os.WriteFile(zipPath, zipBytes(t, tt.entries...), 0o600)
 			dir := filepath.Join(root, "release")
-			err := s.unpack(zipPath, dir)
+			err := prepareZip(s, zipPath, dir)
 			if !errors.Is(err, ErrUnsafe) {
 				t.Fatalf("got %v, want ErrUnsafe", err)
 			}
@@ -190,10 +191,24 @@ func TestUnpack(t *testing.T) {
 	zipPath := filepath.Join(t.TempDir(), "in.zip")
 	os.WriteFile(zipPath, zipBytes(t, [2]string{"bin/run.sh", "echo hi"}, [2]string{"app.jar", "x"}), 0o600)
 	dir := filepath.Join(t.TempDir(), "release")
-	if err := s.unpack(zipPath, dir); err != nil {
+	if err := prepareZip(s, zipPath, dir); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "bin", "run.sh")); err != nil || string(b) != "echo hi" {
 		t.Errorf("bin/run.sh: %q %v", b, err)
 	}
+}
+
+// prepareZip lays out the zip at path as the release directory dir, as
+// Prepare does with an uploaded zip, but without Put's checks.
+func prepareZip(s *Store, path, dir string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	ref := store.ArtifactRef{Digest: "sha256-unchecked", Kind: KindZip}
+	if err := os.WriteFile(s.Path(ref.Digest), b, 0o600); err != nil {
+		return err
+	}
+	return s.Prepare(ref, dir)
 }

@@ -2,11 +2,14 @@ package artifact
 
 import (
 	"archive/zip"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -15,23 +18,47 @@ import (
 // rename step.
 var entryName = map[string]string{KindJar: "app.jar", KindWar: "app.war"}
 
-// Prepare lays out the artifact ref in dir, a new release directory: a jar or
-// war is linked as app.jar or app.war, a zip is unpacked. If dir already
-// exists (a daemon that died while preparing it) it is made again.
+// Prepare lays out the artifact ref in dir, the directory of a release: a
+// jar or war is linked as app.jar or app.war, a zip is unpacked. The
+// content is made in a temporary directory beside dir and renamed to dir
+// once whole, so dir exists only complete, and a refused or failed
+// release leaves nothing (what a crash leaves goes with
+// atomicfile.RemoveTemps at the next start). A dir that exists is kept
+// as it is: its release was prepared before, and may have instances
+// running in it (a restart, a scale, the daemon's start).
 func (s *Store) Prepare(ref store.ArtifactRef, dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	tmp, err := atomicfile.MkdirTemp(parent)
+	if err != nil {
 		return err
 	}
+	if err := s.layOut(ref, tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := atomicfile.CommitDir(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return nil
+}
+
+func (s *Store) layOut(ref store.ArtifactRef, dir string) error {
 	if name, ok := entryName[ref.Kind]; ok {
-		return linkOrCopy(s.Path(ref.Digest), filepath.Join(dir, name))
+		return s.linkOrCopy(s.Path(ref.Digest), filepath.Join(dir, name))
 	}
 	return s.unpack(s.Path(ref.Digest), dir)
 }
 
-func linkOrCopy(src, dst string) error {
+// linkOrCopy links src as dst, which takes no space, or copies it where
+// they are on two file systems, keeping the reserve.
+func (s *Store) linkOrCopy(src, dst string) error {
 	if err := os.Link(src, dst); err == nil {
 		return nil
 	}
@@ -40,45 +67,76 @@ func linkOrCopy(src, dst string) error {
 		return err
 	}
 	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(dst)
+	if err := s.checkSpace(dir, fi.Size(), "the release"); err != nil {
+		return err
+	}
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o400)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	if _, err := io.Copy(&spaceWriter{w: out, s: s, dir: dir, what: "the release"}, in); err != nil {
 		out.Close()
 		return err
 	}
 	return out.Close()
 }
 
-// unpack extracts the zip at path into dir. It refuses entries that would
-// land outside dir (absolute paths, ".."), symlinks, and archives whose
-// entries or unpacked size exceed the store's bounds; on refusal it removes
-// what it wrote.
-func (s *Store) unpack(path, dir string) (err error) {
-	zr, err := zip.OpenReader(path)
+// unpack extracts the zip at path into dir, an empty directory. Before
+// it writes anything it refuses an archive past the store's bounds on
+// entries, on the unpacked size its central directory declares, and on any
+// entry's compression ratio, and with ErrNoSpace one whose declared size
+// would leave less than the reserve free; then entries that would land
+// outside dir (absolute paths, "..") and symlinks. As it writes, it counts
+// the bytes against the bound on the unpacked size (archive/zip also
+// refuses more bytes than an entry declares) and looks at the free space
+// (see spaceWriter). The caller removes dir on an error.
+func (s *Store) unpack(path, dir string) error {
+	a, err := openArchive(path, s.opts.MaxEntries)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return err
 	}
-	defer zr.Close()
-	if len(zr.File) > s.opts.MaxEntries {
-		return fmt.Errorf("%w: the archive has %d entries, more than the limit of %d", ErrUnsafe, len(zr.File), s.opts.MaxEntries)
+	defer a.Close()
+	total, err := s.checkSizes(a.File)
+	if err != nil {
+		return err
 	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(dir)
-		}
-	}()
+	if err := s.checkSpace(dir, total, "unpacking the release"); err != nil {
+		return err
+	}
 	budget := s.opts.MaxUnpackedSize
-	for _, f := range zr.File {
-		if err := unpackEntry(f, dir, &budget); err != nil {
+	w := &spaceWriter{s: s, dir: dir, what: "unpacking the release"}
+	for _, f := range a.File {
+		if err := unpackEntry(f, dir, &budget, w); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func unpackEntry(f *zip.File, dir string, budget *int64) error {
+// checkSizes refuses, from what the central directory declares, an
+// archive that would unpack past the store's bound, and an entry that
+// would inflate more than maxRatio times. It returns the declared total.
+func (s *Store) checkSizes(files []*zip.File) (int64, error) {
+	var total uint64
+	for _, f := range files {
+		n := f.UncompressedSize64
+		if n > ratioGrace && n/maxRatio > f.CompressedSize64 {
+			return 0, fmt.Errorf("%w: %q would unpack from %d to %d bytes, more than %d times larger (a zip bomb?)", ErrUnsafe, f.Name, f.CompressedSize64, n, maxRatio)
+		}
+		if total += n; total < n || total > uint64(s.opts.MaxUnpackedSize) {
+			return 0, fmt.Errorf("%w: unpacked, the archive would take more than the limit of %d bytes (a zip bomb?)", ErrUnsafe, s.opts.MaxUnpackedSize)
+		}
+	}
+	return int64(total), nil
+}
+
+// unpackEntry writes f under dir through w, which it points at the file.
+func unpackEntry(f *zip.File, dir string, budget *int64, w *spaceWriter) error {
 	if !filepath.IsLocal(f.Name) {
 		return fmt.Errorf("%w: %q points outside the release directory", ErrUnsafe, f.Name)
 	}
@@ -105,13 +163,18 @@ func unpackEntry(f *zip.File, dir string, budget *int64) error {
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(out, io.LimitReader(rc, *budget+1))
+	w.w = out
+	n, err := io.Copy(w, io.LimitReader(rc, *budget+1))
 	*budget -= n
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
 	if *budget < 0 {
 		return fmt.Errorf("%w: unpacked, the archive is larger than the limit (a zip bomb?)", ErrUnsafe)
+	}
+	var pe *fs.PathError
+	if errors.Is(err, ErrNoSpace) || errors.As(err, &pe) { // writing, not reading the archive
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %q: %v", ErrCorrupt, f.Name, err)

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // tempPrefix starts the name of every temporary file, so RemoveTemps can
@@ -108,9 +110,29 @@ func WriteFrom(path string, perm os.FileMode, write func(io.Writer) error) error
 	return f.Commit(path)
 }
 
-// RemoveTemps removes the temporary files that writes cut short by a crash
-// left in dir. Call it only while nothing writes there, as at start under
-// the daemon's lock.
+// MkdirTemp makes a folder in dir under a temporary name, mode 0700, for
+// content that must appear whole or not at all (a release directory): fill
+// it, then CommitDir it, or remove it. RemoveTemps removes what a crash
+// left of it.
+func MkdirTemp(dir string) (string, error) { return os.MkdirTemp(dir, tempPrefix+"*") }
+
+// CommitDir gives tmp, a folder from MkdirTemp, its name path in the same
+// folder. The file system is synced first, so that after a power cut path
+// holds the files whole, and the folder after, so that the rename lasts.
+// path must not exist.
+func CommitDir(tmp, path string) error {
+	if err := syncFS(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// RemoveTemps removes the temporary files and folders that writes cut
+// short by a crash left in dir. Call it only while nothing writes there,
+// as at start under the daemon's lock.
 func RemoveTemps(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -118,13 +140,28 @@ func RemoveTemps(dir string) error {
 	}
 	var errs []error
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tempPrefix) && e.Type().IsRegular() {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
-			}
+		if !strings.HasPrefix(e.Name(), tempPrefix) || !(e.Type().IsRegular() || e.IsDir()) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// syncFS flushes the file system that holds path: one call for the many
+// files of an unpacked archive, where a sync of each would take seconds.
+func syncFS(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncing the file system of %s: %w", path, err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

@@ -199,3 +199,33 @@ func TestRemoveTemps(t *testing.T) {
 		t.Errorf("folder holds %q, want only kept", got)
 	}
 }
+
+// TestTempDir: a folder made under a temporary name appears whole under
+// its name at CommitDir; what a crash left of one, files and all, goes
+// with RemoveTemps.
+func TestTempDir(t *testing.T) {
+	dir := t.TempDir()
+	tmp, err := MkdirTemp(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(tmp, "run.sh"), []byte("echo"), 0o600)
+	if err := CommitDir(tmp, filepath.Join(dir, "v1")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "v1", "run.sh")); err != nil || string(b) != "echo" {
+		t.Errorf("v1/run.sh: %q %v", b, err)
+	}
+	crashed, err := MkdirTemp(dir) // as a crash would leave it
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(crashed, "lib"), 0o700)
+	os.WriteFile(filepath.Join(crashed, "lib", "a.jar"), []byte("x"), 0o400)
+	if err := RemoveTemps(dir); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, dir); len(got) != 1 || got[0] != "v1" {
+		t.Errorf("folder holds %q, want only v1", got)
+	}
+}

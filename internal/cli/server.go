@@ -55,6 +55,7 @@ outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 	f.StringVar(&c.APIListen, "api-listen", daemon.DefaultAPIListen, "the control API's address")
 	f.StringVar(&c.BaseDomain, "base-domain", daemon.DefaultBaseDomain, "app NAME is served at NAME.<base-domain>")
 	f.Int64Var(&c.MaxUpload, "max-upload", artifact.DefaultMaxUpload, "the largest artifact upload, in bytes")
+	f.Int64Var(&c.MinFreeSpace, "min-free-space", 0, "free space, in bytes, that uploads and new releases leave on the data directory's disk for the store and the logs; 0 means 512 MiB or 5% of the disk, whichever is less")
 	f.IntVar(&c.KeepReleases, "keep-releases", deploy.DefaultKeepReleases, "how many recent releases of each app keep their artifacts, for rollback")
 	f.BoolVar(&c.KeepInstances, "keep-instances", false, "leave the apps' instances running when the daemon stops, for the next daemon to adopt (they always survive a crash)")
 	f.Int64Var(&c.Logs.FileSize, "log-file-size", logs.DefaultFileSize, "an app's log file is closed and a new one begun at this size, in bytes")

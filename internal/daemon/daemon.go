@@ -46,6 +46,11 @@ type Config struct {
 	BaseDomain string
 	// MaxUpload bounds an artifact upload, in bytes.
 	MaxUpload int64
+	// MinFreeSpace is the free space, in bytes, that uploads and unpacked
+	// releases leave on the data directory's disk for the store and the
+	// logs; 0 means artifact.DefaultMinFreeSpace (512 MiB) or 5% of the
+	// disk, whichever is less.
+	MinFreeSpace int64
 	// KeepReleases is how many recent releases of each app keep their
 	// artifacts, for rollback.
 	KeepReleases int
@@ -104,6 +109,9 @@ func (c Config) Validate() error {
 	if c.MaxUpload <= 0 {
 		return fmt.Errorf("--max-upload must be a positive number of bytes, not %d", c.MaxUpload)
 	}
+	if c.MinFreeSpace < 0 {
+		return fmt.Errorf("--min-free-space must be a number of bytes, or 0 for the default, not %d", c.MinFreeSpace)
+	}
 	if err := c.TLS.Validate(); err != nil {
 		return err
 	}
@@ -161,10 +169,11 @@ func Run(ctx context.Context, c Config) error {
 	if err := adminToken(ctx, st, log, tokenFile); err != nil {
 		return err
 	}
-	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(c.DataDir, "artifacts"), MaxUpload: c.MaxUpload})
+	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(c.DataDir, "artifacts"), MaxUpload: c.MaxUpload, MinFreeSpace: c.MinFreeSpace})
 	if err != nil {
 		return err
 	}
+	warnLowSpace(log, arts)
 	lo := c.Logs
 	lo.Dir, lo.Logger = filepath.Join(c.DataDir, "logs"), log
 	hub := logs.NewHub(lo)
@@ -205,6 +214,21 @@ func Run(ctx context.Context, c Config) error {
 }
 
 var errShuttingDown = errors.New("the daemon is shutting down")
+
+// warnLowSpace tells the operator at start when the data directory's disk
+// is already under the reserve, so that the refusals that follow are no
+// surprise.
+func warnLowSpace(log *slog.Logger, arts *artifact.Store) {
+	now, keep, err := arts.Space()
+	if err != nil {
+		log.Warn("cannot tell the data directory's free space", "err", err)
+		return
+	}
+	if now.Free < keep {
+		log.Warn("the data directory's disk has less free space than Slipway keeps (--min-free-space): uploads and new releases are refused until space is freed",
+			"free_bytes", now.Free, "min_free_space_bytes", keep)
+	}
+}
 
 // port returns the port of a listen address, "" when there is none.
 func port(addr string) string {

@@ -49,6 +49,9 @@ type DeployRequest struct {
 	Artifact io.Reader
 	// FileName is the uploaded file's name; it helps tell a jar from a zip.
 	FileName string
+	// Size is the artifact's length in bytes when known (Content-Length),
+	// else -1: an upload the disk cannot hold is refused before it is read.
+	Size int64
 	Meta
 }
 
@@ -68,7 +71,7 @@ func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployme
 			return store.Deployment{}, err
 		}
 	}
-	ref, err := m.opts.Artifacts.Put(req.Artifact, req.FileName)
+	ref, err := m.opts.Artifacts.Put(req.Artifact, req.FileName, req.Size)
 	if err != nil {
 		return store.Deployment{}, err
 	}

@@ -3,18 +3,22 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // Recover makes the state a previous daemon left behind whole again, before
-// the router serves: it adopts the instances of each app's live release that
-// outlived their daemon and kills the others, clears stale locks, marks
-// unfinished deployments failed ("interrupted"), routes every app's hosts,
-// and starts what is missing of each app's live release.
+// the router serves: it removes the release directories left half made,
+// adopts the instances of each app's live release that outlived their
+// daemon and kills the others, clears stale locks, marks unfinished
+// deployments failed ("interrupted"), routes every app's hosts, and starts
+// what is missing of each app's live release.
 func (m *Manager) Recover(ctx context.Context) error {
+	m.removePartialReleases()
 	adopted, err := m.adoptOrKill(ctx)
 	if err != nil {
 		return err
@@ -54,6 +58,19 @@ func (m *Manager) Recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// removePartialReleases removes what a crash left of release directories
+// being made: they are made under a temporary name and renamed once whole
+// (see artifact.Store.Prepare). One that cannot be removed is only
+// reported; it takes space, but nothing uses it.
+func (m *Manager) removePartialReleases() {
+	dirs, _ := filepath.Glob(filepath.Join(m.opts.DataDir, "apps", "*", "releases"))
+	for _, d := range dirs {
+		if err := atomicfile.RemoveTemps(d); err != nil {
+			m.logger.Warn("removing partial release directories", "dir", d, "err", err)
+		}
+	}
 }
 
 // serveAdopted routes to adopted instances at once; they were serving when

@@ -59,7 +59,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// appFile is an app's current log file and its size.
+// appFile is an app's current log file and its size. f is nil after a
+// rotation that could not open the new file; write opens it again.
 type appFile struct {
 	dir  string
 	f    *os.File
@@ -70,25 +71,40 @@ func openAppFile(dir string) (*appFile, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating log folder: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, currentFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	af := &appFile{dir: dir}
+	if err := af.open(); err != nil {
+		return nil, err
+	}
+	return af, nil
+}
+
+func (af *appFile) open() error {
+	f, err := os.OpenFile(filepath.Join(af.dir, currentFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("opening log file: %w", err)
+		return fmt.Errorf("opening log file: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	return &appFile{dir: dir, f: f, size: fi.Size()}, nil
+	af.f, af.size = f, fi.Size()
+	return nil
 }
 
 // write appends b, first rotating when b would take the current file past
 // the file size. The folder never holds more than the quota: before a new
 // file starts, the oldest closed files go until the closed ones and a full
-// new file fit.
+// new file fit. A line that could be written only in part (the disk filled
+// up) is taken back, so that it does not garble the next one.
 func (af *appFile) write(b []byte, o Options) error {
-	if af.size > 0 && af.size+int64(len(b)) > o.FileSize {
+	if af.f != nil && af.size > 0 && af.size+int64(len(b)) > o.FileSize {
 		if err := af.rotate(o); err != nil {
+			return err
+		}
+	}
+	if af.f == nil {
+		if err := af.open(); err != nil {
 			return err
 		}
 	}
@@ -96,26 +112,32 @@ func (af *appFile) write(b []byte, o Options) error {
 		b = append(b[:o.FileSize-1:o.FileSize-1], '\n')
 	}
 	n, err := af.f.Write(b)
+	if err != nil && n > 0 && af.f.Truncate(af.size) == nil {
+		n = 0
+	}
 	af.size += int64(n)
 	return err
 }
 
+// rotate closes the current file, renames it as a closed one, prunes, and
+// starts a new one. When it fails, the next write opens app.log again
+// (and rotates it again if it is still full).
 func (af *appFile) rotate(o Options) error {
 	af.f.Close()
+	af.f = nil
 	name := fmt.Sprintf("%s%020d.log", rotatedPrefix, time.Now().UnixNano())
 	if err := os.Rename(filepath.Join(af.dir, currentFile), filepath.Join(af.dir, name)); err != nil {
 		return fmt.Errorf("rotating log file: %w", err)
 	}
 	prune(af.dir, o.Quota-o.FileSize, time.Now().Add(-o.Retention))
-	f, err := os.OpenFile(filepath.Join(af.dir, currentFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("opening log file: %w", err)
-	}
-	af.f, af.size = f, 0
-	return nil
+	return af.open()
 }
 
-func (af *appFile) close() { af.f.Close() }
+func (af *appFile) close() {
+	if af.f != nil {
+		af.f.Close()
+	}
+}
 
 // rotatedFiles lists the closed log files in dir, oldest first.
 func rotatedFiles(dir string) []string {

@@ -117,10 +117,15 @@ func (h *Hub) pruneAll() {
 }
 
 type appLog struct {
-	mu      sync.Mutex // guards backlog, subs, file
+	mu      sync.Mutex // guards backlog, subs, file, unwritten, writeErr
 	backlog []Line
 	subs    map[*Subscription]struct{}
 	file    *appFile
+	// unwritten counts the lines the file did not take since writeErr,
+	// the first failure (a full disk): they went to the backlog and the
+	// live readers only.
+	unwritten int64
+	writeErr  error
 }
 
 func (h *Hub) app(name string) *appLog {
@@ -184,19 +189,45 @@ func (h *Hub) Platform(app string, release int, format string, args ...any) {
 	h.Write(app, Line{Source: SourcePlatform, Stream: StreamEvent, Release: release, Text: fmt.Sprintf(format, args...)})
 }
 
+// writeFile appends l to app's file. When the file cannot take it (a full
+// disk), the line is counted, and the daemon's log says so once; each
+// later line tries again, which fails at once on a full disk, and the
+// first that succeeds follows a marker line counting those lost. Nothing
+// here blocks or panics on a failed write.
 func (h *Hub) writeFile(app string, a *appLog, l Line) {
+	b, _ := json.Marshal(l)
+	err := h.appendFile(app, a, append(b, '\n'))
+	if err == nil {
+		return
+	}
+	if a.unwritten == 0 {
+		a.writeErr = err
+		h.opts.Logger.Error("app log: its file takes no more lines; they still reach live readers, and are counted until the file takes them again (free disk space if it is full)",
+			"app", app, "err", err)
+	}
+	a.unwritten++
+}
+
+// appendFile writes b to app's file, opening it if need be, after the
+// marker of the lines it did not take.
+func (h *Hub) appendFile(app string, a *appLog, b []byte) error {
 	if a.file == nil {
 		f, err := openAppFile(filepath.Join(h.opts.Dir, app))
 		if err != nil {
-			h.opts.Logger.Error("app log", "app", app, "err", err)
-			return
+			return err
 		}
 		a.file = f
 	}
-	b, _ := json.Marshal(l)
-	if err := a.file.write(append(b, '\n'), h.opts); err != nil {
-		h.opts.Logger.Error("writing app log", "app", app, "err", err)
+	if a.unwritten > 0 {
+		m, _ := json.Marshal(Line{Time: time.Now().UTC(), Source: SourcePlatform, Stream: StreamEvent,
+			Text: fmt.Sprintf("[%d lines not written to this file: %v]", a.unwritten, a.writeErr)})
+		if err := a.file.write(append(m, '\n'), h.opts); err != nil {
+			return err
+		}
+		h.opts.Logger.Info("app log: its file takes lines again", "app", app, "unwritten_lines", a.unwritten)
+		a.unwritten, a.writeErr = 0, nil
 	}
+	return a.file.write(b, h.opts)
 }
 
 // Remove forgets app's log and deletes its files.
