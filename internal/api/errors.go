@@ -47,7 +47,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, artifact.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, artifact.ErrNoSpace):
+	case errors.Is(err, artifact.ErrNoSpace), errors.Is(err, store.ErrFull):
 		// The server's disk, not the request, is at fault; the same upload
 		// works once space is freed (RFC 4918 11.5).
 		return http.StatusInsufficientStorage

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -79,6 +80,8 @@ type Options struct {
 	// Debug lets etcd log at info level; otherwise it only logs fatal errors.
 	Debug  bool
 	Logger *slog.Logger
+	// QuotaBytes bounds the database; 0 means QuotaBytes.
+	QuotaBytes int64
 }
 
 // Store is the typed view of Slipway's state in etcd.
@@ -118,7 +121,7 @@ func Open(opts Options) (*Store, error) {
 	// A bounded database that is compacted: history older than the
 	// retention goes, and a full quota refuses writes (each one fails
 	// with ErrNoSpace) instead of growing until the disk is full.
-	cfg.QuotaBackendBytes = QuotaBytes
+	cfg.QuotaBackendBytes = cmp.Or(opts.QuotaBytes, QuotaBytes)
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "10m"
 	cfg.MaxRequestBytes = MaxRecordBytes + 64<<10
@@ -133,6 +136,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("embedded etcd in %s was not ready after %s", cfg.Dir, startTimeout)
 	}
 	s := &Store{etcd: e, cli: v3client.New(e.Server)}
+	if err := s.reclaim(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.startLease(); err != nil {
 		s.Close()
 		return nil, err
@@ -200,7 +207,7 @@ func (s *Store) putJSON(ctx context.Context, key string, v any) error {
 		return err
 	}
 	if _, err := s.cli.Put(ctx, key, string(b)); err != nil {
-		return fmt.Errorf("writing %s: %w", key, err)
+		return fmt.Errorf("writing %s: %w", key, full(err))
 	}
 	return nil
 }
@@ -216,7 +223,7 @@ func (s *Store) createJSON(ctx context.Context, key string, v any, opts ...clien
 		Then(clientv3.OpPut(key, string(b), opts...)).
 		Commit()
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", key, err)
+		return fmt.Errorf("creating %s: %w", key, full(err))
 	}
 	if !resp.Succeeded {
 		return ErrExists

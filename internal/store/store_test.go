@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func openStore(t *testing.T, dir string) *Store {
@@ -288,5 +290,47 @@ func TestNotFoundNamesWhatIsMissing(t *testing.T) {
 	}
 	if id, err := s.LockHolder(ctx, "promo"); err != nil || id != 0 {
 		t.Errorf("LockHolder of an unlocked app: %d, %v", id, err)
+	}
+}
+
+// TestFullStore: a store at its quota refuses writes with ErrFull, and the
+// daemon goes on reading; deleting what is not needed and restarting
+// reclaims the space and clears etcd's alarm, so writes work again.
+func TestFullStore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const quota = 4 << 20
+	s, err := Open(Options{Dir: dir, QuotaBytes: quota})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 256<<10)
+	var n int
+	for n = 0; n < 200; n++ {
+		err = s.putJSON(ctx, fmt.Sprintf("%sfiller/%d", prefix, n), big)
+		if err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrFull) {
+		t.Fatalf("after %d writes of 256 KiB into a 4 MiB store: %v, want ErrFull", n, err)
+	}
+	if _, err := s.Apps(ctx); err != nil {
+		t.Errorf("reading a full store: %v", err)
+	}
+	if _, err := s.cli.Delete(ctx, prefix+"filler/", clientv3.WithPrefix()); err != nil {
+		t.Fatalf("deleting from a full store: %v", err)
+	}
+	if err := s.putJSON(ctx, prefix+"after", "x"); !errors.Is(err, ErrFull) {
+		t.Errorf("a write after deleting, before the restart: %v; want ErrFull still (etcd's alarm)", err)
+	}
+	s.Close()
+	s, err = Open(Options{Dir: dir, QuotaBytes: quota})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.putJSON(ctx, prefix+"after", "x"); err != nil {
+		t.Errorf("a write after the restart: %v", err)
 	}
 }
