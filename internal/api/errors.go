@@ -47,6 +47,9 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, artifact.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, store.ErrStopped):
+		// The store is gone until the daemon restarts; the apps still serve.
+		return http.StatusServiceUnavailable
 	case errors.Is(err, artifact.ErrNoSpace), errors.Is(err, store.ErrFull):
 		// The server's disk, not the request, is at fault; the same upload
 		// works once space is freed (RFC 4918 11.5).

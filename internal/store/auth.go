@@ -49,7 +49,7 @@ func (s *Store) UpdatePolicy(ctx context.Context, app string, fn func(*access.Po
 			Then(clientv3.OpPut(policyKey(app), string(b))).
 			Commit()
 		if err != nil {
-			return access.Policy{}, fmt.Errorf("writing access rules of %s: %w", app, full(err))
+			return access.Policy{}, fmt.Errorf("writing access rules of %s: %w", app, s.stopped.wrap(err))
 		}
 		if txn.Succeeded {
 			return p, nil

@@ -55,7 +55,7 @@ func (s *Store) DeleteApp(ctx context.Context, name string) error {
 		If(clientv3.Compare(clientv3.CreateRevision(lockKey(name)), "=", 0)).
 		Then(ops...).Commit()
 	if err != nil {
-		return fmt.Errorf("deleting app %s: %w", name, err)
+		return fmt.Errorf("deleting app %s: %w", name, s.stopped.wrap(err))
 	}
 	if !resp.Succeeded {
 		return ErrLocked
@@ -157,7 +157,7 @@ func (s *Store) WatchDeployment(ctx context.Context, app string, id int, fn func
 	key := deploymentKey(app, id)
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", key, err)
+		return fmt.Errorf("reading %s: %w", key, s.stopped.wrap(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return s.blameApp(ctx, app, deploymentNotFound(app, id))
@@ -225,7 +225,7 @@ func (s *Store) Unlock(ctx context.Context, app string, id int) error {
 		If(clientv3.Compare(clientv3.Value(key), "=", strconv.Itoa(id))).
 		Then(clientv3.OpDelete(key)).Commit()
 	if err != nil {
-		return fmt.Errorf("unlocking app %s: %w", app, err)
+		return fmt.Errorf("unlocking app %s: %w", app, s.stopped.wrap(err))
 	}
 	return nil
 }

@@ -86,10 +86,12 @@ type Options struct {
 
 // Store is the typed view of Slipway's state in etcd.
 type Store struct {
-	etcd   *embed.Etcd
-	cli    *clientv3.Client
-	lease  clientv3.LeaseID
-	cancel context.CancelFunc
+	// stopped says why etcd stopped on its own, if it did.
+	stopped *stopCause
+	etcd    *embed.Etcd
+	cli     *clientv3.Client
+	lease   clientv3.LeaseID
+	cancel  context.CancelFunc
 }
 
 // Open starts the embedded etcd member in opts.Dir and a session lease
@@ -125,17 +127,22 @@ func Open(opts Options) (*Store, error) {
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "10m"
 	cfg.MaxRequestBytes = MaxRecordBytes + 64<<10
+	stopped := newStopCause()
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(opts.Debug, stopped))
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded etcd in %s: %w", cfg.Dir, err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
+	case <-stopped.done:
+		return nil, stopped.get() // its goroutines are stuck: Close would hang
 	case <-time.After(startTimeout):
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s was not ready after %s", cfg.Dir, startTimeout)
 	}
-	s := &Store{etcd: e, cli: v3client.New(e.Server)}
+	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped}
+	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: stopped}
 	if err := s.reclaim(); err != nil {
 		s.Close()
 		return nil, err
@@ -178,12 +185,17 @@ func (s *Store) startLease() error {
 	return nil
 }
 
-// Close stops the lease keep-alive and the embedded etcd member.
+// Close stops the lease keep-alive and the embedded etcd member. A member
+// that stopped on a fault (see stopCause) is left as it is: its
+// goroutines are stuck, and closing it would wait for them for ever.
 func (s *Store) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.cli.Close()
+	if err := s.stopped.get(); err != nil {
+		return err
+	}
 	s.etcd.Close()
 	return nil
 }
@@ -193,7 +205,7 @@ func (s *Store) Close() error {
 func (s *Store) getJSON(ctx context.Context, key string, v any, missing error) error {
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", key, err)
+		return fmt.Errorf("reading %s: %w", key, s.stopped.wrap(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return missing
@@ -207,7 +219,7 @@ func (s *Store) putJSON(ctx context.Context, key string, v any) error {
 		return err
 	}
 	if _, err := s.cli.Put(ctx, key, string(b)); err != nil {
-		return fmt.Errorf("writing %s: %w", key, full(err))
+		return fmt.Errorf("writing %s: %w", key, s.stopped.wrap(err))
 	}
 	return nil
 }
@@ -223,7 +235,7 @@ func (s *Store) createJSON(ctx context.Context, key string, v any, opts ...clien
 		Then(clientv3.OpPut(key, string(b), opts...)).
 		Commit()
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", key, full(err))
+		return fmt.Errorf("creating %s: %w", key, s.stopped.wrap(err))
 	}
 	if !resp.Succeeded {
 		return ErrExists

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -332,5 +333,48 @@ func TestFullStore(t *testing.T) {
 	defer s.Close()
 	if err := s.putJSON(ctx, prefix+"after", "x"); err != nil {
 		t.Errorf("a write after the restart: %v", err)
+	}
+}
+
+// TestFullDiskStopsOnlyTheStore: when etcd cannot write its files (a full
+// disk, here a small tmpfs filled up), the process goes on: every store
+// call fails at once with the cause and what to do, instead of etcd
+// exiting the daemon and every app's traffic with it.
+func TestFullDiskStopsOnlyTheStore(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs as a disk to fill; CI runs as root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=100m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for i := 0; i < 200; i++ { // 100 MiB is more than the disk
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+	ctx := context.Background()
+	big := strings.Repeat("x", 200<<10)
+	for i := 0; i < 500 && err == nil; i++ {
+		err = s.putJSON(ctx, fmt.Sprintf("%sfill/%d", prefix, i), big)
+	}
+	if !errors.Is(err, ErrStopped) || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("writing to a full disk: %v; want ErrStopped naming the cause", err)
+	}
+	start := time.Now()
+	if _, err := s.Apps(ctx); !errors.Is(err, ErrStopped) || time.Since(start) > 5*time.Second {
+		t.Errorf("reading a stopped store: %v after %s; want ErrStopped at once", err, time.Since(start))
 	}
 }
