@@ -171,4 +171,3 @@ func TestDrainCutsOffHalfClosedWebSocket(t *testing.T) {
 		t.Errorf("5 s after the drain deadline, the backend still counts %d in flight, want 0", n)
 	}
 }
-
