@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -170,4 +171,53 @@ func TestDrainCutsOffHalfClosedWebSocket(t *testing.T) {
 	if n := waitInFlight(rig.b, 0); n != 0 {
 		t.Errorf("5 s after the drain deadline, the backend still counts %d in flight, want 0", n)
 	}
+}
+
+// TestDrainCutOffAnswersSlowUpload: a request whose body is still being
+// uploaded, slowly, at the drain deadline is cut off and its client gets
+// 502 then, not once it has sent the rest of its body. (The router keeps
+// the request's body open across a failed try, so net/http reads what is
+// left of it, up to 256 KiB, before it sends the answer.)
+func TestDrainCutOffAnswersSlowUpload(t *testing.T) {
+	rig := newDrainRig(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	c := rawClient(t, rig, "POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100000\r\n\r\nfirst bytes")
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // a byte every 50 ms: the upload outlives the test
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := c.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	if !eventuallyTrue(func() bool { return rig.b.InFlight() == 1 }) {
+		t.Fatal("the upload never reached the backend")
+	}
+	<-rig.retire(200 * time.Millisecond)
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("3 s after the drain deadline the uploading client has no answer: %v", err)
+	}
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("the cut-off upload got %d, want 502", resp.StatusCode)
+	}
+}
+
+func eventuallyTrue(cond func() bool) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
