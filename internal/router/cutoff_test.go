@@ -221,3 +221,36 @@ func eventuallyTrue(cond func() bool) bool {
 	}
 	return true
 }
+
+// TestCutOffLeavesConnectionUsable: the cut-off of a request limits how
+// long its answer may be written; the next request on the same kept-alive
+// client connection, to the new release, is not limited by that (net/http
+// lifts a write deadline once an answer is written).
+func TestCutOffLeavesConnectionUsable(t *testing.T) {
+	started := make(chan struct{}, 1)
+	rig := newDrainRig(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-r.Context().Done()
+			return
+		}
+		time.Sleep(cutoffGrace + 500*time.Millisecond)
+		io.WriteString(w, "late but fine")
+	}))
+	c := rawClient(t, rig, "GET /slow HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	<-started
+	<-rig.retire(100 * time.Millisecond)
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusBadGateway || resp.Close {
+		t.Fatalf("the cut-off request: %v, %v; want 502 on a connection kept alive", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	rig.r.Swap("a", []*Backend{NewBackend("new", rig.b.Addr)})
+	c.Write([]byte("GET /next HTTP/1.1\r\nHost: a.test\r\n\r\n"))
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the next request on the connection: %v, %v; want 200", resp, err)
+	}
+}

@@ -43,9 +43,10 @@ type attempt struct {
 	retried  bool          // the request is on its second try
 	body     *countingBody // nil without a body
 	// backend is the one this try is on, and cancel ends the try with a
-	// cause (see forward).
+	// cause (see forward); client is its side of the client's connection.
 	backend *Backend
 	cancel  context.CancelCauseFunc
+	client  *clientSide
 	// hooks are the drain callbacks of this try, unregistered when it ends.
 	hooks []func() bool
 	// trustedPeer is set when the peer is a trusted proxy, whose
