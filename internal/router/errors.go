@@ -30,6 +30,13 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	status := errorStatus(r, err)
 	if a != nil {
 		a.status = status
+		if a.body != nil && r.ProtoMajor == 1 {
+			// What is left of the body may be large or slow to come:
+			// net/http would read it before this answer, unless the
+			// connection is to close after it. (HTTP/2 has no such
+			// header, nor the need.)
+			w.Header().Set("Connection", "close")
+		}
 	}
 	writePage(w, status)
 }
