@@ -16,6 +16,13 @@ import (
 // are, status 1001 "going away".
 var goingAway = append([]byte{0x88, 2 + 10, 0x03, 0xe9}, "going away"...)
 
+// closeHandshakeWait is how long a client has to answer the going-away
+// close frame (its answer reaches the app, which then hangs up) before
+// the router closes the connection itself, as RFC 6455 7.1.1 allows: a
+// client that never answers must not hold the drain, and the deployment,
+// until the drain timeout.
+const closeHandshakeWait = 5 * time.Second
+
 func isWebSocket(req *http.Request) bool {
 	return strings.EqualFold(req.Header.Get("Upgrade"), "websocket")
 }
@@ -149,6 +156,8 @@ func (c *wsConn) goAway() {
 
 func (c *wsConn) sendCloseLocked() {
 	c.closed = true
+	// Closing a connection that has ended meanwhile is harmless.
+	time.AfterFunc(closeHandshakeWait, func() { c.Conn.Close() })
 	c.Conn.Write(goingAway) // an error here shows on the next read or write
 }
 
