@@ -303,3 +303,31 @@ func TestDrainWebSocketClientNeverAnswersClose(t *testing.T) {
 		t.Fatal("Drain still waits 10 s after the close frame a client never answered: it holds the deployment until the drain timeout")
 	}
 }
+
+// TestWebSocketWithAccessLog: with the app's access log on, the answer
+// goes through the log's byte counter; a WebSocket still upgrades, is told
+// to close by a drain, and is logged once, as a 101 from its instance.
+func TestWebSocketWithAccessLog(t *testing.T) {
+	rig := newDrainRig(t, echoWS(t))
+	records := make(chan AccessRecord, 4)
+	rig.r.accessLog = func(_ string, e AccessRecord) { records <- e }
+	rig.r.Configure("a", RouteConfig{AccessLog: true})
+	conn := rig.dial(t)
+	conn.WriteMessage(websocket.TextMessage, []byte("hi"))
+	if _, msg, err := conn.ReadMessage(); err != nil || string(msg) != "hi" {
+		t.Fatalf("echo: %q, %v", msg, err)
+	}
+	left := rig.retire(30 * time.Second)
+	expectGoingAway(t, conn)
+	if n := <-left; n != 0 {
+		t.Errorf("Drain left %d in flight, want 0", n)
+	}
+	select {
+	case e := <-records:
+		if e.Status != http.StatusSwitchingProtocols || e.Instance != "old" || e.Path != "/ws" {
+			t.Errorf("access record %+v, want a 101 from instance old for /ws", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no access record for the WebSocket")
+	}
+}
