@@ -244,8 +244,9 @@ func TestWebSocketAcrossSwap(t *testing.T) {
 	}
 	t.Logf("WebSocket closed and event stream ended %s after the change began", time.Since(start).Round(100*time.Millisecond))
 	d.waitForState("ws", "succeeded")
-	if deps := d.deployments("ws"); strings.Contains(fmt.Sprint(deps[0].Events), "Drain timeout passed") {
-		t.Errorf("the deployment waited out its drain timeout: %v", deps[0].Events)
+	deps := d.deployments("ws") // oldest first: the settings change is the last
+	if last := deps[len(deps)-1]; last.Kind != "settings" || strings.Contains(fmt.Sprint(last.Events), "Drain timeout passed") {
+		t.Errorf("the settings change waited out its drain timeout, or is not the last deployment: %s %v", last.Kind, last.Events)
 	}
 	again := dialWebSocket(t, d, "ws")
 	if got := wsEcho(t, again, "hello again"); got != "v2: hello again" {

@@ -86,26 +86,37 @@ func (m *Manager) monitor(inst *instance, s settings.Settings) {
 		if m.ctx.Err() != nil {
 			return
 		}
-		m.mu.Lock()
-		if !slices.Contains(m.live[inst.app], inst) {
-			m.mu.Unlock()
+		fails, goOn := m.noteHealth(inst, s, err)
+		if !goOn {
 			return
 		}
-		if err == nil {
-			inst.healthFails = 0
-			m.mu.Unlock()
-			continue
+		if fails > 0 {
+			m.opts.Logs.Platform(inst.app, inst.release, "Health check %d of %d failed for instance %s: %v", fails, s.HealthThreshold, inst.ID, err)
 		}
-		inst.healthFails++
-		fails := inst.healthFails
-		if fails >= s.HealthThreshold {
-			m.markUnhealthy(inst, err)
-			m.mu.Unlock()
-			return
-		}
-		m.mu.Unlock()
-		m.opts.Logs.Platform(inst.app, inst.release, "Health check %d of %d failed for instance %s: %v", fails, s.HealthThreshold, inst.ID, err)
 	}
+}
+
+// noteHealth records the outcome err of a health check of inst, and has
+// it replaced at the threshold. It returns the failures in a row, and
+// whether the checks go on: not once inst has left the live set or is
+// being replaced. The lock is released however it ends, a panic included,
+// or supervise would restart the checks into a manager locked for ever.
+func (m *Manager) noteHealth(inst *instance, s settings.Settings, err error) (fails int, goOn bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Contains(m.live[inst.app], inst) {
+		return 0, false
+	}
+	if err == nil {
+		inst.healthFails = 0
+		return 0, true
+	}
+	inst.healthFails++
+	if inst.healthFails >= s.HealthThreshold {
+		m.markUnhealthy(inst, err)
+		return inst.healthFails, false
+	}
+	return inst.healthFails, true
 }
 
 // markUnhealthy takes inst out of rotation if another ready instance

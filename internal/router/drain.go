@@ -27,6 +27,11 @@ const (
 	// cutoffWait bounds the wait for requests cut off at the drain
 	// deadline to unwind; they do at once, as their context is cancelled.
 	cutoffWait = 2 * time.Second
+	// cutoffGrace is how long a request cut off at the drain deadline may
+	// still write to its client (its error page); a write blocked on a
+	// client that does not read fails then. Shorter than cutoffWait, so
+	// Drain sees it unwind.
+	cutoffGrace = time.Second
 )
 
 // Drain retires backends the way the best proxies do: it tells their
@@ -89,14 +94,22 @@ func waitIdle(ctx context.Context, backends []*Backend, timeout time.Duration) i
 // forward sends req to b, on which acquire counted it, and gives that
 // count back on every way out, a panic included: ReverseProxy panics with
 // http.ErrAbortHandler when copying an answer fails (a backend that closes
-// in the middle of its body, a client that goes away). The try's context
-// ends with the backend's drain deadline.
+// in the middle of its body, a client that goes away). At the backend's
+// drain deadline the try's context ends, and so does its client's side
+// (see clientSide.cutOff): cancelling the backend's side alone leaves a
+// write to a client that does not read, or a read from a silent client of
+// a hijacked connection, blocked for ever.
 func (r *Router) forward(app string, b *Backend, w http.ResponseWriter, req *http.Request, a *attempt) {
 	defer b.inflight.Add(-1)
 	ctx, cancel := context.WithCancelCause(req.Context())
-	a.backend, a.cancel, a.instance = b, cancel, b.ID
-	a.hooks = append(a.hooks[:0], context.AfterFunc(b.stopped, func() { cancel(context.Cause(b.stopped)) }))
+	cs := &clientSide{ResponseWriter: w, a: a, ws: isWebSocket(req)}
+	a.backend, a.cancel, a.instance, a.client = b, cancel, b.ID, cs
+	a.hooks = append(a.hooks[:0], context.AfterFunc(b.stopped, func() {
+		cancel(context.Cause(b.stopped))
+		cs.cutOff()
+	}))
 	defer func() {
+		cs.finish()
 		for _, stop := range a.hooks {
 			stop()
 		}
@@ -105,10 +118,7 @@ func (r *Router) forward(app string, b *Backend, w http.ResponseWriter, req *htt
 		}
 		cancel(nil)
 	}()
-	if isWebSocket(req) {
-		w = &hijackWatcher{ResponseWriter: w, a: a}
-	}
-	b.proxy.ServeHTTP(w, req.WithContext(ctx))
+	b.proxy.ServeHTTP(cs, req.WithContext(ctx))
 }
 
 // onResponse notes the backend's status for the metrics, and has a stream
@@ -123,7 +133,10 @@ func onResponse(resp *http.Response) error {
 	case resp.StatusCode == http.StatusSwitchingProtocols && !isWebSocket(resp.Request):
 		// An upgrade other than WebSocket: its frames are unknown, so it
 		// is closed when the drain starts.
-		a.hooks = append(a.hooks, context.AfterFunc(a.backend.draining, func() { a.cancel(ErrRetired) }))
+		a.hooks = append(a.hooks, context.AfterFunc(a.backend.draining, func() {
+			a.cancel(ErrRetired)
+			a.client.closeConn()
+		}))
 	case isEventStream(resp):
 		body := &streamBody{ReadCloser: resp.Body}
 		resp.Body = body

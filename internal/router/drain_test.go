@@ -282,3 +282,52 @@ func websocketAccept(key string) string {
 	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(h[:])
 }
+
+// TestDrainWebSocketClientNeverAnswersClose: a client that reads the
+// going-away close frame but never answers it (a frozen tab, a hostile
+// client) must not hold the deployment for the whole drain timeout, as
+// the README promises ("so they never hold a deployment up"): after a
+// close handshake that does not come in reasonable time, the router
+// closes the connection itself (RFC 6455 7.1.1 lets the server do so).
+func TestDrainWebSocketClientNeverAnswersClose(t *testing.T) {
+	rig := newDrainRig(t, echoWS(t))
+	conn := rig.dial(t)
+	conn.SetCloseHandler(func(int, string) error { return nil }) // never answers
+	left := rig.retire(20 * time.Second)
+	start := time.Now()
+	expectGoingAway(t, conn)
+	select {
+	case <-left:
+		t.Logf("Drain ended %s after it began", time.Since(start).Round(100*time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("Drain still waits 10 s after the close frame a client never answered: it holds the deployment until the drain timeout")
+	}
+}
+
+// TestWebSocketWithAccessLog: with the app's access log on, the answer
+// goes through the log's byte counter; a WebSocket still upgrades, is told
+// to close by a drain, and is logged once, as a 101 from its instance.
+func TestWebSocketWithAccessLog(t *testing.T) {
+	rig := newDrainRig(t, echoWS(t))
+	records := make(chan AccessRecord, 4)
+	rig.r.accessLog = func(_ string, e AccessRecord) { records <- e }
+	rig.r.Configure("a", RouteConfig{AccessLog: true})
+	conn := rig.dial(t)
+	conn.WriteMessage(websocket.TextMessage, []byte("hi"))
+	if _, msg, err := conn.ReadMessage(); err != nil || string(msg) != "hi" {
+		t.Fatalf("echo: %q, %v", msg, err)
+	}
+	left := rig.retire(30 * time.Second)
+	expectGoingAway(t, conn)
+	if n := <-left; n != 0 {
+		t.Errorf("Drain left %d in flight, want 0", n)
+	}
+	select {
+	case e := <-records:
+		if e.Status != http.StatusSwitchingProtocols || e.Instance != "old" || e.Path != "/ws" {
+			t.Errorf("access record %+v, want a 101 from instance old for /ws", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no access record for the WebSocket")
+	}
+}

@@ -30,6 +30,13 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	status := errorStatus(r, err)
 	if a != nil {
 		a.status = status
+		if a.body != nil && r.ProtoMajor == 1 {
+			// What is left of the body may be large or slow to come:
+			// net/http would read it before this answer, unless the
+			// connection is to close after it. (HTTP/2 has no such
+			// header, nor the need.)
+			w.Header().Set("Connection", "close")
+		}
 	}
 	writePage(w, status)
 }
@@ -43,9 +50,10 @@ type attempt struct {
 	retried  bool          // the request is on its second try
 	body     *countingBody // nil without a body
 	// backend is the one this try is on, and cancel ends the try with a
-	// cause (see forward).
+	// cause (see forward); client is its side of the client's connection.
 	backend *Backend
 	cancel  context.CancelCauseFunc
+	client  *clientSide
 	// hooks are the drain callbacks of this try, unregistered when it ends.
 	hooks []func() bool
 	// trustedPeer is set when the peer is a trusted proxy, whose

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // goingAway is the WebSocket close frame a retired backend's connections
@@ -15,30 +16,95 @@ import (
 // are, status 1001 "going away".
 var goingAway = append([]byte{0x88, 2 + 10, 0x03, 0xe9}, "going away"...)
 
+// closeHandshakeWait is how long a client has to answer the going-away
+// close frame (its answer reaches the app, which then hangs up) before
+// the router closes the connection itself, as RFC 6455 7.1.1 allows: a
+// client that never answers must not hold the drain, and the deployment,
+// until the drain timeout.
+const closeHandshakeWait = 5 * time.Second
+
 func isWebSocket(req *http.Request) bool {
 	return strings.EqualFold(req.Header.Get("Upgrade"), "websocket")
 }
 
-// hijackWatcher hands ReverseProxy a client connection that can be told
-// to close when the backend drains (see wsConn). Other calls go to the
-// ResponseWriter it wraps.
-type hijackWatcher struct {
+// clientSide is the ResponseWriter a try hands ReverseProxy: it keeps the
+// client's connection once hijacked (an upgrade), so that a drain can end
+// it, and follows a WebSocket's frames (see wsConn). Other calls go to
+// the ResponseWriter it wraps.
+type clientSide struct {
 	http.ResponseWriter
-	a *attempt
+	a  *attempt
+	ws bool // the request asks for a WebSocket
+
+	mu     sync.Mutex // guards the fields below
+	conn   net.Conn   // the hijacked connection; nil before
+	closed bool       // closeConn was called: close conn once hijacked
+	done   bool       // the try is over: its connection is no longer ours
 }
 
-func (h *hijackWatcher) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+func (h *clientSide) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // Hijack is called by ReverseProxy once the backend has agreed to switch
-// to WebSocket, on the request's goroutine.
-func (h *hijackWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+// protocols, on the request's goroutine.
+func (h *clientSide) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
 		return conn, brw, err
 	}
-	c := &wsConn{Conn: conn}
-	h.a.hooks = append(h.a.hooks, context.AfterFunc(h.a.backend.draining, c.goAway))
-	return c, brw, nil
+	if h.ws {
+		c := &wsConn{Conn: conn}
+		h.a.hooks = append(h.a.hooks, context.AfterFunc(h.a.backend.draining, c.goAway))
+		conn = c
+	}
+	h.conn = conn
+	if h.closed {
+		conn.Close()
+	}
+	return conn, brw, nil
+}
+
+// closeConn closes the hijacked connection, now or as soon as it is
+// hijacked.
+func (h *clientSide) closeConn() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return
+	}
+	h.closed = true
+	if h.conn != nil {
+		h.conn.Close()
+	}
+}
+
+// cutOff ends the client's side at the drain deadline: a hijacked
+// connection is closed; otherwise a write to the client fails after
+// cutoffGrace, time enough for an error page to a client that reads.
+func (h *clientSide) cutOff() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return
+	}
+	h.closed = true
+	if h.conn != nil {
+		h.conn.Close()
+		return
+	}
+	// net/http lifts the deadline once the answer is written, so it does
+	// not outlive this request on a kept-alive connection.
+	http.NewResponseController(h.ResponseWriter).SetWriteDeadline(time.Now().Add(cutoffGrace))
+}
+
+// finish marks the try over, before forward returns: a drain that comes
+// later must leave the connection alone, which may be serving the next
+// request by then.
+func (h *clientSide) finish() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.done = true
 }
 
 // wsConn is the client's side of a proxied WebSocket. It follows the
@@ -90,6 +156,8 @@ func (c *wsConn) goAway() {
 
 func (c *wsConn) sendCloseLocked() {
 	c.closed = true
+	// Closing a connection that has ended meanwhile is harmless.
+	time.AfterFunc(closeHandshakeWait, func() { c.Conn.Close() })
 	c.Conn.Write(goingAway) // an error here shows on the next read or write
 }
 
