@@ -85,7 +85,7 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 // over HTTPS with that client (extra must give the API a certificate).
 func launch(t *testing.T, apiClient *http.Client, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dataDir: filepath.Join(t.TempDir(), "data"), apiClient: http.DefaultClient}
+	d := &daemon{t: t, dataDir: filepath.Join(passableTempDir(t), "data"), apiClient: http.DefaultClient}
 	apiPort, httpPort := freePort(t), freePort(t)
 	d.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	if apiClient != nil {
@@ -105,6 +105,21 @@ func launch(t *testing.T, apiClient *http.Client, extra ...string) *daemon {
 		}
 	})
 	return d
+}
+
+// passableTempDir is t.TempDir(), with it and the folder above it (which
+// the testing package makes 0700) open to others for passing through: as
+// root, the daemon runs each app as a user of its own, which must reach
+// its release directory in the data directory.
+func passableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 func (d *daemon) start() {

@@ -87,11 +87,12 @@ func (i *Instance) followFile(path, stream string, offset int64, maxUnread int64
 
 const (
 	// readChunk is how much a follower reads before it looks at the time,
-	// at how far behind it is, and at Detach.
-	readChunk = 1 << 20
+	// at how far behind it is, and at Detach: little, so that an app that
+	// writes fast gets little ahead of a look.
+	readChunk = 16 << 10
 	// saveBytes makes a follower record how far it has read after this
 	// many bytes, if that comes before saveEvery.
-	saveBytes = 4 << 20
+	saveBytes = 1 << 20
 	// minMaxUnread is the least Spec.MaxUnread that works: skipping must
 	// land past a partial line and what is buffered.
 	minMaxUnread = 1 << 20
