@@ -71,10 +71,12 @@ type Config struct {
 	// the daemon sends a heartbeat line.
 	LogHeartbeat time.Duration
 	// Isolation is how instances are kept from what is not theirs: auto
-	// (the default: user as root, landlock otherwise), user, landlock or
-	// none. See runtime.Isolation and deploy's isolation.go.
+	// (the default, also when empty: user as root, landlock otherwise),
+	// user, landlock or none. See runtime.Isolation and deploy's
+	// isolation.go.
 	Isolation string
-	// AppUIDBase is the first uid given to an app under user isolation.
+	// AppUIDBase is the first uid given to an app under user isolation;
+	// deploy.DefaultAppUIDBase when 0.
 	AppUIDBase uint32
 	Debug      bool
 	Logger     *slog.Logger
@@ -149,7 +151,7 @@ func (c Config) Validate() error {
 	if _, err := runtime.ParseIsolation(c.Isolation); err != nil {
 		return fmt.Errorf("--isolation: %w", err)
 	}
-	if c.AppUIDBase < 1000 || c.AppUIDBase > math.MaxInt32-deploy.AppUIDCount {
+	if c.AppUIDBase != 0 && (c.AppUIDBase < 1000 || c.AppUIDBase > math.MaxInt32-deploy.AppUIDCount) {
 		return fmt.Errorf("--app-uid-base %d: want a uid from 1000 to %d, so that its %d uids stay below 2^31", c.AppUIDBase, math.MaxInt32-deploy.AppUIDCount, deploy.AppUIDCount)
 	}
 	return nil

@@ -203,16 +203,21 @@ func (m *Manager) sandbox(app string, release int, id string, uid uint32) runtim
 	return runtime.Sandbox{Mode: runtime.IsolationNone}
 }
 
-// SecureDataDir sets the permissions of the data directory for mode:
-// 0700, or under user isolation 0711 with every entry but apps/ made
-// reachable by its owner only, after checking that every directory above
-// it lets others pass. Call it before anything else uses dir.
+// SecureDataDir makes the data directory if need be and sets its
+// permissions for mode: 0700, or under user isolation 0711 with apps/
+// 0711 too and every other entry made reachable by its owner only (a
+// symbolic link is left as it is), after checking that
+// every directory above it lets others pass (those it makes do). Call it
+// before anything else uses dir.
 func SecureDataDir(dir string, mode runtime.Isolation) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	if mode != runtime.IsolationUser {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
 		return os.Chmod(dir, 0o700) // it holds tokens and artifacts
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return err
 	}
 	if err := checkPassable(dir); err != nil {
 		return err
@@ -222,14 +227,15 @@ func SecureDataDir(dir string, mode runtime.Isolation) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.Name() == "apps" {
-			continue
-		}
 		fi, err := os.Lstat(filepath.Join(dir, e.Name()))
 		if err != nil || fi.Mode()&os.ModeSymlink != 0 {
 			continue
 		}
-		if err := os.Chmod(filepath.Join(dir, e.Name()), fi.Mode().Perm()&0o700); err != nil {
+		perm := fi.Mode().Perm() & 0o700
+		if e.Name() == "apps" {
+			perm = 0o711
+		}
+		if err := os.Chmod(filepath.Join(dir, e.Name()), perm); err != nil {
 			return err
 		}
 	}

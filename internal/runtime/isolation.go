@@ -38,9 +38,11 @@ const (
 // ErrIsolation is a mode that does not exist or cannot work here.
 var ErrIsolation = errors.New("isolation mode")
 
-// ParseIsolation checks a mode's name.
+// ParseIsolation checks a mode's name; "" is auto.
 func ParseIsolation(s string) (Isolation, error) {
 	switch m := Isolation(s); m {
+	case "":
+		return IsolationAuto, nil
 	case IsolationAuto, IsolationUser, IsolationLandlock, IsolationNone:
 		return m, nil
 	}
