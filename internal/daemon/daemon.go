@@ -188,7 +188,10 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	defer unlock()
-	st, err := store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log})
+	// Landlock restricts connecting to a unix socket by its path from ABI 9
+	// on only: before, a confined instance could reach the store's socket.
+	noSocket := isolation == runtime.IsolationLandlock && runtime.LandlockABI() < 9
+	st, err := store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log, NoSocket: noSocket})
 	if err != nil {
 		return err
 	}

@@ -77,8 +77,12 @@ type Options struct {
 	// Dir is the directory etcd keeps its data in.
 	Dir string
 	// Debug lets etcd log at info level; otherwise it only logs fatal errors.
-	Debug  bool
-	Logger *slog.Logger
+	Debug bool
+	// NoSocket leaves out the member's unix socket (for etcdctl): where
+	// the daemon's instances could connect to it, since neither file
+	// permissions nor the kernel's Landlock keep them from it.
+	NoSocket bool
+	Logger   *slog.Logger
 }
 
 // Store is the typed view of Slipway's state in etcd.
@@ -92,8 +96,8 @@ type Store struct {
 // Open starts the embedded etcd member in opts.Dir and a session lease
 // that locks hang on. The member listens on no network port: the daemon
 // talks to it in-process, and its only listener is a unix socket in the
-// 0700 data directory (for etcdctl, by the operator). It has no peer
-// listener: a single member has no peers.
+// 0700 DATA/etcd (for etcdctl, by the operator), unless opts.NoSocket. It
+// has no peer listener: a single member has no peers.
 func Open(opts Options) (*Store, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = filepath.Join(opts.Dir, "etcd")
@@ -111,6 +115,10 @@ func Open(opts Options) (*Store, error) {
 	client := url.URL{Scheme: "unix", Path: filepath.Join(cfg.Dir, "client.sock")}
 	cfg.ListenClientUrls = []url.URL{client}
 	cfg.AdvertiseClientUrls = []url.URL{client}
+	if opts.NoSocket {
+		cfg.ListenClientUrls = nil
+		os.Remove(client.Path) // one an earlier daemon left
+	}
 	// The peer URL is only a name for the member in its cluster; nothing
 	// listens there.
 	cfg.ListenPeerUrls = nil
