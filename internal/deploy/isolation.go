@@ -32,7 +32,7 @@ import (
 // DATA/apps/APP/storage: the file system itself records which uid an app
 // has, so nothing else needs to. An app gets the first uid from
 // AppUIDBase on (AppUIDCount of them) that no other app's storage has and
-// /etc/passwd does not name; deleting the app frees it. The permissions:
+// the system does not name as a user or group; deleting the app frees it. The permissions:
 //
 //	DATA, DATA/apps, DATA/apps/APP,      0711 root: anyone may pass through,
 //	  …/releases, …/tmp                  nobody but root may list them
@@ -107,8 +107,14 @@ func (m *Manager) uidOf(dir string) (uint32, bool) {
 	return uid, uid >= m.opts.AppUIDBase && uid < m.opts.AppUIDBase+AppUIDCount
 }
 
+// accountExists reports whether the system names uid as a user or a
+// group (an app's gid is its uid).
 func accountExists(uid uint32) bool {
-	_, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	id := strconv.FormatUint(uint64(uid), 10)
+	if _, err := user.LookupId(id); err == nil {
+		return true
+	}
+	_, err := user.LookupGroupId(id)
 	return err == nil
 }
 
