@@ -380,9 +380,11 @@ func (d *daemon) waitForState(app, state string) {
 
 // killLeftovers kills any process still running in a directory under
 // dataDir: instances that a failed test left without a daemon. It reports
-// them only if the test passed, where no instance may be left.
+// them only if the test passed, where no instance may be left. The cgroups
+// they ran in go too, as the next daemon would remove them.
 func killLeftovers(t *testing.T, dataDir string) {
 	cwds, _ := filepath.Glob("/proc/[0-9]*/cwd")
+	var cgroups []string
 	for _, c := range cwds {
 		dir, err := os.Readlink(c)
 		if err != nil || !strings.HasPrefix(dir, dataDir+"/") {
@@ -392,6 +394,25 @@ func killLeftovers(t *testing.T, dataDir string) {
 		if keep, _ := os.ReadFile(filepath.Join(dataDir, "keep-instances")); len(keep) == 0 && !t.Failed() {
 			t.Errorf("process %d still runs in %s after slipway server stopped", pid, dir)
 		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if p, ok := strings.CutPrefix(line, "0::"); ok && strings.Contains(p, "/slipway-") {
+					cgroups = append(cgroups, p)
+				}
+			}
+		}
 		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, cg := range cgroups {
+		for _, mount := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+			dir := filepath.Join(mount, cg)
+			for deadline := time.Now().Add(5 * time.Second); os.Remove(dir) != nil && time.Now().Before(deadline); {
+				if _, err := os.Stat(dir); err != nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			os.Remove(filepath.Dir(dir)) // slipway-HASH, once empty
+		}
 	}
 }
