@@ -295,8 +295,8 @@ func openEvents(t *testing.T, d *daemon, app string) io.Reader {
 	return r
 }
 
-// wsappZip builds testdata/wsapp and zips the binary.
-func wsappZip(t *testing.T) string {
+// wsappZip builds testdata/wsapp and zips the binary, with extra entries.
+func wsappZip(t *testing.T, extra ...zipEntry) string {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "wsapp")
@@ -307,5 +307,5 @@ func wsappZip(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return writeZip(t, filepath.Join(dir, "wsapp.zip"), []zipEntry{{"wsapp", b, 0o755}})
+	return writeZip(t, filepath.Join(dir, "wsapp.zip"), append([]zipEntry{{"wsapp", b, 0o755}}, extra...))
 }

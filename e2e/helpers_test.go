@@ -85,7 +85,7 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 // over HTTPS with that client (extra must give the API a certificate).
 func launch(t *testing.T, apiClient *http.Client, extra ...string) *daemon {
 	t.Helper()
-	return launchIn(t, filepath.Join(t.TempDir(), "data"), apiClient, extra...)
+	return launchIn(t, filepath.Join(passableTempDir(t), "data"), apiClient, extra...)
 }
 
 // launchIn is launch with the data directory dataDir.
@@ -111,6 +111,21 @@ func launchIn(t *testing.T, dataDir string, apiClient *http.Client, extra ...str
 		}
 	})
 	return d
+}
+
+// passableTempDir is t.TempDir(), with it and the folder above it (which
+// the testing package makes 0700) open to others for passing through: as
+// root, the daemon runs each app as a user of its own, which must reach
+// its release directory in the data directory.
+func passableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 func (d *daemon) start() {
@@ -371,9 +386,11 @@ func (d *daemon) waitForState(app, state string) {
 
 // killLeftovers kills any process still running in a directory under
 // dataDir: instances that a failed test left without a daemon. It reports
-// them only if the test passed, where no instance may be left.
+// them only if the test passed, where no instance may be left. The cgroups
+// they ran in go too, as the next daemon would remove them.
 func killLeftovers(t *testing.T, dataDir string) {
 	cwds, _ := filepath.Glob("/proc/[0-9]*/cwd")
+	var cgroups []string
 	for _, c := range cwds {
 		dir, err := os.Readlink(c)
 		if err != nil || !strings.HasPrefix(dir, dataDir+"/") {
@@ -383,6 +400,25 @@ func killLeftovers(t *testing.T, dataDir string) {
 		if keep, _ := os.ReadFile(filepath.Join(dataDir, "keep-instances")); len(keep) == 0 && !t.Failed() {
 			t.Errorf("process %d still runs in %s after slipway server stopped", pid, dir)
 		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if p, ok := strings.CutPrefix(line, "0::"); ok && strings.Contains(p, "/slipway-") {
+					cgroups = append(cgroups, p)
+				}
+			}
+		}
 		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, cg := range cgroups {
+		for _, mount := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+			dir := filepath.Join(mount, cg)
+			for deadline := time.Now().Add(5 * time.Second); os.Remove(dir) != nil && time.Now().Before(deadline); {
+				if _, err := os.Stat(dir); err != nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			os.Remove(filepath.Dir(dir)) // slipway-HASH, once empty
+		}
 	}
 }

@@ -128,22 +128,27 @@ func TestSecretsNeverShown(t *testing.T) {
 }
 
 // TestPersistentStorage: a file written under SLIPWAY_STORAGE by one
-// release is there for the next.
+// release is there for the next, under each isolation mode that confines
+// the JVM (as root: a user of its own, or Landlock).
 func TestPersistentStorage(t *testing.T) {
-	d := startDaemon(t)
-	d.mustCLI("apps", "create", "keeper")
-	d.mustCLI("deploy", "-a", "keeper", testapp.Jar(t, "app.jar", map[string]string{"version": "1"}))
-	d.body("keeper", "/storage?write=kept-across-releases")
-	d.mustCLI("deploy", "-a", "keeper", testapp.Jar(t, "app.jar", map[string]string{"version": "2"}))
-	d.mustCLI("scale", "-a", "keeper", "2")
-	ids, _ := d.instanceIDs("keeper", 2)
-	for range ids {
-		if got := d.body("keeper", "/storage"); got != "kept-across-releases" {
-			t.Errorf("v2 reads %q from its storage, want what v1 wrote", got)
-		}
-	}
-	if got := d.body("keeper", "/"); !strings.HasPrefix(got, "version=2 ") {
-		t.Errorf("app answers %q, want v2", got)
+	for _, isolation := range []string{"auto", "landlock"} {
+		t.Run(isolation, func(t *testing.T) {
+			d := startDaemon(t, "--isolation", isolation)
+			d.mustCLI("apps", "create", "keeper")
+			d.mustCLI("deploy", "-a", "keeper", testapp.Jar(t, "app.jar", map[string]string{"version": "1"}))
+			d.body("keeper", "/storage?write=kept-across-releases")
+			d.mustCLI("deploy", "-a", "keeper", testapp.Jar(t, "app.jar", map[string]string{"version": "2"}))
+			d.mustCLI("scale", "-a", "keeper", "2")
+			ids, _ := d.instanceIDs("keeper", 2)
+			for range ids {
+				if got := d.body("keeper", "/storage"); got != "kept-across-releases" {
+					t.Errorf("v2 reads %q from its storage, want what v1 wrote", got)
+				}
+			}
+			if got := d.body("keeper", "/"); !strings.HasPrefix(got, "version=2 ") {
+				t.Errorf("app answers %q, want v2", got)
+			}
+		})
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/slipway-dev/slipway/internal/runtime"
 )
 
 // DefaultURL is where the CLI finds the daemon's API.
@@ -27,6 +29,9 @@ type globals struct {
 
 // Main runs the CLI with args and returns the exit code.
 func Main(args []string) int {
+	if len(args) > 0 && args[0] == runtime.LauncherArg { // the daemon starting an instance under Landlock
+		return runtime.Launch(args[1:])
+	}
 	root := newRoot()
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {

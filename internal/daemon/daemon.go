@@ -4,10 +4,13 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -24,6 +27,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/safego"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -70,21 +74,48 @@ type Config struct {
 	// LogHeartbeat is how long a followed log stream stays silent before
 	// the daemon sends a heartbeat line.
 	LogHeartbeat time.Duration
-	Debug        bool
-	Logger       *slog.Logger
+	// Isolation is how instances are kept from what is not theirs: auto
+	// (the default, also when empty: user as root, landlock otherwise),
+	// user, landlock or none. See runtime.Isolation and deploy's
+	// isolation.go.
+	Isolation string
+	// AppUIDBase is the first uid given to an app under user isolation;
+	// deploy.DefaultAppUIDBase when 0.
+	AppUIDBase uint32
+	Debug      bool
+	Logger     *slog.Logger
 }
 
-// DefaultDataDir is $XDG_DATA_HOME/slipway, else ~/.local/share/slipway.
+// DefaultDataDir is $XDG_DATA_HOME/slipway, else for root /var/lib/slipway
+// (which the apps' users can reach, unlike root's home), else
+// ~/.local/share/slipway. Root keeps ~/.local/share/slipway if it has one
+// and no /var/lib/slipway: nothing seems lost after an upgrade, and the
+// daemon says how to move it.
 func DefaultDataDir() string {
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
 		return filepath.Join(d, "slipway")
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
+		home = ""
+	}
+	legacy := filepath.Join(home, ".local", "share", "slipway")
+	if os.Geteuid() == 0 {
+		if _, err := os.Stat(rootDataDir); err == nil || home == "" {
+			return rootDataDir
+		}
+		if _, err := os.Stat(legacy); err != nil {
+			return rootDataDir
+		}
+	}
+	if home == "" {
 		return "slipway-data"
 	}
-	return filepath.Join(home, ".local", "share", "slipway")
+	return legacy
 }
+
+// rootDataDir is the default data directory of a daemon run as root.
+const rootDataDir = "/var/lib/slipway"
 
 // Validate checks the configuration before anything starts.
 func (c Config) Validate() error {
@@ -124,6 +155,12 @@ func (c Config) Validate() error {
 	if err := c.Logs.Validate(); err != nil {
 		return fmt.Errorf("--log-file-size, --log-quota, --log-retention-days: %w", err)
 	}
+	if _, err := runtime.ParseIsolation(c.Isolation); err != nil {
+		return fmt.Errorf("--isolation: %w", err)
+	}
+	if c.AppUIDBase != 0 && (c.AppUIDBase < 1000 || c.AppUIDBase > math.MaxInt32-deploy.AppUIDCount) {
+		return fmt.Errorf("--app-uid-base %d: want a uid from 1000 to %d, so that its %d uids stay below 2^31", c.AppUIDBase, math.MaxInt32-deploy.AppUIDCount, deploy.AppUIDCount)
+	}
 	return nil
 }
 
@@ -135,10 +172,11 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	log := c.Logger
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+	isolation, err := isolationMode(c.Isolation, log)
+	if err != nil {
 		return err
 	}
-	if err := os.Chmod(c.DataDir, 0o700); err != nil { // it holds tokens and artifacts
+	if err := deploy.SecureDataDir(c.DataDir, isolation); err != nil {
 		return err
 	}
 	var certs *certSet
@@ -187,8 +225,14 @@ func Run(ctx context.Context, c Config) error {
 			"method=%s path=%q status=%d duration_ms=%.1f bytes=%d instance=%s client=%s",
 			e.Method, e.Path, e.Status, float64(e.Duration.Microseconds())/1000, e.Bytes, e.Instance, e.Client)})
 	}})
+	cgroups := instanceCgroups(c.DataDir, log)
+	if cgroups != nil {
+		defer cgroups.Close() // after the manager's Close: removed if no instance is left in it
+	}
 	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
-		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log})
+		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
+		Isolation: isolation, AppUIDBase: c.AppUIDBase, Cgroups: cgroups,
+		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey}})
 	defer func() { mgr.Close(c.KeepInstances) }()
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering state: %w", err)
@@ -214,6 +258,46 @@ func Run(ctx context.Context, c Config) error {
 }
 
 var errShuttingDown = errors.New("the daemon is shutting down")
+
+// isolationMode resolves the --isolation mode and says in the log what it
+// gives.
+func isolationMode(name string, log *slog.Logger) (runtime.Isolation, error) {
+	mode, err := runtime.ParseIsolation(name)
+	if err != nil {
+		return "", err
+	}
+	if mode, err = mode.Resolve(); err != nil {
+		return "", err
+	}
+	switch abi := runtime.LandlockABI(); {
+	case mode == runtime.IsolationLandlock && abi == 0:
+		log.Warn("isolation: landlock, but this kernel has no Landlock: instances can read and write whatever the daemon's user can")
+	case mode == runtime.IsolationLandlock && abi < 6:
+		log.Warn("isolation: landlock, but this kernel's Landlock is older than ABI 6: instances can signal the daemon and each other", "landlock_abi", abi)
+	case mode == runtime.IsolationLandlock:
+		log.Info("isolation: landlock", "landlock_abi", abi)
+	case mode == runtime.IsolationNone:
+		log.Warn("isolation: none: instances can read and write whatever the daemon's user can, the admin token included")
+	default:
+		log.Info("isolation: " + string(mode) + ", each app runs as a user of its own")
+	}
+	return mode, nil
+}
+
+// instanceCgroups gives instances cgroups of their own, under the
+// daemon's, in a directory named after the data directory (two daemons
+// never share one); nil, said in the log, where that cannot be done.
+func instanceCgroups(dataDir string, log *slog.Logger) *runtime.Cgroups {
+	abs, _ := filepath.Abs(dataDir)
+	sum := sha256.Sum256([]byte(abs))
+	cg, err := runtime.NewCgroups("slipway-" + hex.EncodeToString(sum[:6]))
+	if err != nil {
+		log.Info("instances get no cgroup of their own: stopping one stops its process group and the processes that descend from it, but not a process whose parent has already exited and that left the group (setsid)", "reason", err)
+		return nil
+	}
+	log.Debug("each instance runs in a cgroup of its own", "cgroups", cg.Dir())
+	return cg
+}
 
 // warnLowSpace tells the operator at start when the data directory's disk
 // is already under the reserve, so that the refusals that follow are no

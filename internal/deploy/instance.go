@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
@@ -63,10 +64,13 @@ func Command(rel store.Release) (string, error) {
 
 // inheritedEnv are the daemon's variables an instance sees; nothing else of
 // the daemon's environment (which may hold credentials) reaches apps.
-var inheritedEnv = []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "JAVA_HOME"}
+// TMPDIR is the instance's own.
+var inheritedEnv = []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "JAVA_HOME"}
 
 // environment builds an instance's environment. Order is precedence: platform
 // defaults, then the app's settings, then the bindings the platform needs.
+// The JVM takes its temp directory from java.io.tmpdir, not TMPDIR: it is
+// given in JAVA_TOOL_OPTIONS, before the app's own, which may override it.
 func (m *Manager) environment(rel store.Release, id string, index, port int) []string {
 	var env []string
 	for _, k := range inheritedEnv {
@@ -84,7 +88,14 @@ func (m *Manager) environment(rel store.Release, id string, index, port int) []s
 		env = append(env, k+"="+v)
 	}
 	p := strconv.Itoa(port)
+	tmp := m.tmpDir(rel.App, id)
+	javaTool := "-Djava.io.tmpdir=" + tmp
+	if own := rel.Settings.Env["JAVA_TOOL_OPTIONS"]; own != "" {
+		javaTool += " " + own
+	}
 	return append(env,
+		"TMPDIR="+tmp,
+		"JAVA_TOOL_OPTIONS="+javaTool,
 		"PORT="+p,
 		"SERVER_PORT="+p,
 		"SERVER_ADDRESS=127.0.0.1",
@@ -103,11 +114,15 @@ func newInstanceID(rel store.Release) string {
 	return fmt.Sprintf("%s-%s-%s", rel.App, rel.Version(), hex.EncodeToString(b))
 }
 
-// spec is the runtime spec of instance id of app; Command and Env are
-// only needed to start it, not to adopt it.
+// spec is the runtime spec of instance id of app; Command, Env and Sandbox
+// are only needed to start it, not to adopt it. Each of its output files
+// may hold a quarter of the log quota unread: an app's log files and
+// instance output together stay within 1.5 times the quota, give or take
+// what an instance writes between two looks of its reader.
 func (m *Manager) spec(app string, release, port int, id string) runtime.Spec {
 	return runtime.Spec{
 		ID: id, Port: port, Dir: m.releaseDir(app, release), LogDir: filepath.Join(m.appDir(app), "instances"), Logger: m.logger,
+		MaxUnread: m.opts.Logs.Quota() / 4,
 		Output: func(stream, line string) {
 			m.opts.Logs.Write(app, logs.Line{Source: id, Stream: stream, Release: release, Text: line})
 		},
@@ -125,19 +140,48 @@ func (m *Manager) startInstance(rel store.Release, index int) (*instance, error)
 		return nil, fmt.Errorf("finding a free port: %w", err)
 	}
 	id := newInstanceID(rel)
-	spec := m.spec(rel.App, rel.Number, port, id)
-	spec.Command, spec.Env = cmd, m.environment(rel, id, index, port)
-	ri, err := runtime.Start(spec)
+	uid, err := m.reachable(rel)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := m.makeTmp(rel.App, id, uid); err != nil {
+		return nil, err
+	}
+	spec := m.spec(rel.App, rel.Number, port, id)
+	spec.Command, spec.Env = cmd, m.environment(rel, id, index, port)
+	spec.Sandbox = m.sandbox(rel.App, rel.Number, id, uid)
+	if m.opts.Cgroups != nil {
+		spec.Cgroup = m.opts.Cgroups.Path(id)
+	}
+	ri, err := runtime.Start(spec)
+	if err != nil {
+		os.RemoveAll(m.tmpDir(rel.App, id))
+		return nil, err
+	}
 	inst := m.newInstance(ri, rel.App, rel.Number, index, spec)
-	rec := store.InstanceRecord{ID: id, App: rel.App, Release: rel.Number, PID: ri.PID, StartTicks: ri.StartTicks, Port: port}
+	rec := store.InstanceRecord{ID: id, App: rel.App, Release: rel.Number, PID: ri.PID, StartTicks: ri.StartTicks, Port: port, Cgroup: ri.Cgroup}
 	if err := m.opts.Store.PutInstance(context0(), rec); err != nil {
 		m.logger.Error("recording instance", "instance", id, "err", err)
 	}
 	m.opts.Logs.Platform(rel.App, rel.Number, "Started instance %s (pid %d, port %d)", id, ri.PID, port)
 	return inst, nil
+}
+
+// reachable returns the uid rel's instances run as under user isolation,
+// after making sure they can reach their release directory: a release
+// laid out before (by a daemon with another isolation) is opened to them.
+func (m *Manager) reachable(rel store.Release) (uint32, error) {
+	if !m.user() {
+		return 0, nil
+	}
+	uid, err := m.appUID(rel.App)
+	if err != nil {
+		return 0, err
+	}
+	if fi, err := os.Stat(m.releaseDir(rel.App, rel.Number)); err == nil && fi.Sys().(*syscall.Stat_t).Gid == uid {
+		return uid, nil
+	}
+	return m.openLayout(rel.App, rel.Number)
 }
 
 func (m *Manager) newInstance(ri *runtime.Instance, app string, release, index int, spec runtime.Spec) *instance {
@@ -156,6 +200,7 @@ func (m *Manager) stopInstance(app string, inst *instance, grace int) {
 	inst.backend.Close()
 	inst.WaitOutput()
 	runtime.RemoveOutput(inst.spec)
+	os.RemoveAll(m.tmpDir(app, inst.ID))
 	if err := m.opts.Store.DeleteInstance(context0(), inst.ID); err != nil {
 		m.logger.Error("forgetting instance", "instance", inst.ID, "err", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/safego"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -51,7 +52,18 @@ type Options struct {
 	// KeepReleases is how many recent releases keep their artifacts and
 	// directories; 0 means DefaultKeepReleases.
 	KeepReleases int
-	Logger       *slog.Logger
+	// Isolation is how instances are confined: user, landlock or none
+	// (never auto: the daemon resolves it).
+	Isolation runtime.Isolation
+	// AppUIDBase is the first uid given to an app under user isolation;
+	// DefaultAppUIDBase when 0.
+	AppUIDBase uint32
+	// Hidden are paths besides the data directory that no instance may
+	// reach under landlock isolation: the TLS keys.
+	Hidden []string
+	// Cgroups gives each instance a cgroup of its own; nil for none.
+	Cgroups *runtime.Cgroups
+	Logger  *slog.Logger
 }
 
 // Manager runs deployments, one per app at a time, and owns the instances
@@ -73,6 +85,10 @@ type Manager struct {
 	// cancels holds the cancel function of each app's running deployment,
 	// until it has switched traffic (after which it cannot be cancelled).
 	cancels map[string]context.CancelCauseFunc
+
+	// uidMu makes apps take their uids one at a time; it guards nothing
+	// in memory (the owners of the storage directories are the record).
+	uidMu sync.Mutex
 }
 
 // DefaultKeepReleases is how many recent releases keep their artifacts.
@@ -85,6 +101,12 @@ func New(opts Options) *Manager {
 	}
 	if opts.KeepReleases == 0 {
 		opts.KeepReleases = DefaultKeepReleases
+	}
+	if opts.AppUIDBase == 0 {
+		opts.AppUIDBase = DefaultAppUIDBase
+	}
+	if opts.Isolation == "" {
+		opts.Isolation = runtime.IsolationNone
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{

@@ -3,7 +3,9 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/atomicfile"
@@ -23,6 +25,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.sweep(adopted)
 	if err := m.opts.Store.ClearLocks(ctx); err != nil {
 		return fmt.Errorf("clearing locks: %w", err)
 	}
@@ -105,7 +108,7 @@ func (m *Manager) adoptOrKill(ctx context.Context) (map[string][]*instance, erro
 			adopted[r.App] = append(adopted[r.App], inst)
 			continue
 		}
-		if n := runtime.KillGroup(r.PID, r.StartTicks); n > 0 {
+		if n := runtime.KillGroup(r.PID, r.StartTicks, r.Cgroup); n > 0 {
 			m.logger.Info("killed instance left by an earlier daemon", "app", r.App, "instance", r.ID, "pid", r.PID)
 			m.opts.Logs.Platform(r.App, r.Release, "Stopped instance %s of v%d, left running by an earlier daemon", r.ID, r.Release)
 		}
@@ -123,11 +126,43 @@ func (m *Manager) adopt(ctx context.Context, r store.InstanceRecord, index int) 
 		return nil
 	}
 	spec := m.spec(r.App, r.Release, r.Port, r.ID)
+	spec.Cgroup = r.Cgroup
 	ri, err := runtime.Adopt(spec, r.PID, r.StartTicks)
 	if err != nil {
 		return nil
 	}
 	return m.newInstance(ri, r.App, r.Release, index, spec)
+}
+
+// sweep removes what instances that no longer run left behind: their
+// output files, temp directories and cgroups. (Their output was passed on
+// up to where the earlier daemon stopped reading.)
+func (m *Manager) sweep(adopted map[string][]*instance) {
+	keep := make(map[string]bool)
+	for _, insts := range adopted {
+		for _, inst := range insts {
+			keep[inst.ID] = true
+		}
+	}
+	if m.opts.Cgroups != nil {
+		m.opts.Cgroups.Sweep(keep)
+	}
+	apps, _ := filepath.Glob(filepath.Join(m.opts.DataDir, "apps", "*"))
+	for _, dir := range apps {
+		tmps, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+		for _, e := range tmps {
+			if !keep[e.Name()] {
+				os.RemoveAll(filepath.Join(dir, "tmp", e.Name()))
+			}
+		}
+		outs, _ := os.ReadDir(filepath.Join(dir, "instances"))
+		for _, e := range outs {
+			id, _, _ := strings.Cut(e.Name(), ".")
+			if !keep[id] {
+				os.Remove(filepath.Join(dir, "instances", e.Name()))
+			}
+		}
+	}
 }
 
 func (m *Manager) failUnfinished(ctx context.Context) error {

@@ -156,10 +156,15 @@ func (m *Manager) liveInstances(app string) []*instance {
 	return m.live[app]
 }
 
-// prepare lays out the release directory and the app's storage directory.
+// prepare lays out the release directory and the app's storage directory,
+// and under user isolation lets the app's user reach them.
 func (m *Manager) prepare(rel store.Release) error {
 	if err := m.opts.Artifacts.Prepare(rel.Artifact, m.releaseDir(rel.App, rel.Number)); err != nil {
 		return fmt.Errorf("preparing release directory: %w", err)
+	}
+	if m.user() {
+		_, err := m.openLayout(rel.App, rel.Number)
+		return err
 	}
 	return os.MkdirAll(m.storageDir(rel.App), 0o700)
 }

@@ -184,6 +184,9 @@ func (h *Hub) Write(app string, l Line) {
 	}
 }
 
+// Quota is the most, in bytes, that one app's log files take together.
+func (h *Hub) Quota() int64 { return h.opts.Quota }
+
 // Platform writes a platform event to app's log.
 func (h *Hub) Platform(app string, release int, format string, args ...any) {
 	h.Write(app, Line{Source: SourcePlatform, Stream: StreamEvent, Release: release, Text: fmt.Sprintf(format, args...)})

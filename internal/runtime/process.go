@@ -1,8 +1,9 @@
 // Package runtime starts and stops instances. The process driver runs each
 // instance as a child process in its own session (and process group) on a
-// loopback port. An instance writes its output to files itself, so nothing
-// is lost while no daemon runs, and it can outlive the daemon: a later
-// daemon adopts it by pid and start time.
+// loopback port, in a cgroup of its own where the daemon can make one, and
+// confined by its Sandbox. An instance writes its output to files itself,
+// so nothing is lost while no daemon runs, and it can outlive the daemon: a
+// later daemon adopts it by pid and start time.
 package runtime
 
 import (
@@ -11,8 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -48,9 +49,19 @@ type Spec struct {
 	// Output is called with each line the instance writes, stream "stdout"
 	// or "stderr", from the goroutine that follows that file.
 	Output func(stream, line string)
+	// MaxUnread bounds, in bytes, the output an instance may have written
+	// to one of its files that has not been read yet; past it the oldest
+	// unread output is skipped, with a line that says so. 0 means no bound.
+	MaxUnread int64
 	// Logger gets what goes wrong in the goroutines that watch the
 	// instance; slog.Default() when nil.
 	Logger *slog.Logger
+	// Sandbox confines the instance.
+	Sandbox Sandbox
+	// Cgroup is the cgroup (v2) directory the instance runs in, which Start
+	// makes and which is removed once the instance has exited; "" for
+	// none (see Cgroups).
+	Cgroup string
 }
 
 // Instance is a handle on a running process group. One goroutine waits for
@@ -62,6 +73,8 @@ type Instance struct {
 	StartTicks uint64
 	// Adopted is true for a process an earlier daemon started.
 	Adopted bool
+	// Cgroup is the instance's cgroup directory, "" if it has none.
+	Cgroup string
 
 	log      *slog.Logger
 	done     chan struct{}
@@ -70,11 +83,15 @@ type Instance struct {
 	detachMu sync.Once
 	readers  sync.WaitGroup
 
-	mu   sync.Mutex // guards tail
+	mu   sync.Mutex // guards tail and seen
 	tail []string
+	// seen are the processes of an instance without a cgroup found when
+	// it was told to stop, killed with it (see processTree).
+	seen []proc
 }
 
-// Start starts spec's command in a new session.
+// Start starts spec's command in a new session, in its cgroup if it has
+// one, confined by its sandbox.
 func Start(spec Spec) (*Instance, error) {
 	if err := os.MkdirAll(spec.LogDir, 0o700); err != nil {
 		return nil, err
@@ -88,17 +105,27 @@ func Start(spec Spec) (*Instance, error) {
 		}
 		files[i] = f
 	}
+	defer closeAll(files)
 	offsets := [2]int64{size(files[0]), size(files[1])}
-	cmd := exec.Command("/bin/sh", "-c", spec.Command)
+	cmd, err := spec.Sandbox.command(spec.Command)
+	if err != nil {
+		return nil, fmt.Errorf("starting instance %s: %w", spec.ID, err)
+	}
 	cmd.Dir = spec.Dir
 	cmd.Env = spec.Env
 	cmd.Stdout, cmd.Stderr = files[0], files[1]
-	// A session of its own: no signal meant for the daemon's terminal or
-	// group reaches it, and it lives on if the daemon dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err := cmd.Start()
-	closeAll(files)
-	if err != nil {
+	if spec.Cgroup != "" {
+		fd, err := makeCgroup(spec.Cgroup)
+		if err != nil {
+			return nil, fmt.Errorf("starting instance %s: %w", spec.ID, err)
+		}
+		defer syscall.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+	}
+	if err := cmd.Start(); err != nil {
+		if spec.Cgroup != "" {
+			os.Remove(spec.Cgroup)
+		}
 		return nil, fmt.Errorf("starting instance %s: %w", spec.ID, err)
 	}
 	inst := newInstance(spec, cmd.Process.Pid)
@@ -127,6 +154,11 @@ func Adopt(spec Spec, pid int, startTicks uint64) (*Instance, error) {
 	}
 	inst := newInstance(spec, pid)
 	inst.StartTicks, inst.Adopted = startTicks, true
+	if spec.Cgroup != "" {
+		if _, err := os.Stat(spec.Cgroup); err != nil {
+			inst.Cgroup = "" // it has none after all
+		}
+	}
 	go inst.watch(func() string {
 		defer syscall.Close(pidfd)
 		waitPidfd(pidfd)
@@ -141,7 +173,7 @@ func newInstance(spec Spec, pid int) *Instance {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Instance{ID: spec.ID, Port: spec.Port, PID: pid, log: log, done: make(chan struct{}), detach: make(chan struct{})}
+	return &Instance{ID: spec.ID, Port: spec.Port, PID: pid, Cgroup: spec.Cgroup, log: log, done: make(chan struct{}), detach: make(chan struct{})}
 }
 
 func closeAll(files []*os.File) {
@@ -172,12 +204,48 @@ func (i *Instance) watch(wait func() string) {
 
 func (i *Instance) exited(desc string) {
 	i.exitDesc = desc
-	// The leader is gone; take down anything it left in its group. (A pid
-	// of 0 would make that the daemon's own group.)
-	if i.PID > 0 {
-		syscall.Kill(-i.PID, syscall.SIGKILL)
+	// The leader is gone; take down anything it left behind, and wait
+	// (killWait at most) until it is gone too.
+	i.signalAll(syscall.SIGKILL)
+	if i.Cgroup != "" {
+		killCgroup(i.Cgroup) // and remove it
+	} else {
+		i.mu.Lock()
+		seen := slices.Clone(i.seen)
+		i.mu.Unlock()
+		waitGone(seen, killWait)
 	}
 	close(i.done)
+}
+
+// signalAll sends sig to every process of the instance: its process
+// group, and every process in its cgroup, or without one, the processes
+// processTree finds (and those it found before).
+func (i *Instance) signalAll(sig syscall.Signal) {
+	if i.PID <= 0 { // -0 would be the daemon's own group
+		return
+	}
+	if i.Cgroup != "" {
+		syscall.Kill(-i.PID, sig)
+		if sig == syscall.SIGKILL && os.WriteFile(filepath.Join(i.Cgroup, "cgroup.kill"), []byte("1"), 0) == nil {
+			return
+		}
+		for _, pid := range cgroupPIDs(i.Cgroup) {
+			syscall.Kill(pid, sig)
+		}
+		return
+	}
+	// The tree first: once the leader is gone, its children belong to
+	// another parent and cannot be told from any other process.
+	tree := processTree(i.PID)
+	syscall.Kill(-i.PID, sig)
+	i.mu.Lock()
+	i.seen = append(i.seen, tree...)
+	seen := slices.Clone(i.seen)
+	i.mu.Unlock()
+	for _, p := range seen {
+		p.signal(sig)
+	}
 }
 
 func describeExit(ps *os.ProcessState, err error) string {
@@ -226,22 +294,24 @@ func (i *Instance) Detach() {
 // passed to Output.
 func (i *Instance) WaitOutput() { i.readers.Wait() }
 
-// Stop ends the instance: SIGTERM to its process group, up to grace for it
-// to exit, then SIGKILL to the whole group and a bounded wait. It returns
-// once the process has exited or the bounded wait is over.
+// Stop ends the instance: SIGTERM to all its processes (its group, its
+// cgroup or the processes found by processTree), up to grace for the
+// leader to exit, then SIGKILL to all of them and a bounded wait. It
+// returns once the leader has exited and the rest been killed, or the
+// bounded wait is over.
 func (i *Instance) Stop(grace time.Duration) error {
 	select {
 	case <-i.done:
 		return nil
 	default:
 	}
-	syscall.Kill(-i.PID, syscall.SIGTERM)
+	i.signalAll(syscall.SIGTERM)
 	select {
 	case <-i.done:
 		return nil
 	case <-time.After(grace):
 	}
-	syscall.Kill(-i.PID, syscall.SIGKILL)
+	i.signalAll(syscall.SIGKILL)
 	select {
 	case <-i.done:
 		return nil

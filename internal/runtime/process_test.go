@@ -117,10 +117,10 @@ func TestStopGraceful(t *testing.T) {
 
 func TestKillGroup(t *testing.T) {
 	inst := start(t, `exec sleep 300`, &collector{})
-	if n := KillGroup(inst.PID, inst.StartTicks+1); n != 0 {
+	if n := KillGroup(inst.PID, inst.StartTicks+1, ""); n != 0 {
 		t.Errorf("KillGroup with the wrong start time killed %d processes", n)
 	}
-	if n := KillGroup(inst.PID, inst.StartTicks); n != 1 {
+	if n := KillGroup(inst.PID, inst.StartTicks, ""); n != 1 {
 		t.Errorf("KillGroup killed %d, want 1", n)
 	}
 	waitDone(t, inst, 5*time.Second)

@@ -170,4 +170,6 @@ type InstanceRecord struct {
 	// the process apart from a later one that reuses its pid.
 	StartTicks uint64 `json:"start_ticks"`
 	Port       int    `json:"port"`
+	// Cgroup is the instance's cgroup directory, "" if it has none.
+	Cgroup string `json:"cgroup,omitempty"`
 }
