@@ -191,19 +191,27 @@ func (m *Manager) replace(sick *instance, expected func()) {
 // for status, and reports whether sick still wants replacing.
 func (m *Manager) waitToRestart(sick *instance, n int) bool {
 	delay := backoff(n)
-	m.mu.Lock()
-	sick.note = fmt.Sprintf("restart %d", n)
-	if n > crashLoopAfter {
-		sick.note = fmt.Sprintf("crash-looping: restart %d in %s", n, delay)
+	if m.noteRestart(sick, n, delay) {
 		m.opts.Logs.Platform(sick.app, sick.release, "App %s is crash-looping: restart %d of instance slot %d in %s", sick.app, n, sick.index, delay)
 	}
-	m.mu.Unlock()
 	select {
 	case <-m.ctx.Done():
 		return false
 	case <-time.After(delay):
 	}
 	return m.wanted(sick)
+}
+
+// noteRestart notes restart n of sick's slot for status, and reports
+// whether the app is crash-looping.
+func (m *Manager) noteRestart(sick *instance, n int, delay time.Duration) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sick.note = fmt.Sprintf("restart %d", n)
+	if n > crashLoopAfter {
+		sick.note = fmt.Sprintf("crash-looping: restart %d in %s", n, delay)
+	}
+	return n > crashLoopAfter
 }
 
 // wanted reports whether sick is still to be replaced: no deployment has
@@ -235,7 +243,19 @@ func (m *Manager) startReplacement(sick *instance, restarts int) (*instance, err
 
 // swapIn puts ni in sick's place in rotation, if sick is still wanted.
 func (m *Manager) swapIn(sick, ni *instance) bool {
+	if !m.putInPlace(sick, ni) {
+		return false
+	}
+	m.opts.Logs.Platform(sick.app, sick.release, "Instance %s replaces %s", ni.ID, sick.ID)
+	m.goLive([]*instance{ni}, m.settingsOf(sick.app, sick.release))
+	return true
+}
+
+// putInPlace puts ni in sick's place in the live set, if sick is still in
+// it or waiting to be replaced.
+func (m *Manager) putInPlace(sick, ni *instance) bool {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	live := slices.Clone(m.live[sick.app])
 	i := slices.Index(live, sick)
 	switch {
@@ -244,14 +264,10 @@ func (m *Manager) swapIn(sick, ni *instance) bool {
 	case slices.Contains(m.sick[sick.app], sick):
 		live = append(live, ni)
 	default:
-		m.mu.Unlock()
 		return false
 	}
 	m.sick[sick.app] = without(m.sick[sick.app], sick)
 	m.publishLocked(sick.app, live, nil)
-	m.mu.Unlock()
-	m.opts.Logs.Platform(sick.app, sick.release, "Instance %s replaces %s", ni.ID, sick.ID)
-	m.goLive([]*instance{ni}, m.settingsOf(sick.app, sick.release))
 	return true
 }
 
