@@ -29,9 +29,9 @@ type fullDisk struct {
 }
 
 func newFullDisk(t *testing.T, size, reserve int64) *fullDisk {
-	dir := t.TempDir()
+	dir := passableTempDir(t) // apps' users must pass through it (isolation)
 	fd := &fullDisk{t: t, dir: dir, reserve: reserve}
-	err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size))
+	err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0711", size))
 	if err != nil {
 		t.Logf("cannot mount a tmpfs (%v): a reserve larger than the free space stands in for a full disk", err)
 		return fd
