@@ -1,10 +1,12 @@
 package deploy
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,8 +28,9 @@ func TestHealthCheckPanicLeavesManagerUsable(t *testing.T) {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))
 	defer sick.Close()
+	panics := &panicCounter{}
 	m := New(Options{Router: router.New(router.Options{}), BaseDomain: "test",
-		Logger: slog.New(slog.DiscardHandler)}) // Logs: nil, the injected panic
+		Logger: slog.New(panics)}) // Logs: nil, the injected panic
 	defer m.cancel() // not Stop, which takes the lock this test may find held
 	addr := strings.TrimPrefix(sick.URL, "http://")
 	inst := &instance{Instance: &runtime.Instance{ID: "shop-v1-000000"}, app: "shop", release: 1,
@@ -38,7 +41,11 @@ func TestHealthCheckPanicLeavesManagerUsable(t *testing.T) {
 	s := settings.Settings{HealthPath: "/", HealthInterval: 1, HealthTimeout: 1, HealthThreshold: 1}.WithDefaults()
 	m.supervise("health checks of "+inst.ID, func() { m.monitor(inst, s) })
 
-	time.Sleep(1500 * time.Millisecond) // the first check fails and panics at ~1 s
+	for deadline := time.Now().Add(10 * time.Second); panics.n.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the health checks did not panic within 10 s")
+		}
+	}
 	answered := make(chan struct{})
 	go func() {
 		m.Instances("shop")
@@ -49,4 +56,17 @@ func TestHealthCheckPanicLeavesManagerUsable(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("after a panic in the health checks, Instances still waits for the manager's lock 3 s later: the panic left it locked")
 	}
+}
+
+// panicCounter is a slog handler that counts the panics safego logs.
+type panicCounter struct{ n atomic.Int32 }
+
+func (p *panicCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (p *panicCounter) WithAttrs([]slog.Attr) slog.Handler       { return p }
+func (p *panicCounter) WithGroup(string) slog.Handler            { return p }
+func (p *panicCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "recovered a panic" {
+		p.n.Add(1)
+	}
+	return nil
 }
