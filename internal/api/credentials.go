@@ -17,6 +17,11 @@ func now() time.Time { return time.Now().UTC() }
 type NewCredential struct {
 	Credential
 	Token string `json:"token"`
+	// SCMURL is the app's App Service deploy endpoints (its SCM site) as
+	// this client reaches them, for a publish profile; AppURL where the
+	// app is served. Empty where there are none.
+	SCMURL string `json:"scm_url,omitempty"`
+	AppURL string `json:"app_url,omitempty"`
 }
 
 // CreateCredentialRequest is the body of POST …/credentials.
@@ -50,7 +55,11 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusCreated, NewCredential{Credential: credentialOf(c), Token: token})
+		answer := NewCredential{Credential: credentialOf(c), Token: token}
+		if s.opts.SCM != nil {
+			answer.SCMURL, answer.AppURL = s.opts.SCM.URL(r, app), s.opts.SCM.AppURL(app)
+		}
+		writeJSON(w, http.StatusCreated, answer)
 		return nil
 	}
 }

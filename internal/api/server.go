@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
+	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -40,6 +41,9 @@ type Options struct {
 	// AdminTokenFile is where the admin token is kept for the operator on
 	// the daemon's machine; a rotated token is written there too.
 	AdminTokenFile string
+	// SCM serves each app's App Service deploy endpoints under /scm/APP,
+	// as deploy endpoints of the app; nil for none.
+	SCM *scm.Site
 }
 
 // Server serves the control API.
@@ -103,6 +107,12 @@ func (s *Server) routes() {
 	s.route("PATCH /api/v1/apps/{app}/access", scopeAdmin, s.changePolicy)
 	s.route("POST /api/v1/apps/{app}/access/rules", scopeAdmin, s.addRule)
 	s.route("DELETE /api/v1/apps/{app}/access/rules/{scope}/{priority}", scopeAdmin, s.removeRule)
+	if s.opts.SCM != nil {
+		// App Service clients print an error answer's body as it is: text.
+		s.opts.SCM.Routes(func(pattern string, h scm.Handler) {
+			s.mux.HandleFunc(pattern, s.adapt(s.guard(scopeDeploy, handler(h)), writeTextError))
+		})
+	}
 	s.route("/", scopePublic, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no API route %s %s; the API lives under /api/v1", r.Method, r.URL.Path)
 	})

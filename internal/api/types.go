@@ -159,7 +159,9 @@ const (
 type Deployment struct {
 	App string `json:"app"`
 	ID  int    `json:"id"`
-	// Kind is deploy, settings, scale, restart, rollback or start.
+	// Kind is deploy, settings, scale, restart, rollback, start, stage (an
+	// upload kept for the next restart) or record (a pipeline's report of
+	// its run, which took nothing live).
 	Kind     string   `json:"kind"`
 	Release  int      `json:"release"`
 	Artifact Artifact `json:"artifact"`
@@ -174,11 +176,17 @@ type Deployment struct {
 	// Events is the deployment's log; null where a summary leaves it out
 	// (an app's status).
 	Events []Event `json:"events"`
+	// Deployer names the App Service client that asked for it
+	// (GITHUB_ONE_DEPLOY, VSTS_ZIP_DEPLOY, …); empty for the native API.
+	Deployer string `json:"deployer,omitempty"`
+	// ExternalID is the pipeline's own id of a record (kind record).
+	ExternalID string `json:"external_id,omitempty"`
 }
 
 func deploymentOf(d store.Deployment) Deployment {
 	out := Deployment{App: d.App, ID: d.ID, Kind: d.Kind, Release: d.Release, Artifact: artifactOf(d.Artifact),
-		State: d.State, Reason: d.Reason, Author: d.Author, Message: d.Message, Started: d.Started, Finished: d.Finished}
+		State: d.State, Reason: d.Reason, Author: d.Author, Message: d.Message, Started: d.Started, Finished: d.Finished,
+		Deployer: d.Deployer, ExternalID: d.ExternalID}
 	if d.Events != nil {
 		out.Events = make([]Event, 0, len(d.Events))
 		for _, e := range d.Events {

@@ -30,9 +30,9 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 			for i := len(deps) - 1; i >= 0; i-- {
 				d := deps[i]
 				rows = append(rows, []string{"#" + strconv.Itoa(d.ID), orDash(d.Kind), releaseName(d.Release), d.State, ago(d.Started), duration(d),
-					orDash(d.Artifact.Name), orDash(d.Author), orDash(firstLine(d.Reason, d.Message))})
+					orDash(d.Artifact.Name), orDash(d.Author), orDash(d.Deployer), orDash(firstLine(d.Reason, d.Message))})
 			}
-			return table(cmd.OutOrStdout(), []string{"ID", "KIND", "RELEASE", "STATE", "STARTED", "TOOK", "ARTIFACT", "AUTHOR", "MESSAGE / REASON"}, rows)
+			return table(cmd.OutOrStdout(), []string{"ID", "KIND", "RELEASE", "STATE", "STARTED", "TOOK", "ARTIFACT", "AUTHOR", "DEPLOYER", "MESSAGE / REASON"}, rows)
 		},
 	}
 	addAppFlag(cmd, &app)

@@ -73,6 +73,7 @@ outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 	f.StringVar(&c.TLS.ACMEDirectory, "acme-directory", "", "the ACME CA's directory `URL` (default Let's Encrypt)")
 	f.StringVar(&c.APITLSCert, "api-tls-cert", "", "a certificate `FILE` (PEM) to serve the API over TLS")
 	f.StringVar(&c.APITLSKey, "api-tls-key", "", "the key `FILE` of --api-tls-cert")
+	f.StringVar(&c.PublicURL, "public-url", "", "the API's `URL` as clients reach it, like https://deploy.example.com:7443, when that is not the listen address (a proxy, a name); the App Service deploy endpoints' URLs and publish profiles use it (default: the scheme and host each request names)")
 	f.StringVar(&c.Isolation, "isolation", string(runtime.IsolationAuto), "how apps are kept from the daemon's files and each other's: user (each app runs as a user of its own; needs root), landlock (the daemon's user, confined by Landlock), none, or auto (user as root, landlock otherwise)")
 	f.Uint32Var(&c.AppUIDBase, "app-uid-base", deploy.DefaultAppUIDBase, "the first uid given to an app under --isolation=user; apps take uids from it on, one each, with no passwd entry")
 	f.BoolVar(&c.Debug, "debug", false, "log more, embedded etcd's own logs included")

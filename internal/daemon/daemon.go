@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/safego"
+	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -69,6 +71,11 @@ type Config struct {
 	TLS         TLSConfig
 	// APITLSCert and APITLSKey make the API listener serve TLS.
 	APITLSCert, APITLSKey string
+	// PublicURL is the API's URL as clients reach it, when that is not
+	// the listen address (a proxy, a name): the URLs of the App Service
+	// deploy endpoints and of publish profiles start with it. Empty means
+	// the scheme and Host of each request.
+	PublicURL string
 	// Logs bounds the apps' log files: file size, quota, retention.
 	Logs logs.Options
 	// LogHeartbeat is how long a followed log stream stays silent before
@@ -142,6 +149,9 @@ func (c Config) Validate() error {
 	}
 	if c.MinFreeSpace < 0 {
 		return fmt.Errorf("--min-free-space must be a number of bytes, or 0 for the default, not %d", c.MinFreeSpace)
+	}
+	if err := validPublicURL(c.PublicURL); err != nil {
+		return err
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return err
@@ -239,8 +249,10 @@ func Run(ctx context.Context, c Config) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	site := scm.New(scm.Options{Store: st, Deploys: mgr, Logs: hub, MaxUpload: arts.MaxUpload(),
+		PublicURL: c.PublicURL, AppURL: c.appURL(mgr), Logger: log})
 	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg,
-		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, AdminTokenFile: tokenFile})
+		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, AdminTokenFile: tokenFile, SCM: site})
 	ls := []listener{
 		{name: "router", addr: c.HTTPListen, handler: certs.httpHandler(rt)},
 		{name: "api", addr: c.APIListen, handler: apiSrv, tls: apiTLSConfig, endStreams: true},
@@ -311,6 +323,36 @@ func warnLowSpace(log *slog.Logger, arts *artifact.Store) {
 	if now.Free < keep {
 		log.Warn("the data directory's disk has less free space than Slipway keeps (--min-free-space): uploads and new releases are refused until space is freed",
 			"free_bytes", now.Free, "min_free_space_bytes", keep)
+	}
+}
+
+// validPublicURL checks --public-url: an absolute http or https URL, with
+// a path at most.
+func validPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--public-url %q: want the API's URL as clients reach it, like https://deploy.example.com:7443", s)
+	}
+	return nil
+}
+
+// appURL says where an app is served, for publish profiles: the router's
+// HTTPS listener if there is one, else its HTTP one, at the app's first
+// host name.
+func (c Config) appURL(mgr *deploy.Manager) func(string) string {
+	scheme, p := "http", port(c.HTTPListen)
+	if c.HTTPSListen != "" {
+		scheme, p = "https", port(c.HTTPSListen)
+	}
+	return func(app string) string {
+		host := mgr.Hosts(app)[0]
+		if !(scheme == "http" && p == "80" || scheme == "https" && p == "443") {
+			host = net.JoinHostPort(host, p)
+		}
+		return scheme + "://" + host
 	}
 }
 

@@ -56,7 +56,19 @@ type DeployRequest struct {
 	// Size is the artifact's length in bytes when known (Content-Length),
 	// else -1: an upload the disk cannot hold is refused before it is read.
 	Size int64
+	// Unwrap takes a zip that holds one jar or war and nothing else as
+	// that jar or war, as App Service pipelines send one (see
+	// artifact.Store.PutUnwrapped).
+	Unwrap bool
 	Meta
+}
+
+// putArtifact stores req's upload.
+func (m *Manager) putArtifact(req DeployRequest) (store.ArtifactRef, error) {
+	if req.Unwrap {
+		return m.opts.Artifacts.PutUnwrapped(req.Artifact, req.FileName, req.Size)
+	}
+	return m.opts.Artifacts.Put(req.Artifact, req.FileName, req.Size)
 }
 
 // Deploy stores the artifact, records a new release with the app's current
@@ -75,7 +87,7 @@ func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployme
 			return store.Deployment{}, err
 		}
 	}
-	ref, err := m.opts.Artifacts.Put(req.Artifact, req.FileName, req.Size)
+	ref, err := m.putArtifact(req)
 	if err != nil {
 		return store.Deployment{}, err
 	}

@@ -31,7 +31,7 @@ func (m *Manager) Stage(ctx context.Context, req DeployRequest) (store.Deploymen
 	if err := m.waitUnlocked(ctx, req.App, req.Wait); err != nil {
 		return store.Deployment{}, err
 	}
-	ref, err := m.opts.Artifacts.Put(req.Artifact, req.FileName, req.Size)
+	ref, err := m.putArtifact(req)
 	if err != nil {
 		return store.Deployment{}, err
 	}
