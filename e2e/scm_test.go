@@ -360,6 +360,22 @@ func TestSCM(t *testing.T) {
 		}
 	})
 
+	t.Run("PublishWithoutRestart", func(t *testing.T) {
+		k.t = t
+		loc := k.accepted(k.do("POST", "/api/publish?type=jar&async=true&restart=false", "application/octet-stream",
+			chunked(t, jar(map[string]string{"version": "10"}))))
+		if dep := k.poll(loc, 30*time.Second); dep.Status != 4 || dep.Active {
+			t.Errorf("a staged upload: %+v; want status 4, not active", dep)
+		}
+		if got := d.body("promo", "/"); !strings.HasPrefix(got, "version=9 ") {
+			t.Errorf("after an upload with restart=false the app answers %q, want v9 still", got)
+		}
+		cli("restart", "-a", "promo")
+		if got := d.body("promo", "/"); !strings.HasPrefix(got, "version=10 ") {
+			t.Errorf("the restart after an upload with restart=false: the app answers %q, want v10", got)
+		}
+	})
+
 	t.Run("Hostile", func(t *testing.T) {
 		k.t = t
 		before := len(d.deployments("promo"))
@@ -373,7 +389,7 @@ func TestSCM(t *testing.T) {
 		}
 		stored := artifacts()
 		live := parseVersion(d.body("promo", "/"))
-		v10 := jar(map[string]string{"version": "10"})
+		v10 := jar(map[string]string{"version": "11"})
 		bad := *k
 		bad.password += "x"
 		a := bad.do("POST", "/api/publish?type=jar", "application/octet-stream", chunked(t, v10))
