@@ -308,6 +308,9 @@ type recordRequest struct {
 // run, kept as a read-only entry of the history (it takes nothing live;
 // "active" is ignored). 409 if the id is taken.
 func (s *Site) putRecord(w http.ResponseWriter, r *http.Request) error {
+	if r.PathValue("id") == "latest" {
+		return fmt.Errorf("%w: latest names the newest deployment; give the record another id", ErrBadRequest)
+	}
 	var req recordRequest
 	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20)).Decode(&req); err != nil {
 		return fmt.Errorf("%w: reading the JSON body: %v", ErrBadRequest, err)
