@@ -41,7 +41,9 @@ func statusOf(err error) int {
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLocked), errors.Is(err, deploy.ErrNotRunning),
-		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone):
+		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone),
+		// A domain another app has (the message names it), or one too many.
+		errors.Is(err, store.ErrTooManyDomains):
 		return http.StatusConflict
 	case errors.Is(err, deploy.ErrNoRelease):
 		return http.StatusNotFound
@@ -56,7 +58,8 @@ func statusOf(err error) int {
 		return http.StatusInsufficientStorage
 	case errors.Is(err, settings.ErrInvalidName), errors.Is(err, settings.ErrInvalidSettings),
 		errors.Is(err, artifact.ErrEmpty), errors.Is(err, artifact.ErrCorrupt),
-		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta):
+		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta),
+		errors.Is(err, settings.ErrInvalidDomain), errors.Is(err, deploy.ErrNoACME):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError

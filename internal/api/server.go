@@ -40,6 +40,46 @@ type Options struct {
 	// AdminTokenFile is where the admin token is kept for the operator on
 	// the daemon's machine; a rotated token is written there too.
 	AdminTokenFile string
+	// Listeners are the router's, for the URLs an app is shown with.
+	Listeners Listeners
+}
+
+// Listeners describe the router's listeners, for an app's URLs.
+type Listeners struct {
+	// HTTPPort is the plain HTTP listener's port; empty means 80.
+	HTTPPort string
+	// HTTPSPort is the HTTPS listener's port; empty when there is none.
+	HTTPSPort string
+	// HasCertificate reports whether the HTTPS listener has a certificate
+	// for a host name (an app's https URL is shown only then); nil means
+	// it has one for every name.
+	HasCertificate func(host string) bool
+}
+
+// urls are the URLs of an app served at hosts: http, and https where the
+// HTTPS listener has a certificate for the host; the port only when it
+// is not the scheme's default.
+func (l Listeners) urls(hosts []string) []string {
+	out := make([]string, 0, 2*len(hosts))
+	for _, h := range hosts {
+		out = append(out, "http://"+withPort(h, l.HTTPPort, "80"))
+	}
+	if l.HTTPSPort == "" {
+		return out
+	}
+	for _, h := range hosts {
+		if l.HasCertificate == nil || l.HasCertificate(h) {
+			out = append(out, "https://"+withPort(h, l.HTTPSPort, "443"))
+		}
+	}
+	return out
+}
+
+func withPort(host, port, def string) string {
+	if port == "" || port == def {
+		return host
+	}
+	return host + ":" + port
 }
 
 // Server serves the control API.
@@ -99,6 +139,9 @@ func (s *Server) routes() {
 	s.route("GET /api/v1/apps/{app}/credentials", scopeAdmin, s.listCredentials)
 	s.route("POST /api/v1/apps/{app}/credentials", scopeAdmin, s.createCredential)
 	s.route("DELETE /api/v1/apps/{app}/credentials/{credential}", scopeAdmin, s.revokeCredential)
+	s.route("GET /api/v1/apps/{app}/domains", scopeAdmin, s.listDomains)
+	s.route("POST /api/v1/apps/{app}/domains", scopeAdmin, s.addDomain)
+	s.route("DELETE /api/v1/apps/{app}/domains/{name}", scopeAdmin, s.removeDomain)
 	s.route("GET /api/v1/apps/{app}/access", scopeAdmin, s.showPolicy)
 	s.route("PATCH /api/v1/apps/{app}/access", scopeAdmin, s.changePolicy)
 	s.route("POST /api/v1/apps/{app}/access/rules", scopeAdmin, s.addRule)
@@ -110,11 +153,12 @@ func (s *Server) routes() {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// app adds to a the state that lives outside its record: hosts,
-// instances, the running deployment.
+// app adds to a the state that lives outside its record: hosts and
+// URLs, instances, the running deployment.
 func (s *Server) app(r *http.Request, a store.App) App {
 	holder, _ := s.opts.Store.LockHolder(r.Context(), a.Name)
-	return appOf(a, s.opts.Deploys.Hosts(a.Name), instancesOf(s.opts.Deploys.Instances(a.Name)), holder)
+	hosts := s.opts.Deploys.Hosts(a.Name)
+	return appOf(a, hosts, s.opts.Listeners.urls(hosts), instancesOf(s.opts.Deploys.Instances(a.Name)), holder)
 }
 
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {

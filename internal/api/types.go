@@ -30,16 +30,21 @@ type App struct {
 	Settings settings.Settings `json:"settings"`
 	// CurrentRelease is the number of the release taking traffic; 0 before
 	// the first successful deployment.
-	CurrentRelease int        `json:"current_release"`
-	Hosts          []string   `json:"hosts"`
-	Instances      []Instance `json:"instances"`
+	CurrentRelease int `json:"current_release"`
+	// Hosts are the names the app is served at: NAME.<base-domain>, then
+	// its custom domains.
+	Hosts []string `json:"hosts"`
+	// URLs are the app's URLs on the router's listeners: http for each
+	// host, then https for each the HTTPS listener has a certificate for.
+	URLs      []string   `json:"urls"`
+	Instances []Instance `json:"instances"`
 	// Deploying is the id of the running deployment, 0 when none runs.
 	Deploying int `json:"deploying,omitempty"`
 }
 
-func appOf(a store.App, hosts []string, instances []Instance, deploying int) App {
+func appOf(a store.App, hosts, urls []string, instances []Instance, deploying int) App {
 	return App{Name: a.Name, Created: a.Created, Settings: a.Settings.Masked(), CurrentRelease: a.CurrentRelease,
-		Hosts: hosts, Instances: instances, Deploying: deploying}
+		Hosts: hosts, URLs: urls, Instances: instances, Deploying: deploying}
 }
 
 // Instance is one running copy of a release.
@@ -218,6 +223,30 @@ type Credential struct {
 
 func credentialOf(c store.Credential) Credential {
 	return Credential{ID: c.ID, App: c.App, Name: c.Name, Author: c.Author, Created: c.Created}
+}
+
+// Domain is a custom host name an app is served at.
+type Domain struct {
+	// Name is lower case; "*.shop.example.com" is a wildcard, for the
+	// names one label under shop.example.com.
+	Name string `json:"name"`
+	App  string `json:"app"`
+	// ACME says the name's certificate comes from the daemon's ACME CA.
+	ACME    bool      `json:"acme"`
+	Created time.Time `json:"created"`
+}
+
+func domainOf(d store.Domain) Domain {
+	return Domain{Name: d.Name, App: d.App, ACME: d.ACME, Created: d.Created}
+}
+
+// domainsOf converts a list; never nil, so that it shows as [].
+func domainsOf(ds []store.Domain) []Domain {
+	out := make([]Domain, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, domainOf(d))
+	}
+	return out
 }
 
 // Policy is an app's access restrictions, with the action that applies

@@ -110,6 +110,7 @@ func newAppsShowCmd(g *globals) *cobra.Command {
 			s := a.Settings.WithDefaults()
 			fmt.Fprintf(w, "Name:        %s\nHosts:       %s\nRelease:     %s\nDeploying:   %s\nCreated:     %s\n",
 				a.Name, strings.Join(a.Hosts, ", "), releaseName(a.CurrentRelease), deploying(a.Deploying), a.Created.Format("2006-01-02 15:04:05 MST"))
+			fmt.Fprintf(w, "URLs:        %s\n", orDash(strings.Join(a.URLs, "\n             ")))
 			fmt.Fprintf(w, "Instances:   %d wanted\nCommand:     %s\nWarmup:      GET %s until %s, at most %ds\nDrain:       %ds, then SIGTERM and %ds before SIGKILL\n",
 				s.Instances, orDash(s.Command), s.WarmupPath, s.WarmupStatus, s.StartTimeLimit, s.DrainTimeout, s.StopGrace)
 			if len(a.Instances) == 0 {

@@ -106,6 +106,7 @@ func newRoot() *cobra.Command {
 		newLoginCmd(g),
 		newCredentialsCmd(g),
 		newAccessCmd(g),
+		newDomainsCmd(g),
 		newAdminCmd(g),
 	)
 	return root

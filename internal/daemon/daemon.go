@@ -147,7 +147,7 @@ func (c Config) Validate() error {
 		return err
 	}
 	if c.HTTPSListen != "" && !c.TLS.Enabled() {
-		return errors.New("--https-listen needs certificates: --tls-cert and --tls-key, --tls-cert-dir, or --acme-hosts")
+		return errors.New("--https-listen needs certificates: --tls-cert and --tls-key, --tls-cert-dir, or an ACME CA (--acme-email, --acme-directory, --acme-hosts)")
 	}
 	if c.LogHeartbeat < 0 {
 		return fmt.Errorf("--log-heartbeat %s is negative", c.LogHeartbeat)
@@ -231,16 +231,22 @@ func Run(ctx context.Context, c Config) error {
 	}
 	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
+		HTTPS: certs != nil, ACME: certs != nil && certs.acme != nil,
 		Isolation: isolation, AppUIDBase: c.AppUIDBase, Cgroups: cgroups,
 		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey}})
 	defer func() { mgr.Close(c.KeepInstances) }()
+	listeners := api.Listeners{HTTPPort: port(c.HTTPListen)}
+	if certs != nil {
+		certs.acmeDomain = mgr.ACMEDomain // before the HTTPS listener serves
+		listeners.HTTPSPort, listeners.HasCertificate = port(c.HTTPSListen), certs.covers
+	}
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering state: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg,
-		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, AdminTokenFile: tokenFile})
+		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, AdminTokenFile: tokenFile, Listeners: listeners})
 	ls := []listener{
 		{name: "router", addr: c.HTTPListen, handler: certs.httpHandler(rt)},
 		{name: "api", addr: c.APIListen, handler: apiSrv, tls: apiTLSConfig, endStreams: true},

@@ -78,7 +78,7 @@ func (m *Manager) environment(rel store.Release, id string, index, port int) []s
 			env = append(env, k+"="+v)
 		}
 	}
-	host := m.Hosts(rel.App)[0]
+	host := m.defaultHost(rel.App)
 	env = append(env,
 		"JAVA_OPTS=",
 		"WEBSITE_SITE_NAME="+rel.App,

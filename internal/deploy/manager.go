@@ -46,6 +46,10 @@ type Options struct {
 	DataDir string
 	// BaseDomain: app NAME is served at NAME.BaseDomain.
 	BaseDomain string
+	// HTTPS says that the router has an HTTPS listener, and ACME that it
+	// gets certificates there from an ACME CA: then a custom domain may be
+	// added with ACME (see AddDomain).
+	HTTPS, ACME bool
 	// WarmupReportEvery is how often a waiting warmup is reported; 0 means
 	// every 15 s.
 	WarmupReportEvery time.Duration
@@ -86,6 +90,9 @@ type Manager struct {
 	// until it has switched traffic (after which it cannot be cancelled).
 	cancels map[string]context.CancelCauseFunc
 
+	// domains are the apps' custom domains.
+	domains domainTable
+
 	// uidMu makes apps take their uids one at a time; it guards nothing
 	// in memory (the owners of the storage directories are the record).
 	uidMu sync.Mutex
@@ -115,9 +122,6 @@ func New(opts Options) *Manager {
 	}
 }
 
-// Hosts are the host names app is served at.
-func (m *Manager) Hosts(app string) []string { return []string{app + "." + m.opts.BaseDomain} }
-
 // SetPolicy applies app's access restrictions to its traffic at once.
 func (m *Manager) SetPolicy(app string, p access.Policy) { m.opts.Router.SetPolicy(app, p) }
 
@@ -141,6 +145,8 @@ func (m *Manager) CreateApp(ctx context.Context, name string, s settings.Setting
 		return store.App{}, err
 	}
 	a := store.App{Name: name, Created: time.Now().UTC(), Settings: s}
+	m.domains.mu.Lock()
+	defer m.domains.mu.Unlock()
 	if err := m.opts.Store.CreateApp(ctx, a); err != nil {
 		return store.App{}, fmt.Errorf("creating app %s: %w", name, err)
 	}
@@ -156,14 +162,9 @@ func (m *Manager) DeleteApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.opts.Store.DeleteApp(ctx, name); err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			holder, _ := m.opts.Store.LockHolder(ctx, name)
-			return &store.LockedError{App: name, Deployment: holder}
-		}
+	if err := m.removeApp(ctx, name); err != nil {
 		return err
 	}
-	m.opts.Router.RemoveApp(name)
 	m.mu.Lock()
 	old := slices.Concat(m.live[name], m.sick[name])
 	delete(m.live, name)
@@ -174,6 +175,23 @@ func (m *Manager) DeleteApp(ctx context.Context, name string) error {
 	m.stopAll(name, old, s.StopGrace)
 	m.opts.Logs.Remove(name)
 	return os.RemoveAll(m.appDir(name))
+}
+
+// removeApp deletes app from the store, its custom domains with it, and
+// stops routing to it.
+func (m *Manager) removeApp(ctx context.Context, name string) error {
+	m.domains.mu.Lock()
+	defer m.domains.mu.Unlock()
+	if err := m.opts.Store.DeleteApp(ctx, name); err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			holder, _ := m.opts.Store.LockHolder(ctx, name)
+			return &store.LockedError{App: name, Deployment: holder}
+		}
+		return err
+	}
+	m.domains.snap.Store(m.domainSnap().with(name, nil))
+	m.opts.Router.RemoveApp(name)
+	return nil
 }
 
 // Cancel cancels app's running deployment, if it has not switched traffic.

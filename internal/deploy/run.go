@@ -279,7 +279,7 @@ func (m *Manager) warm(ctx context.Context, t *tracker, rel store.Release, inst 
 	start := time.Now()
 	err = probe.Warmup(ctx, probe.WarmupOptions{
 		URL:         fmt.Sprintf("http://%s%s", inst.backend.Addr, s.WarmupPath),
-		Host:        m.Hosts(rel.App)[0],
+		Host:        m.defaultHost(rel.App),
 		Accept:      accept,
 		Limit:       secs(s.StartTimeLimit),
 		ReportEvery: m.opts.WarmupReportEvery,
