@@ -26,6 +26,7 @@ type testAPI struct {
 	url   string
 	admin string // the admin token
 	st    *store.Store
+	mgr   *deploy.Manager
 }
 
 // newTestAPI starts the API; opts, if any, change its Options (the
@@ -66,7 +67,7 @@ func newTestAPIWith(t *testing.T, ao artifact.Options, opts ...func(*Options)) *
 	}
 	srv := httptest.NewServer(New(o))
 	t.Cleanup(srv.Close)
-	return &testAPI{t: t, url: srv.URL, admin: admin, st: st}
+	return &testAPI{t: t, url: srv.URL, admin: admin, st: st, mgr: mgr}
 }
 
 // do sends a request with token as a bearer token (none when empty) and

@@ -41,7 +41,9 @@ func golden(t *testing.T, name string, got []byte) {
 // records are seeded with fixed values so the answers do not change from
 // run to run. A change here breaks clients; make it on purpose.
 func TestWireFormat(t *testing.T) {
-	a := newTestAPI(t)
+	a := newTestAPI(t, func(o *Options) {
+		o.Listeners = Listeners{HTTPPort: "8080", HTTPSPort: "8443", HasCertificate: func(h string) bool { return h != "*.shop.example.com" }}
+	})
 	ctx := context.Background()
 	at := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
 	a.createApp(store.App{Name: "promo", Created: at, CurrentRelease: 2, Settings: settings.Settings{
@@ -76,6 +78,14 @@ func TestWireFormat(t *testing.T) {
 	if _, err := a.st.UpdatePolicy(ctx, "promo", func(p *access.Policy) error { p.App = access.Rules{rule}; return nil }); err != nil {
 		t.Fatal(err)
 	}
+	for _, d := range []store.Domain{{Name: "shop.example.com", App: "promo", ACME: true, Created: at}, {Name: "*.shop.example.com", App: "promo", Created: at}} {
+		if _, _, err := a.st.AddDomain(ctx, d, settings.MaxDomains); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.mgr.LoadDomains(ctx); err != nil { // as at the daemon's start
+		t.Fatal(err)
+	}
 	if err := a.st.Lock(ctx, "promo", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +104,7 @@ func TestWireFormat(t *testing.T) {
 		{"settings.json", "GET", "/api/v1/apps/promo/settings", 200},
 		{"credentials.json", "GET", "/api/v1/apps/promo/credentials", 200},
 		{"policy.json", "GET", "/api/v1/apps/promo/access", 200},
+		{"domains.json", "GET", "/api/v1/apps/promo/domains", 200},
 		{"locked.json", "POST", "/api/v1/apps/promo/restart", 409},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {

@@ -51,6 +51,9 @@ func newDomainSnap(byApp map[string][]store.Domain) *domainSnap {
 // is nil).
 func (s *domainSnap) with(app string, ds []store.Domain) *domainSnap {
 	byApp := maps.Clone(s.byApp)
+	if byApp == nil {
+		byApp = map[string][]store.Domain{}
+	}
 	if len(ds) == 0 {
 		delete(byApp, app)
 	} else {
@@ -59,15 +62,18 @@ func (s *domainSnap) with(app string, ds []store.Domain) *domainSnap {
 	return newDomainSnap(byApp)
 }
 
+// domainSnap is the table as it is now; empty until Recover loads it.
 func (m *Manager) domainSnap() *domainSnap {
 	if s := m.domains.snap.Load(); s != nil {
 		return s
 	}
-	return &domainSnap{}
+	return newDomainSnap(nil)
 }
 
-// loadDomains reads every app's custom domains, before the router serves.
-func (m *Manager) loadDomains(ctx context.Context) error {
+// LoadDomains reads every app's custom domains from the store into the
+// table Hosts and ACMEDomain read. Recover calls it before it routes the
+// apps' hosts.
+func (m *Manager) LoadDomains(ctx context.Context) error {
 	all, err := m.opts.Store.AllDomains(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the custom domains: %w", err)

@@ -37,7 +37,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.loadDomains(ctx); err != nil {
+	if err := m.LoadDomains(ctx); err != nil {
 		return err
 	}
 	for _, a := range apps {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -80,10 +81,14 @@ func invalidDomain(name, why string) error {
 }
 
 // nonASCII refuses an internationalized name, giving its ASCII form when
-// it has one.
+// it has a valid one.
 func nonASCII(name string) error {
-	if a, err := idna.Lookup.ToASCII(strings.TrimSuffix(name, ".")); err == nil {
-		return fmt.Errorf("%w %q: give it in its ASCII (punycode) form, %s, as DNS and the Host header carry it", ErrInvalidDomain, name, a)
+	if utf8.ValidString(name) {
+		if a, err := idna.Lookup.ToASCII(strings.TrimSuffix(name, ".")); err == nil {
+			if _, err := ParseDomain(a); err == nil {
+				return fmt.Errorf("%w %q: give it in its ASCII (punycode) form, %s, as DNS and the Host header carry it", ErrInvalidDomain, name, a)
+			}
+		}
 	}
 	return invalidDomain(name, "it has characters other than letters, digits, '-' and '.'")
 }
