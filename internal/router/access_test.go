@@ -226,3 +226,16 @@ func TestHostMatching(t *testing.T) {
 		t.Errorf("shop.example.com still finds %s after its app was removed", rt.app)
 	}
 }
+
+// TestLookupAllocatesNothing: finding a host's app, exact or by its
+// wildcard, allocates nothing on the request path.
+func TestLookupAllocatesNothing(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("promo", []string{"promo.localhost", "shop.example.com", "*.shop.example.com"})
+	tb := r.table.Load()
+	for _, host := range []string{"promo.localhost", "a.shop.example.com", "a.b.shop.example.com"} {
+		if n := testing.AllocsPerRun(100, func() { tb.lookup(NormalizeHost(host)) }); n != 0 {
+			t.Errorf("looking up %s: %.0f allocations, want 0", host, n)
+		}
+	}
+}
