@@ -23,8 +23,11 @@ type globals struct {
 	url    string
 	output string
 	token  string
-	caCert string
-	rt     http.RoundTripper
+	// tokenFrom says where token came from, or where none was found (see
+	// resolve).
+	tokenFrom string
+	caCert    string
+	rt        http.RoundTripper
 }
 
 // Main runs the CLI with args and returns the exit code.
@@ -71,11 +74,18 @@ func newRoot() *cobra.Command {
 			root := cmd.Root()
 			root.SetOut(toTerminal(root.OutOrStdout()))
 			root.SetErr(toTerminal(root.ErrOrStderr()))
+			urlFrom, tokenFrom := flagSource(cmd.Flags(), "url"), flagSource(cmd.Flags(), "token")
 			if err := bindEnv(cmd.Flags()); err != nil {
 				return err
 			}
+			if urlFrom == "" && cmd.Flags().Changed("url") {
+				urlFrom = "SLIPWAY_URL"
+			}
+			if tokenFrom == "" && cmd.Flags().Changed("token") {
+				tokenFrom = "SLIPWAY_TOKEN"
+			}
 			if g.output != "table" && g.output != "json" {
-				return fmt.Errorf("--output %q: use table or json", g.output)
+				return fmt.Errorf("--output %q: use table or json (-o is the output format everywhere)", g.output)
 			}
 			if cmd.Annotations[offline] != "" {
 				return nil
@@ -84,7 +94,7 @@ func newRoot() *cobra.Command {
 			if g.rt, err = g.transport(); err != nil {
 				return err
 			}
-			return g.resolve(cmd.Flags().Changed("url"))
+			return g.resolve(urlFrom, tokenFrom)
 		},
 	}
 	root.PersistentFlags().StringVar(&g.url, "url", DefaultURL, "the daemon's API `URL` (env SLIPWAY_URL)")
@@ -104,11 +114,21 @@ func newRoot() *cobra.Command {
 		newReleasesCmd(g),
 		newStatusCmd(g),
 		newLoginCmd(g),
+		newLogoutCmd(g),
 		newCredentialsCmd(g),
 		newAccessCmd(g),
 		newAdminCmd(g),
 	)
 	return root
+}
+
+// flagSource is "--NAME" if the flag was given on the command line (call
+// it before bindEnv), else "".
+func flagSource(fs *pflag.FlagSet, name string) string {
+	if fs.Changed(name) {
+		return "--" + name
+	}
+	return ""
 }
 
 // bindEnv sets every flag not given on the command line from its variable
