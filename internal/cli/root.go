@@ -5,6 +5,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -35,11 +36,19 @@ func Main(args []string) int {
 	if len(args) > 0 && args[0] == runtime.LauncherArg { // the daemon starting an instance under Landlock
 		return runtime.Launch(args[1:])
 	}
+	return execute(args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// execute runs a verb with its standard streams and returns the exit code.
+func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot()
 	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
 		// An error may quote the daemon, and so an app's output.
-		fmt.Fprintln(os.Stderr, "Error:", sanitize(err.Error()))
+		fmt.Fprintln(stderr, "Error:", sanitize(err.Error()))
 		var ex *exitError
 		if errors.As(err, &ex) {
 			return ex.code
