@@ -138,7 +138,10 @@ func newAppsDeleteCmd(g *globals) *cobra.Command {
 			name := args[0]
 			if !yes {
 				fmt.Fprintf(cmd.ErrOrStderr(), "Delete app %s? Its instances stop, and its releases, deployments, settings, storage and logs are removed; this cannot be undone. [y/N] ", name)
-				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr()) // no answer, nor the newline that ends one
+				}
 				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 					return fmt.Errorf("app %s was not deleted: answer y to delete it, or pass --yes", name)
 				}

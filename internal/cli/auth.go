@@ -109,7 +109,7 @@ func (g *globals) resolve(urlFrom, tokenFrom string) error {
 	if dataDir != "" {
 		file = daemon.AdminTokenFile(dataDir)
 		if b, err := os.ReadFile(file); err == nil {
-			g.token, g.tokenFrom = strings.TrimSpace(string(b)), file+", the local daemon's admin token"
+			g.token, g.tokenFrom = strings.TrimSpace(string(b)), "the local daemon's admin.token ("+file+")"
 			return nil
 		}
 	}

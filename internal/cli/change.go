@@ -124,7 +124,7 @@ func sendChange(ctx context.Context, cmd *cobra.Command, g *globals, f *changeFl
 			return resp, err
 		}
 		if !f.wait {
-			ae.Message += "; or queue behind it with --wait"
+			ae.Message += " (--wait queues behind it)"
 			return nil, ae
 		}
 		d := ae.Running
