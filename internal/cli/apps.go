@@ -102,7 +102,7 @@ func newAppsShowCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var a api.App
-			if err := g.client().do(cmd.Context(), http.MethodGet, "/api/v1/apps/"+url.PathEscape(args[0]), nil, &a); err != nil {
+			if err := g.client().do(cmd.Context(), http.MethodGet, "/api/v1/apps/"+args[0], nil, &a); err != nil {
 				return err
 			}
 			if g.output == "json" {
