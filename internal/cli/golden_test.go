@@ -61,7 +61,8 @@ func newTestDaemon(t *testing.T) *testDaemon {
 	hub := logs.NewHub(logs.Options{Dir: filepath.Join(dir, "data", "logs"), Logger: logger})
 	t.Cleanup(hub.Close)
 	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: router.New(router.Options{Logger: logger}), Logs: hub,
-		DataDir: filepath.Join(dir, "data"), BaseDomain: "example.test", Logger: logger})
+		DataDir: filepath.Join(dir, "data"), BaseDomain: "example.test", Logger: logger,
+		WarmupReportEvery: time.Hour}) // no progress line, whose count would depend on the machine's speed
 	t.Cleanup(func() { mgr.Close(false) })
 	d := &testDaemon{t: t, dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "config"), st: st}
 	if d.admin, err = api.EnsureAdminToken(t.Context(), st, daemon.AdminTokenFile(d.dataDir)); err != nil {
