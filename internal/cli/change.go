@@ -112,10 +112,11 @@ func sendChange(ctx context.Context, cmd *cobra.Command, g *globals, f *changeFl
 			return nil, err
 		}
 		hr.ContentLength = size
-		hr.Header.Set("Content-Type", mediaJSON)
 		if req.upload {
 			hr.Header.Set("Content-Type", "application/octet-stream")
 			hr.Header.Set("Expect", "100-continue")
+		} else {
+			hr.Header.Set("Content-Type", mediaJSON)
 		}
 		hr.Header.Set("Accept", mediaNDJSON+", "+mediaJSON)
 		resp, err := g.client().sendRequest(hr)
