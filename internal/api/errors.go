@@ -66,6 +66,26 @@ func statusOf(err error) int {
 	}
 }
 
+// outcomeStatus is the status of an answer that waited for a deployment
+// to end (wait=1), by how it ended. Anything but success is a 4xx, so a
+// pipeline (curl --fail) fails on it, and a client that retries a 5xx by
+// itself (curl --retry does) does not send again what would end the same.
+func outcomeStatus(state string) int {
+	switch state {
+	case store.StateSucceeded:
+		return http.StatusOK
+	case store.StateCancelled:
+		// Someone ended it (a cancel, a daemon that stopped) before it
+		// switched traffic: the change met another, and can be sent again.
+		return http.StatusConflict
+	default:
+		// Failed: the request was good, but what it asked to take live
+		// could not go live (it exited, never answered, …); the body
+		// says why.
+		return http.StatusUnprocessableEntity
+	}
+}
+
 // handler is an API handler that returns its error instead of writing it.
 type handler func(w http.ResponseWriter, r *http.Request) error
 

@@ -37,6 +37,10 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// applying an app's deploy access rules.
 	TrustedProxies []netip.Prefix
+	// HTTPSListener is true when the router serves HTTPS itself; an
+	// app's https-only policy warns without it and without a trusted
+	// proxy.
+	HTTPSListener bool
 	// AdminTokenFile is where the admin token is kept for the operator on
 	// the daemon's machine; a rotated token is written there too.
 	AdminTokenFile string
@@ -223,7 +227,7 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) error {
 }
 
 // createDeployment takes the request body as the artifact, streamed to disk.
-// Query: filename, message, author.
+// Query: filename, message, author, queue, wait (see answerChange).
 func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) error {
 	limit := s.opts.Artifacts.MaxUpload()
 	if r.ContentLength > limit {
@@ -236,10 +240,12 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", fmt.Sprintf("/api/v1/apps/%s/deployments/%d", d.App, d.ID))
-	writeJSON(w, http.StatusAccepted, deploymentOf(d))
-	return nil
+	return s.answerChange(w, r, d, deploymentBody)
 }
+
+// deploymentBody is the answer to a change that answers with its
+// deployment: the deployment.
+func deploymentBody(d store.Deployment) any { return deploymentOf(d) }
 
 func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 	app := r.PathValue("app")
@@ -275,13 +281,6 @@ func (s *Server) showDeployment(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// FollowLine is one line of a deployment's event stream (NDJSON): an event,
-// or, last, the finished deployment.
-type FollowLine struct {
-	Event      *Event      `json:"event,omitempty"`
-	Deployment *Deployment `json:"deployment,omitempty"`
-}
-
 // followDeployment streams the deployment's events as they happen, one JSON
 // object per line, ending with the finished deployment.
 func (s *Server) followDeployment(w http.ResponseWriter, r *http.Request) error {
@@ -293,29 +292,7 @@ func (s *Server) followDeployment(w http.ResponseWriter, r *http.Request) error 
 	if _, err := s.opts.Store.Deployment(r.Context(), app, id); err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	flusher := http.NewResponseController(w)
-	sent := 0
-	err = s.opts.Store.WatchDeployment(r.Context(), app, id, func(d store.Deployment) bool {
-		// Events are only appended. (A log over store.MaxEvents drops old
-		// progress messages; a follower then misses as many new ones, which
-		// takes a warmup of hours at one message per 15 s.)
-		for _, e := range d.Events[min(sent, len(d.Events)):] {
-			enc.Encode(FollowLine{Event: new(eventOf(e))})
-		}
-		sent = len(d.Events)
-		if d.Done() {
-			enc.Encode(FollowLine{Deployment: new(deploymentOf(d))})
-		}
-		flusher.Flush()
-		return !d.Done()
-	})
-	if err != nil && r.Context().Err() == nil {
-		s.logger.Error("following deployment", "app", app, "deployment", id, "err", err)
-	}
+	s.streamDeployment(w, r, app, id, nil)
 	return nil
 }
 

@@ -259,6 +259,9 @@ type Policy struct {
 	HTTPSOnly     bool   `json:"https_only"`
 	AppDefault    string `json:"app_default"`
 	DeployDefault string `json:"deploy_default"`
+	// Warning says what in the policy cannot work as meant on this daemon,
+	// like https_only without anything that serves HTTPS.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Rule is one access rule: the lowest priority that matches the client's

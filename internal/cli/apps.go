@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -128,16 +130,30 @@ func newAppsShowCmd(g *globals) *cobra.Command {
 }
 
 func newAppsDeleteCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Stop an app's instances and delete it with its history",
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME [--yes]",
+		Short: "Stop an app's instances and delete it with its history; asks first unless --yes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.client().do(cmd.Context(), http.MethodDelete, "/api/v1/apps/"+args[0], nil, nil); err != nil {
+			name := args[0]
+			if !yes {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Delete app %s? Its instances stop, and its releases, deployments, settings, storage and logs are removed; this cannot be undone. [y/N] ", name)
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr()) // no answer, nor the newline that ends one
+				}
+				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+					return fmt.Errorf("app %s was not deleted: answer y to delete it, or pass --yes", name)
+				}
+			}
+			if err := g.client().do(cmd.Context(), http.MethodDelete, "/api/v1/apps/"+url.PathEscape(name), nil, nil); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Deleted app %s\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "Deleted app %s\n", name)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
+	return cmd
 }
