@@ -8,6 +8,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -43,6 +44,10 @@ func statusOf(err error) int {
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLocked), errors.Is(err, deploy.ErrNotRunning),
 		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone):
 		return http.StatusConflict
+	case errors.Is(err, runtime.ErrNoJDK), errors.Is(err, runtime.ErrNoTomcat):
+		// The node lacks what the app asks for; the same request works
+		// once it is installed.
+		return http.StatusConflict
 	case errors.Is(err, deploy.ErrNoRelease):
 		return http.StatusNotFound
 	case errors.Is(err, artifact.ErrTooLarge), errors.As(err, &tooBig):
@@ -56,7 +61,8 @@ func statusOf(err error) int {
 		return http.StatusInsufficientStorage
 	case errors.Is(err, settings.ErrInvalidName), errors.Is(err, settings.ErrInvalidSettings),
 		errors.Is(err, artifact.ErrEmpty), errors.Is(err, artifact.ErrCorrupt),
-		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta):
+		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta),
+		errors.Is(err, artifact.ErrJavax), errors.Is(err, runtime.ErrStack):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError
