@@ -63,8 +63,12 @@ func (m *Manager) launchOf(rel store.Release) (launch, error) {
 		return l, err
 	}
 	if l.command = cmp.Or(rel.Settings.Command, cmd); l.command == "" {
-		return l, fmt.Errorf("%w: the %s stack has none of its own (a %s runs on it unless the app names another stack); set one with 'slipway config set-command' or in the app's settings (\"command\")",
-			ErrNoCommand, l.stack, rel.Artifact.Kind)
+		which := "the command stack"
+		if rel.Settings.Stack == "" {
+			which = "a " + rel.Artifact.Kind + " runs on the command stack, which"
+		}
+		return l, fmt.Errorf("%w: %s has no default startup command; set one with 'slipway config set-command' or in the app's settings (\"command\")",
+			ErrNoCommand, which)
 	}
 	jdks, err := m.jdks()
 	if err != nil {

@@ -45,6 +45,8 @@ type Tomcat struct {
 	Version string
 	// Classpath are its jars.
 	Classpath []string
+	// catalina is its tomcat10-catalina.jar.
+	catalina string
 }
 
 // FindTomcat finds Tomcat's jars in lib; ErrNoTomcat says what to install.
@@ -58,13 +60,13 @@ func FindTomcat(lib string) (*Tomcat, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tomcat{}
+	t := &Tomcat{catalina: filepath.Join(lib, "tomcat10-catalina.jar")}
 	for _, e := range entries {
 		if tomcatJar.MatchString(e.Name()) && e.Name() != "tomcat10-catalina-ant.jar" || e.Name() == jdtJar {
 			t.Classpath = append(t.Classpath, filepath.Join(lib, e.Name()))
 		}
 	}
-	t.Version = jarVersion(filepath.Join(lib, "tomcat10-catalina.jar"))
+	t.Version = jarVersion(t.catalina)
 	if !strings.HasPrefix(t.Version, "10.1.") {
 		return nil, fmt.Errorf("%w: %s holds Tomcat %q; the tomcat stack runs Tomcat 10.1 (libtomcat10-java)", ErrNoTomcat, lib, t.Version)
 	}
@@ -73,23 +75,28 @@ func FindTomcat(lib string) (*Tomcat, error) {
 
 // jarVersion returns the Implementation-Version of a jar's manifest.
 func jarVersion(path string) string {
-	zr, err := zip.OpenReader(path)
-	if err != nil {
-		return ""
-	}
-	defer zr.Close()
-	f, err := zr.Open("META-INF/MANIFEST.MF")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	b, _ := readJarEntry(path, "META-INF/MANIFEST.MF")
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Implementation-Version:"); ok {
 			return strings.TrimSpace(v)
 		}
 	}
 	return ""
+}
+
+// readJarEntry reads an entry of a jar of Tomcat's (1 MiB of it at most).
+func readJarEntry(path, name string) ([]byte, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	f, err := zr.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
 // TomcatCommand is the tomcat stack's startup command, run in the release
@@ -123,12 +130,17 @@ var reservedProperties = []string{"catalina.base", "catalina.home", "java.io.tmp
 // MakeBase makes b.Dir an instance's CATALINA_BASE: conf/server.xml (a
 // connector on 127.0.0.1:Port only, bound once the app has started, and
 // no shutdown port: the instance stops on SIGTERM, as Tomcat's shutdown
-// hook does), conf/logging.properties (everything to the console, that
-// is Slipway's log), conf/catalina.properties, conf/jvm.args, and the
-// folders work, temp, logs and webapps (empty: the app is the Context of
-// server.xml). It writes files only in b.Dir, which it makes; the caller
-// makes it the app's.
+// hook does), conf/web.xml (the defaults of every app, as Tomcat's own),
+// conf/logging.properties (everything to the console, that is Slipway's
+// log), conf/catalina.properties, conf/jvm.args, and the folders work,
+// temp, logs and webapps (empty: the app is the Context of server.xml).
+// It writes files only in b.Dir, which it makes; the caller makes it the
+// app's.
 func (t *Tomcat) MakeBase(b TomcatBase) error {
+	mime, err := readJarEntry(t.catalina, "org/apache/catalina/startup/MimeTypeMappings.properties")
+	if err != nil {
+		return fmt.Errorf("reading Tomcat's MIME types from %s: %w", t.catalina, err)
+	}
 	for _, d := range []string{"", "conf", "work", "temp", "logs", "webapps"} {
 		if err := os.Mkdir(filepath.Join(b.Dir, d), 0o700); err != nil {
 			return fmt.Errorf("making CATALINA_BASE: %w", err)
@@ -136,6 +148,7 @@ func (t *Tomcat) MakeBase(b TomcatBase) error {
 	}
 	files := map[string]string{
 		"server.xml":          serverXML(b),
+		"web.xml":             webXML(mime),
 		"logging.properties":  loggingProperties,
 		"catalina.properties": catalinaProperties(b.Properties),
 		"jvm.args":            t.jvmArgs(b.Dir),
@@ -152,9 +165,7 @@ func (t *Tomcat) MakeBase(b TomcatBase) error {
 // the port only once the app has started, so that a warmup request finds
 // it closed (and tries again) rather than waiting in the backlog. The
 // Context's sessions are not saved on stop (Manager pathname=""): the
-// next instance is another process. DefaultWebXmlListener gives the app
-// the default servlet, JSPs and MIME types, as Tomcat's conf/web.xml does,
-// without one.
+// next instance is another process.
 func serverXML(b TomcatBase) string {
 	return `<?xml version="1.0" encoding="UTF-8"?>
 <!-- Made by Slipway for this instance; it is remade at every start. -->
@@ -164,9 +175,7 @@ func serverXML(b TomcatBase) string {
                connectionTimeout="20000" maxThreads="200" />
     <Engine name="Catalina" defaultHost="localhost">
       <Host name="localhost" appBase="webapps" unpackWARs="false" autoDeploy="false" deployOnStartup="false">
-        <Context path="" docBase="` + xmlAttr(b.Webapp) + `" workDir="` + xmlAttr(filepath.Join(b.Dir, "work")) + `"
-                 reloadable="false" defaultWebXml="org/apache/catalina/startup/NO_DEFAULT_XML">
-          <Listener className="org.apache.catalina.startup.Tomcat$DefaultWebXmlListener" />
+        <Context path="" docBase="` + xmlAttr(b.Webapp) + `" workDir="` + xmlAttr(filepath.Join(b.Dir, "work")) + `" reloadable="false">
           <Manager pathname="" />
         </Context>
       </Host>
@@ -174,6 +183,52 @@ func serverXML(b TomcatBase) string {
   </Service>
 </Server>
 `
+}
+
+// webXML is conf/web.xml, the defaults every app's own web.xml is merged
+// with, as in Tomcat's distribution: the default servlet (static files,
+// no directory listings), the JSP servlet, the welcome files, and the
+// MIME types, those of mimeTypes (Tomcat's MimeTypeMappings.properties:
+// "ext=type" lines).
+func webXML(mimeTypes []byte) string {
+	var sb strings.Builder
+	sb.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
+<!-- Made by Slipway for this instance, as Tomcat's conf/web.xml. -->
+<web-app xmlns="https://jakarta.ee/xml/ns/jakartaee" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+         xsi:schemaLocation="https://jakarta.ee/xml/ns/jakartaee https://jakarta.ee/xml/ns/jakartaee/web-app_6_0.xsd" version="6.0">
+  <servlet>
+    <servlet-name>default</servlet-name>
+    <servlet-class>org.apache.catalina.servlets.DefaultServlet</servlet-class>
+    <init-param><param-name>debug</param-name><param-value>0</param-value></init-param>
+    <init-param><param-name>listings</param-name><param-value>false</param-value></init-param>
+    <load-on-startup>1</load-on-startup>
+  </servlet>
+  <servlet>
+    <servlet-name>jsp</servlet-name>
+    <servlet-class>org.apache.jasper.servlet.JspServlet</servlet-class>
+    <init-param><param-name>fork</param-name><param-value>false</param-value></init-param>
+    <init-param><param-name>xpoweredBy</param-name><param-value>false</param-value></init-param>
+    <load-on-startup>3</load-on-startup>
+  </servlet>
+  <servlet-mapping><servlet-name>default</servlet-name><url-pattern>/</url-pattern></servlet-mapping>
+  <servlet-mapping><servlet-name>jsp</servlet-name><url-pattern>*.jsp</url-pattern><url-pattern>*.jspx</url-pattern></servlet-mapping>
+  <session-config><session-timeout>30</session-timeout></session-config>
+`)
+	for _, line := range strings.Split(string(mimeTypes), "\n") {
+		ext, typ, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || strings.HasPrefix(ext, "#") {
+			continue
+		}
+		sb.WriteString("  <mime-mapping><extension>" + xmlAttr(ext) + "</extension><mime-type>" + xmlAttr(typ) + "</mime-type></mime-mapping>\n")
+	}
+	sb.WriteString(`  <welcome-file-list>
+    <welcome-file>index.html</welcome-file>
+    <welcome-file>index.htm</welcome-file>
+    <welcome-file>index.jsp</welcome-file>
+  </welcome-file-list>
+</web-app>
+`)
+	return sb.String()
 }
 
 // loggingProperties sends Tomcat's log to its standard error, one line
@@ -277,7 +332,7 @@ func argfileQuote(a string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(a) + `"`
 }
 
-// xmlAttr escapes s for an XML attribute in double quotes. (Tomcat's
+// xmlAttr escapes s for XML text or an attribute in double quotes. (Tomcat's
 // digester would still replace a ${name} in it with the system property
 // name; the paths written here are the data directory's, which holds no
 // such thing.)
