@@ -37,7 +37,7 @@ func TestStackRefusals(t *testing.T) {
 	a.createApp(store.App{Name: "shop"})
 	a.createApp(store.App{Name: "j21", Settings: settings.Settings{JavaVersion: "21"}})
 	a.createApp(store.App{Name: "cmd", Settings: settings.Settings{Stack: settings.StackCommand}})
-	a.createApp(store.App{Name: "zip", Settings: settings.Settings{Stack: settings.StackJava}})
+	a.createApp(store.App{Name: "onjava", Settings: settings.Settings{Stack: settings.StackJava}})
 	jar := func() string {
 		var buf bytes.Buffer
 		zw := zip.NewWriter(&buf)
@@ -66,8 +66,10 @@ func TestStackRefusals(t *testing.T) {
 			[]string{"Java 21 is not installed; this node has Java 17 (17.0.99, ", "--java-version"}},
 		{"the command stack without a command", "cmd", "app.jar", jar, http.StatusBadRequest,
 			[]string{"the command stack has no default startup command", "set-command"}},
-		{"a zip on java", "zip", "site.zip", site, http.StatusBadRequest,
+		{"a zip on java", "onjava", "site.zip", site, http.StatusBadRequest,
 			[]string{"the java stack runs a jar or an executable war with java -jar, not a zip"}},
+		{"a plain war on java", "onjava", "shop.war", war(t, "jakarta"), http.StatusBadRequest,
+			[]string{"the war's manifest names no Main-Class, so 'java -jar' cannot run it; run it with --stack tomcat"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

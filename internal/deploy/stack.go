@@ -33,8 +33,8 @@ type launch struct {
 
 // resolveStack records in rel the stack it runs on, from its settings or,
 // when they name none, from its artifact, after checking that it can: the
-// artifact suits the stack, a war for Tomcat 10 uses jakarta.servlet, and
-// what launchOf checks. It runs as a release is made, before anything is
+// artifact suits the stack (a war for java -jar has a Main-Class, a war for
+// Tomcat 10 uses jakarta.servlet), and what launchOf checks. It runs as a release is made, before anything is
 // stored, so that what it refuses changes nothing and the live release
 // keeps serving.
 func (m *Manager) resolveStack(rel *store.Release) error {
@@ -43,6 +43,10 @@ func (m *Manager) resolveStack(rel *store.Release) error {
 		return err
 	}
 	rel.Stack = cmp.Or(rel.Settings.Stack, runtime.DefaultStack(c))
+	if rel.Stack == settings.StackJava && c.Kind == artifact.KindWar && c.MainClass == "" && rel.Settings.Command == "" {
+		return fmt.Errorf("%w: the war's manifest names no Main-Class, so 'java -jar' cannot run it; run it with --stack tomcat, "+
+			"or build an executable war (Spring Boot: the spring-boot-maven-plugin repackage goal)", runtime.ErrStack)
+	}
 	if rel.Stack == settings.StackTomcat && c.ServletAPI == artifact.ServletJavax {
 		return fmt.Errorf("%w (Java EE 8 and older): Tomcat 10 runs jakarta.servlet, of Jakarta EE 9 and later. "+
 			"Move the app to jakarta.servlet (Spring 6 and Spring Boot 3 use it; Apache Tomcat's migration tool for Jakarta EE converts a war), "+
