@@ -8,6 +8,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -45,6 +46,10 @@ func statusOf(err error) int {
 		// A domain another app has (the message names it), or one too many.
 		errors.Is(err, store.ErrTooManyDomains):
 		return http.StatusConflict
+	case errors.Is(err, runtime.ErrNoJDK), errors.Is(err, runtime.ErrNoTomcat):
+		// The node lacks what the app asks for; the same request works
+		// once it is installed.
+		return http.StatusConflict
 	case errors.Is(err, deploy.ErrNoRelease):
 		return http.StatusNotFound
 	case errors.Is(err, artifact.ErrTooLarge), errors.As(err, &tooBig):
@@ -59,7 +64,8 @@ func statusOf(err error) int {
 	case errors.Is(err, settings.ErrInvalidName), errors.Is(err, settings.ErrInvalidSettings),
 		errors.Is(err, artifact.ErrEmpty), errors.Is(err, artifact.ErrCorrupt),
 		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta),
-		errors.Is(err, settings.ErrInvalidDomain), errors.Is(err, deploy.ErrNoACME):
+		errors.Is(err, settings.ErrInvalidDomain), errors.Is(err, deploy.ErrNoACME),
+		errors.Is(err, artifact.ErrJavax), errors.Is(err, runtime.ErrStack):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError

@@ -214,8 +214,25 @@ func (s *Server) showApp(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.app(r, a))
+	out := s.app(r, a)
+	if out.Runtime, err = s.runtime(r, a); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// runtime is how a's live release runs on this node; nil before its
+// first release.
+func (s *Server) runtime(r *http.Request, a store.App) (*Runtime, error) {
+	if a.CurrentRelease == 0 {
+		return nil, nil
+	}
+	rel, err := s.opts.Store.Release(r.Context(), a.Name, a.CurrentRelease)
+	if err != nil {
+		return nil, err
+	}
+	return runtimeOf(s.opts.Deploys.RuntimeOf(rel)), nil
 }
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) error {

@@ -40,11 +40,41 @@ type App struct {
 	Instances []Instance `json:"instances"`
 	// Deploying is the id of the running deployment, 0 when none runs.
 	Deploying int `json:"deploying,omitempty"`
+	// Runtime is how the live release runs on this node; left out
+	// before the first release, and in the list of apps.
+	Runtime *Runtime `json:"runtime,omitempty"`
 }
 
 func appOf(a store.App, hosts, urls []string, instances []Instance, deploying int) App {
 	return App{Name: a.Name, Created: a.Created, Settings: a.Settings.Masked(), CurrentRelease: a.CurrentRelease,
 		Hosts: hosts, URLs: urls, Instances: instances, Deploying: deploying}
+}
+
+// Runtime is how a release runs on the node that answers.
+type Runtime struct {
+	// Stack is java, tomcat or command.
+	Stack string `json:"stack"`
+	// JavaVersion is the Java version the release asks for, like "17";
+	// "" for the node's default java.
+	JavaVersion string `json:"java_version,omitempty"`
+	// Java is the version of the JDK it runs on here ("17.0.15"), and
+	// JavaHome its directory; both left out when not known.
+	Java     string `json:"java,omitempty"`
+	JavaHome string `json:"java_home,omitempty"`
+	// Tomcat is the version of Tomcat a release of the tomcat stack runs
+	// on here.
+	Tomcat string `json:"tomcat,omitempty"`
+	// Problem says what keeps this node from starting the release (a
+	// JDK that is not installed), "" when nothing does.
+	Problem string `json:"problem,omitempty"`
+}
+
+func runtimeOf(r deploy.Runtime) *Runtime {
+	out := &Runtime{Stack: r.Stack, JavaVersion: r.JavaVersion, Tomcat: r.Tomcat, Problem: r.Problem}
+	if r.JDK != nil {
+		out.Java, out.JavaHome = r.JDK.Version, r.JDK.Home
+	}
+	return out
 }
 
 // Instance is one running copy of a release.
@@ -117,11 +147,14 @@ type Release struct {
 	Artifact Artifact `json:"artifact"`
 	// Settings are the release's snapshot, secret values masked; the
 	// instance count belongs to the app, not to a release.
-	Settings   settings.Settings `json:"settings"`
-	Created    time.Time         `json:"created"`
-	Author     string            `json:"author,omitempty"`
-	Message    string            `json:"message,omitempty"`
-	Deployment int               `json:"deployment"`
+	Settings settings.Settings `json:"settings"`
+	// Stack is the stack the release runs on: java, tomcat or command,
+	// from its settings or, when they name none, its artifact.
+	Stack      string    `json:"stack"`
+	Created    time.Time `json:"created"`
+	Author     string    `json:"author,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	Deployment int       `json:"deployment"`
 	// Changes says what this release changed from the one before it, with
 	// the values of secrets left out.
 	Changes []string `json:"changes,omitempty"`
@@ -134,7 +167,7 @@ func (r Release) Version() string { return fmt.Sprintf("v%d", r.Number) }
 
 func releaseOf(r store.Release) Release {
 	return Release{App: r.App, Number: r.Number, Artifact: artifactOf(r.Artifact), Settings: r.Settings.Masked(),
-		Created: r.Created, Author: r.Author, Message: r.Message, Deployment: r.Deployment,
+		Stack: deploy.StackOf(r), Created: r.Created, Author: r.Author, Message: r.Message, Deployment: r.Deployment,
 		Changes: r.Changes, RolledBackFrom: r.RolledBackFrom}
 }
 

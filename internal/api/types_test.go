@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -53,7 +54,8 @@ func TestWireFormat(t *testing.T) {
 	for _, r := range []store.Release{
 		{App: "promo", Artifact: art, Settings: settings.Settings{Env: map[string]string{"DB_PASSWORD": "hunter2"}, Secrets: []string{"DB_PASSWORD"}},
 			Created: at, Author: "ana", Message: "first", Deployment: 1, Changes: []string{"artifact promo-1.0.jar (sha256:0123456789a…)"}},
-		{App: "promo", Artifact: art, Created: at.Add(time.Hour), Deployment: 2, RolledBackFrom: 1},
+		{App: "promo", Artifact: art, Settings: settings.Settings{JavaVersion: "17"}, Stack: settings.StackJava,
+			Created: at.Add(time.Hour), Deployment: 2, RolledBackFrom: 1},
 	} {
 		if err := a.st.CreateRelease(ctx, &r); err != nil {
 			t.Fatal(err)
@@ -112,7 +114,7 @@ func TestWireFormat(t *testing.T) {
 			if code != tt.want {
 				t.Fatalf("%s %s: got %d %s, want %d", tt.method, tt.path, code, b, tt.want)
 			}
-			golden(t, tt.golden, b)
+			golden(t, tt.golden, bytes.ReplaceAll(b, []byte(a.jdk), []byte("/usr/lib/jvm/jdk-17")))
 		})
 	}
 }

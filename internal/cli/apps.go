@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -54,7 +55,7 @@ func newAppsCreateCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&env, "env", "e", nil, "an environment variable `KEY=VALUE` (repeatable)")
-	f.StringVar(&s.Command, "command", "", "the startup command (default: the stack's, e.g. java $JAVA_OPTS -jar app.jar --server.port=$PORT)")
+	f.StringVar(&s.Command, "command", "", "the startup command (default: the stack's, e.g. java $JAVA_OPTS -jar app.jar --server.port=$PORT on java)")
 	addOptionFlags(f, &s)
 	return cmd
 }
@@ -113,6 +114,7 @@ func newAppsShowCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(w, "Name:        %s\nHosts:       %s\nRelease:     %s\nDeploying:   %s\nCreated:     %s\n",
 				a.Name, strings.Join(a.Hosts, ", "), releaseName(a.CurrentRelease), deploying(a.Deploying), a.Created.Format("2006-01-02 15:04:05 MST"))
 			fmt.Fprintf(w, "URLs:        %s\n", orDash(strings.Join(a.URLs, "\n             ")))
+			printRuntime(w, a.Runtime, a.Settings)
 			fmt.Fprintf(w, "Instances:   %d wanted\nCommand:     %s\nWarmup:      GET %s until %s, at most %ds\nDrain:       %ds, then SIGTERM and %ds before SIGKILL\n",
 				s.Instances, orDash(s.Command), s.WarmupPath, s.WarmupStatus, s.StartTimeLimit, s.DrainTimeout, s.StopGrace)
 			if len(a.Instances) == 0 {
@@ -126,6 +128,38 @@ func newAppsShowCmd(g *globals) *cobra.Command {
 			}
 			return table(w, []string{"INSTANCE", "RELEASE", "PID", "PORT", "IN FLIGHT"}, rows)
 		},
+	}
+}
+
+// printRuntime writes the Stack and Java lines of apps show and status:
+// how the live release runs on the node that answers, or before the first
+// release, what the settings ask for.
+func printRuntime(w io.Writer, r *api.Runtime, s settings.Settings) {
+	if r == nil {
+		stack, java := s.Stack, s.JavaVersion
+		if stack == "" {
+			stack = "from the artifact"
+		}
+		if java == "" {
+			java = "the node's default"
+		}
+		fmt.Fprintf(w, "Stack:       %s\nJava:        %s\n", stack, java)
+		return
+	}
+	stack := r.Stack
+	if r.Tomcat != "" {
+		stack += " (Tomcat " + r.Tomcat + ")"
+	}
+	java := r.JavaVersion
+	if java == "" {
+		java = "the node's default"
+	}
+	if r.Java != "" {
+		java += " (JDK " + r.Java + ", " + r.JavaHome + ")"
+	}
+	fmt.Fprintf(w, "Stack:       %s\nJava:        %s\n", stack, java)
+	if r.Problem != "" {
+		fmt.Fprintf(w, "Warning:     this node cannot start it: %s\n", r.Problem)
 	}
 }
 

@@ -77,7 +77,7 @@ func printSettings(cmd *cobra.Command, v api.SettingsView) error {
 	}
 	cmdLine := e.Command
 	if cmdLine == "" {
-		cmdLine = "the stack's: java $JAVA_OPTS -jar app.jar --server.port=$PORT"
+		cmdLine = "the stack's (java: java $JAVA_OPTS -jar app.jar --server.port=$PORT; tomcat: Tomcat's Bootstrap)"
 	}
 	rows = [][]string{
 		{"command", cmdLine, def(s.Command != "")},
@@ -214,7 +214,7 @@ func newConfigOptionsCmd(g *globals) *cobra.Command {
 	var vals settings.Settings // the options' flags, bound to their fields
 	cmd := &cobra.Command{
 		Use:   "options -a NAME [--OPTION VALUE]...",
-		Short: "Change the warmup, health, stop and access log options; 0 or \"\" means the default",
+		Short: "Change the stack, the Java version, and the warmup, health, stop and access log options; 0 or \"\" means the default",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := optionChange(cmd.Flags(), vals)

@@ -9,7 +9,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
-
 // TestDomainsVerbs pins what the domains verbs print, and the URLs of
 // apps show, against a real API.
 func TestDomainsVerbs(t *testing.T) {

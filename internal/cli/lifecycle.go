@@ -123,14 +123,23 @@ func newReleasesCmd(g *globals) *cobra.Command {
 				if r.Number == a.CurrentRelease {
 					name += " (live)"
 				}
-				rows = append(rows, []string{name, r.Artifact.Name, shortDigest(r.Artifact.Digest), ago(r.Created), orDash(r.Author),
+				rows = append(rows, []string{name, r.Artifact.Name, shortDigest(r.Artifact.Digest), releaseStack(r), ago(r.Created), orDash(r.Author),
 					orDash(r.Message), orDash(strings.Join(r.Changes, "; "))})
 			}
-			return table(cmd.OutOrStdout(), []string{"RELEASE", "ARTIFACT", "DIGEST", "CREATED", "AUTHOR", "MESSAGE", "CHANGES"}, rows)
+			return table(cmd.OutOrStdout(), []string{"RELEASE", "ARTIFACT", "DIGEST", "STACK", "CREATED", "AUTHOR", "MESSAGE", "CHANGES"}, rows)
 		},
 	}
 	addAppFlag(cmd, &app)
 	return cmd
+}
+
+// releaseStack is a release's stack and the Java version it asks for:
+// "tomcat, Java 17", or "java" on the node's default java.
+func releaseStack(r api.Release) string {
+	if v := r.Settings.JavaVersion; v != "" {
+		return r.Stack + ", Java " + v
+	}
+	return r.Stack
 }
 
 func shortDigest(d string) string {

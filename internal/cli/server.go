@@ -75,6 +75,7 @@ outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 	f.StringVar(&c.APITLSKey, "api-tls-key", "", "the key `FILE` of --api-tls-cert")
 	f.StringVar(&c.Isolation, "isolation", string(runtime.IsolationAuto), "how apps are kept from the daemon's files and each other's: user (each app runs as a user of its own; needs root), landlock (the daemon's user, confined by Landlock), none, or auto (user as root, landlock otherwise)")
 	f.Uint32Var(&c.AppUIDBase, "app-uid-base", deploy.DefaultAppUIDBase, "the first uid given to an app under --isolation=user; apps take uids from it on, one each, with no passwd entry")
+	f.StringSliceVar(&c.JDKs, "jdk", nil, "the `DIR` of a JDK (it holds bin/java and release) that apps may ask for by its Java version, besides those under "+runtime.DefaultJDKDir+" (repeatable; of two JDKs of one Java version, the first named wins)")
 	f.BoolVar(&c.Debug, "debug", false, "log more, embedded etcd's own logs included")
 	return cmd
 }

@@ -83,8 +83,11 @@ type Config struct {
 	// AppUIDBase is the first uid given to an app under user isolation;
 	// deploy.DefaultAppUIDBase when 0.
 	AppUIDBase uint32
-	Debug      bool
-	Logger     *slog.Logger
+	// JDKs are the directories of JDKs an app may ask for by their Java
+	// version, besides those under runtime.DefaultJDKDir (--jdk).
+	JDKs   []string
+	Debug  bool
+	Logger *slog.Logger
 }
 
 // ErrNoDataDir says that no data directory was given and there is no
@@ -191,6 +194,9 @@ func Run(ctx context.Context, c Config) error {
 	if err := deploy.SecureDataDir(c.DataDir, isolation); err != nil {
 		return err
 	}
+	if err := logStacks(log, c.JDKs); err != nil {
+		return err
+	}
 	var certs *certSet
 	if c.HTTPSListen != "" {
 		var err error
@@ -253,7 +259,7 @@ func Run(ctx context.Context, c Config) error {
 	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
 		HTTPS: certs != nil, ACME: certs != nil && certs.acme != nil,
-		Isolation: isolation, AppUIDBase: c.AppUIDBase, Cgroups: cgroups,
+		Isolation: isolation, AppUIDBase: c.AppUIDBase, Cgroups: cgroups, JDKs: c.JDKs,
 		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey}})
 	defer func() { mgr.Close(c.KeepInstances) }()
 	listeners := api.Listeners{HTTPPort: port(c.HTTPListen)}
@@ -309,6 +315,33 @@ func isolationMode(name string, log *slog.Logger) (runtime.Isolation, error) {
 		log.Info("isolation: " + string(mode) + ", each app runs as a user of its own")
 	}
 	return mode, nil
+}
+
+// logStacks says in the log which JDKs apps may ask for and whether the
+// tomcat stack has its Tomcat; a --jdk that names no JDK stops the start.
+// (They are looked for again as each instance starts.)
+func logStacks(log *slog.Logger, named []string) error {
+	jdks, err := runtime.FindJDKs(named, []string{runtime.DefaultJDKDir}, "java")
+	if err != nil {
+		return fmt.Errorf("--jdk: %w", err)
+	}
+	for _, j := range jdks.All() {
+		log.Info("JDK found", "java_version", j.Feature, "version", j.Version, "home", j.Home)
+	}
+	if len(jdks.All()) == 0 {
+		log.Warn("no JDK found under " + runtime.DefaultJDKDir + " or named with --jdk: an app that asks for a Java version cannot start")
+	}
+	if d := jdks.Default; d != nil {
+		log.Info("default JDK, for apps that ask for no Java version: the java on PATH", "version", d.Version, "home", d.Home)
+	} else {
+		log.Warn("no java on PATH, or it is no JDK with a release file: apps that ask for no Java version may not start")
+	}
+	if t, err := runtime.FindTomcat(runtime.DefaultTomcatLib); err != nil {
+		log.Info("the tomcat stack is not available", "reason", err)
+	} else {
+		log.Info("tomcat stack: Apache Tomcat "+t.Version, "lib", runtime.DefaultTomcatLib)
+	}
+	return nil
 }
 
 // instanceCgroups gives instances cgroups of their own, under the

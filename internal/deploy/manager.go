@@ -65,6 +65,19 @@ type Options struct {
 	// Hidden are paths besides the data directory that no instance may
 	// reach under landlock isolation: the TLS keys.
 	Hidden []string
+	// JDKs are the directories of JDKs named with --jdk; those in JDKDir
+	// are found too. Both are looked at as each instance starts, so that
+	// a JDK installed later is found.
+	JDKs []string
+	// JDKDir holds JDKs, a directory each; runtime.DefaultJDKDir when "".
+	JDKDir string
+	// Java is the java command whose JDK the API names as the node's
+	// default, which an app that asks for no Java version runs on (the
+	// stacks' commands run the java on PATH); "java" when "".
+	Java string
+	// TomcatLib holds the tomcat stack's jars; runtime.DefaultTomcatLib
+	// when "".
+	TomcatLib string
 	// Cgroups gives each instance a cgroup of its own; nil for none.
 	Cgroups *runtime.Cgroups
 	Logger  *slog.Logger

@@ -82,7 +82,7 @@ func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployme
 				return plan{}, err
 			}
 			rel := store.Release{App: req.App, Artifact: ref, Settings: releaseSettings(a.Settings), Author: req.Author, Message: req.Message}
-			if _, err := Command(rel); err != nil {
+			if err := m.resolveStack(&rel); err != nil {
 				return plan{}, err
 			}
 			if err := m.newRelease(ctx, &rel, d.ID); err != nil {
@@ -132,7 +132,7 @@ func (m *Manager) ChangeSettings(ctx context.Context, app string, c settings.Cha
 				return plan{}, err
 			}
 			rel := store.Release{App: app, Artifact: cur.Artifact, Settings: releaseSettings(ns), Author: meta.Author, Message: meta.Message}
-			if _, err := Command(rel); err != nil {
+			if err := m.resolveStack(&rel); err != nil {
 				return plan{}, err
 			}
 			// The release first: if the store refuses it, the app's
@@ -264,6 +264,9 @@ func (m *Manager) Rollback(ctx context.Context, app string, to int, meta Meta) (
 				msg = "rollback to " + target.Version()
 			}
 			rel := store.Release{App: app, Artifact: target.Artifact, Settings: releaseSettings(ns), Author: meta.Author, Message: msg, RolledBackFrom: target.Number}
+			if err := m.resolveStack(&rel); err != nil {
+				return plan{}, err
+			}
 			if err := m.newRelease(ctx, &rel, d.ID); err != nil {
 				return plan{}, err
 			}
