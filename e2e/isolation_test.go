@@ -150,7 +150,7 @@ func TestDetachedChildIsStopped(t *testing.T) {
 	if second == first || !alive(second) {
 		t.Fatalf("the restarted instance's child: pid %d, alive %v", second, alive(second))
 	}
-	d.mustCLI("apps", "delete", "detacher")
+	d.mustCLI("apps", "delete", "detacher", "--yes")
 	waitFor(t, 10*time.Second, fmt.Sprintf("the second instance's detached child %d to be gone", second), func() bool { return !alive(second) })
 }
 

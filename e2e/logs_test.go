@@ -116,7 +116,9 @@ func TestLogStreamFollowsDeployment(t *testing.T) {
 	waitHeartbeat(t, events)
 
 	zipPath := filepath.Join(t.TempDir(), "logs.zip")
-	d.mustCLI("logs", "download", "-a", "watched", "-o", zipPath)
+	if out := d.mustCLI("logs", "download", "-a", "watched", zipPath); !strings.Contains(out, "Wrote the logs of watched to "+zipPath) {
+		t.Errorf("logs download does not say where it wrote:\n%s", out)
+	}
 	all := readZip(t, zipPath)
 	for _, w := range []string{"Deployment 1 (deploy): Received", "Starting App version 2 on instance " + newID, "Deployment 2: Deployment succeeded"} {
 		if !strings.Contains(all, w) {
@@ -124,7 +126,7 @@ func TestLogStreamFollowsDeployment(t *testing.T) {
 		}
 	}
 	before := got[0].Time.Add(-time.Millisecond).Format(time.RFC3339Nano)
-	d.mustCLI("logs", "download", "-a", "watched", "--until", before, "-o", zipPath)
+	d.mustCLI("logs", "download", "-a", "watched", "--until", before, zipPath)
 	if early := readZip(t, zipPath); !strings.Contains(early, "Deployment 1 (deploy): Received") || strings.Contains(early, "Deployment 2") {
 		t.Errorf("--until %s: the zip holds:\n%s", before, early)
 	}

@@ -183,7 +183,7 @@ func TestSCM(t *testing.T) {
 
 	// The publish profile, as the GitHub Action reads it.
 	profileFile := filepath.Join(dir, "promo.PublishSettings")
-	cli("credentials", "create", "-a", "promo", "--publish-profile", "-o", profileFile)
+	cli("credentials", "create", "-a", "promo", "--publish-profile", profileFile)
 	if fi, err := os.Stat(profileFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("the publish profile file: %v, mode %v; want 0600", err, fi)
 	}

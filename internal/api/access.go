@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -17,8 +18,23 @@ func (s *Server) showPolicy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, policyOf(p))
+	writeJSON(w, http.StatusOK, s.policy(app, p))
 	return nil
+}
+
+// policy is the app's policy as the API shows it, with a warning when
+// https-only is on and nothing here serves HTTPS: no HTTPS listener, and
+// no trusted proxy that could end TLS in front of the router and say so
+// in X-Forwarded-Proto. Every plain request is then redirected to where
+// nothing answers.
+func (s *Server) policy(app string, p access.Policy) Policy {
+	out := policyOf(p)
+	if p.HTTPSOnly && !s.opts.HTTPSListener && len(s.opts.TrustedProxies) == 0 {
+		out.Warning = fmt.Sprintf("https-only is on, but this daemon has no HTTPS listener (--https-listen) and no trusted proxy "+
+			"(--trusted-proxies) to end TLS in front of it: plain HTTP requests are redirected to HTTPS, which nothing here serves, "+
+			"so app %s is unreachable; turn it off with 'slipway access https-only -a %s off', or start the server with --https-listen", app, app)
+	}
+	return out
 }
 
 // AddRuleRequest is the body of POST …/access/rules.
@@ -110,6 +126,6 @@ func (s *Server) updatePolicy(w http.ResponseWriter, r *http.Request, fn func(*a
 		return err
 	}
 	s.opts.Deploys.SetPolicy(app, p)
-	writeJSON(w, http.StatusOK, policyOf(p))
+	writeJSON(w, http.StatusOK, s.policy(app, p))
 	return nil
 }

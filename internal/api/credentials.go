@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/store"
@@ -57,7 +58,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 		}
 		answer := NewCredential{Credential: credentialOf(c), Token: token}
 		if s.opts.SCM != nil {
-			answer.SCMURL, answer.AppURL = s.opts.SCM.URL(r, app), s.opts.SCM.AppURL(app)
+			answer.SCMURL, answer.AppURL = s.opts.SCM.URL(r, app), s.appURL(app)
 		}
 		writeJSON(w, http.StatusCreated, answer)
 		return nil
@@ -95,4 +96,19 @@ func (s *Server) revokeCredential(w http.ResponseWriter, r *http.Request) error 
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// appURL is where a publish profile says app is served: its first https
+// URL, else its first.
+func (s *Server) appURL(app string) string {
+	urls := s.opts.Listeners.urls(s.opts.Deploys.Hosts(app))
+	for _, u := range urls {
+		if strings.HasPrefix(u, "https://") {
+			return u
+		}
+	}
+	if len(urls) == 0 {
+		return ""
+	}
+	return urls[0]
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -43,7 +44,13 @@ func statusOf(err error) int {
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLocked), errors.Is(err, deploy.ErrNotRunning),
-		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone):
+		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone),
+		// A domain another app has (the message names it), or one too many.
+		errors.Is(err, store.ErrTooManyDomains):
+		return http.StatusConflict
+	case errors.Is(err, runtime.ErrNoJDK), errors.Is(err, runtime.ErrNoTomcat):
+		// The node lacks what the app asks for; the same request works
+		// once it is installed.
 		return http.StatusConflict
 	case errors.Is(err, deploy.ErrNoRelease):
 		return http.StatusNotFound
@@ -63,10 +70,32 @@ func statusOf(err error) int {
 	case errors.Is(err, settings.ErrInvalidName), errors.Is(err, settings.ErrInvalidSettings),
 		errors.Is(err, scm.ErrUnsupported), errors.Is(err, scm.ErrBadRequest),
 		errors.Is(err, artifact.ErrEmpty), errors.Is(err, artifact.ErrCorrupt),
-		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta):
+		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta),
+		errors.Is(err, settings.ErrInvalidDomain), errors.Is(err, deploy.ErrNoACME),
+		errors.Is(err, artifact.ErrJavax), errors.Is(err, runtime.ErrStack):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError
+	}
+}
+
+// outcomeStatus is the status of an answer that waited for a deployment
+// to end (wait=1), by how it ended. Anything but success is a 4xx, so a
+// pipeline (curl --fail) fails on it, and a client that retries a 5xx by
+// itself (curl --retry does) does not send again what would end the same.
+func outcomeStatus(state string) int {
+	switch state {
+	case store.StateSucceeded:
+		return http.StatusOK
+	case store.StateCancelled:
+		// Someone ended it (a cancel, a daemon that stopped) before it
+		// switched traffic: the change met another, and can be sent again.
+		return http.StatusConflict
+	default:
+		// Failed: the request was good, but what it asked to take live
+		// could not go live (it exited, never answered, …); the body
+		// says why.
+		return http.StatusUnprocessableEntity
 	}
 }
 

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
@@ -8,11 +10,17 @@ import (
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
-// meta reads who asks and why from the query: author, message, and wait=1
-// to queue behind a running deployment instead of getting 409.
+// meta reads who asks and why from the query, author and message, and
+// whether to queue behind a running deployment instead of getting 409:
+// queue=1, or wait=1 (see answerChange) unless queue=0. (Before wait=1
+// waited for the end of the change, it meant queue=1; it still does.)
 func meta(r *http.Request) deploy.Meta {
 	q := r.URL.Query()
-	return deploy.Meta{Author: q.Get("author"), Message: q.Get("message"), Wait: isTrue(q.Get("wait"))}
+	queue := isTrue(q.Get("wait"))
+	if q.Has("queue") {
+		queue = isTrue(q.Get("queue"))
+	}
+	return deploy.Meta{Author: q.Get("author"), Message: q.Get("message"), Wait: queue}
 }
 
 func isTrue(v string) bool { return v == "1" || v == "true" }
@@ -44,23 +52,50 @@ func (s *Server) showSettings(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// changeSettings applies a settings.Change. Query: no_restart=1 records it for
-// the next deployment; otherwise it goes live through a deployment (202).
+// SettingsChange is the answer to a settings change: the settings after
+// it, and what it did.
+type SettingsChange struct {
+	SettingsView
+	// Changed is false for a change that changed nothing (unset of a
+	// variable that is not set, a value it has already, …): it made no
+	// release and no deployment, and Message says why.
+	Changed bool `json:"changed"`
+	// Message says what happened, for people.
+	Message string `json:"message,omitempty"`
+}
+
+// NoChange is the answer to a scale that changed nothing.
+type NoChange struct {
+	Changed bool   `json:"changed"` // false
+	Message string `json:"message"`
+}
+
+// changeSettings applies a settings.Change. Query: no_restart=1 records it
+// for the next deployment (200); otherwise it goes live through a
+// deployment (202, or see answerChange). A change that changes nothing
+// answers 200 with changed false.
 func (s *Server) changeSettings(w http.ResponseWriter, r *http.Request) error {
 	var c settings.Change
 	if err := decodeJSON(r, &c); err != nil {
 		return err
 	}
-	d, ns, err := s.opts.Deploys.ChangeSettings(r.Context(), r.PathValue("app"), c, isTrue(r.URL.Query().Get("no_restart")), meta(r))
+	app := r.PathValue("app")
+	d, ns, err := s.opts.Deploys.ChangeSettings(r.Context(), app, c, isTrue(r.URL.Query().Get("no_restart")), meta(r))
+	if errors.Is(err, settings.ErrUnchanged) {
+		writeJSON(w, http.StatusOK, SettingsChange{SettingsView: settingsView(ns, nil), Message: err.Error()})
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if d != nil {
-		status = http.StatusAccepted
+	if d == nil {
+		writeJSON(w, http.StatusOK, SettingsChange{SettingsView: settingsView(ns, nil), Changed: true,
+			Message: fmt.Sprintf("settings of %s saved; they take effect at the next deployment", app)})
+		return nil
 	}
-	writeJSON(w, status, settingsView(ns, d))
-	return nil
+	return s.answerChange(w, r, *d, func(d store.Deployment) any {
+		return SettingsChange{SettingsView: settingsView(ns, &d), Changed: true}
+	})
 }
 
 // ScaleRequest is the body of POST /api/v1/apps/{app}/scale.
@@ -68,12 +103,19 @@ type ScaleRequest struct {
 	Instances int `json:"instances"`
 }
 
+// scale answers 204 when the app has no live release (the count is
+// recorded for its first deployment), 200 with NoChange when it has the
+// count already, else as answerChange.
 func (s *Server) scale(w http.ResponseWriter, r *http.Request) error {
 	var req ScaleRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
 	d, err := s.opts.Deploys.Scale(r.Context(), r.PathValue("app"), req.Instances, meta(r))
+	if errors.Is(err, settings.ErrUnchanged) {
+		writeJSON(w, http.StatusOK, NoChange{Message: err.Error()})
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -81,8 +123,7 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	writeJSON(w, http.StatusAccepted, deploymentOf(*d))
-	return nil
+	return s.answerChange(w, r, *d, deploymentBody)
 }
 
 func (s *Server) restart(w http.ResponseWriter, r *http.Request) error {
@@ -90,8 +131,7 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, deploymentOf(d))
-	return nil
+	return s.answerChange(w, r, d, deploymentBody)
 }
 
 // RollbackRequest is the body of POST /api/v1/apps/{app}/rollback.
@@ -110,6 +150,5 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, deploymentOf(d))
-	return nil
+	return s.answerChange(w, r, d, deploymentBody)
 }

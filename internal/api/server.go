@@ -38,12 +38,56 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// applying an app's deploy access rules.
 	TrustedProxies []netip.Prefix
+	// HTTPSListener is true when the router serves HTTPS itself; an
+	// app's https-only policy warns without it and without a trusted
+	// proxy.
+	HTTPSListener bool
 	// AdminTokenFile is where the admin token is kept for the operator on
 	// the daemon's machine; a rotated token is written there too.
 	AdminTokenFile string
 	// SCM serves each app's App Service deploy endpoints under /scm/APP,
 	// as deploy endpoints of the app; nil for none.
 	SCM *scm.Site
+	// Listeners are the router's, for the URLs an app is shown with.
+	Listeners Listeners
+}
+
+// Listeners describe the router's listeners, for an app's URLs.
+type Listeners struct {
+	// HTTPPort is the plain HTTP listener's port; empty means 80.
+	HTTPPort string
+	// HTTPSPort is the HTTPS listener's port; empty when there is none.
+	HTTPSPort string
+	// HasCertificate reports whether the HTTPS listener has a certificate
+	// for a host name (an app's https URL is shown only then); nil means
+	// it has one for every name.
+	HasCertificate func(host string) bool
+}
+
+// urls are the URLs of an app served at hosts: http, and https where the
+// HTTPS listener has a certificate for the host; the port only when it
+// is not the scheme's default.
+func (l Listeners) urls(hosts []string) []string {
+	out := make([]string, 0, 2*len(hosts))
+	for _, h := range hosts {
+		out = append(out, "http://"+withPort(h, l.HTTPPort, "80"))
+	}
+	if l.HTTPSPort == "" {
+		return out
+	}
+	for _, h := range hosts {
+		if l.HasCertificate == nil || l.HasCertificate(h) {
+			out = append(out, "https://"+withPort(h, l.HTTPSPort, "443"))
+		}
+	}
+	return out
+}
+
+func withPort(host, port, def string) string {
+	if port == "" || port == def {
+		return host
+	}
+	return host + ":" + port
 }
 
 // Server serves the control API.
@@ -103,6 +147,9 @@ func (s *Server) routes() {
 	s.route("GET /api/v1/apps/{app}/credentials", scopeAdmin, s.listCredentials)
 	s.route("POST /api/v1/apps/{app}/credentials", scopeAdmin, s.createCredential)
 	s.route("DELETE /api/v1/apps/{app}/credentials/{credential}", scopeAdmin, s.revokeCredential)
+	s.route("GET /api/v1/apps/{app}/domains", scopeAdmin, s.listDomains)
+	s.route("POST /api/v1/apps/{app}/domains", scopeAdmin, s.addDomain)
+	s.route("DELETE /api/v1/apps/{app}/domains/{name}", scopeAdmin, s.removeDomain)
 	s.route("GET /api/v1/apps/{app}/access", scopeAdmin, s.showPolicy)
 	s.route("PATCH /api/v1/apps/{app}/access", scopeAdmin, s.changePolicy)
 	s.route("POST /api/v1/apps/{app}/access/rules", scopeAdmin, s.addRule)
@@ -120,11 +167,12 @@ func (s *Server) routes() {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// app adds to a the state that lives outside its record: hosts,
-// instances, the running deployment.
+// app adds to a the state that lives outside its record: hosts and
+// URLs, instances, the running deployment.
 func (s *Server) app(r *http.Request, a store.App) App {
 	holder, _ := s.opts.Store.LockHolder(r.Context(), a.Name)
-	return appOf(a, s.opts.Deploys.Hosts(a.Name), instancesOf(s.opts.Deploys.Instances(a.Name)), holder)
+	hosts := s.opts.Deploys.Hosts(a.Name)
+	return appOf(a, hosts, s.opts.Listeners.urls(hosts), instancesOf(s.opts.Deploys.Instances(a.Name)), holder)
 }
 
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
@@ -176,8 +224,25 @@ func (s *Server) showApp(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.app(r, a))
+	out := s.app(r, a)
+	if out.Runtime, err = s.runtime(r, a); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// runtime is how a's live release runs on this node; nil before its
+// first release.
+func (s *Server) runtime(r *http.Request, a store.App) (*Runtime, error) {
+	if a.CurrentRelease == 0 {
+		return nil, nil
+	}
+	rel, err := s.opts.Store.Release(r.Context(), a.Name, a.CurrentRelease)
+	if err != nil {
+		return nil, err
+	}
+	return runtimeOf(s.opts.Deploys.RuntimeOf(rel)), nil
 }
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) error {
@@ -189,7 +254,7 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) error {
 }
 
 // createDeployment takes the request body as the artifact, streamed to disk.
-// Query: filename, message, author.
+// Query: filename, message, author, queue, wait (see answerChange).
 func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) error {
 	limit := s.opts.Artifacts.MaxUpload()
 	if r.ContentLength > limit {
@@ -202,10 +267,12 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", fmt.Sprintf("/api/v1/apps/%s/deployments/%d", d.App, d.ID))
-	writeJSON(w, http.StatusAccepted, deploymentOf(d))
-	return nil
+	return s.answerChange(w, r, d, deploymentBody)
 }
+
+// deploymentBody is the answer to a change that answers with its
+// deployment: the deployment.
+func deploymentBody(d store.Deployment) any { return deploymentOf(d) }
 
 func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 	app := r.PathValue("app")
@@ -241,13 +308,6 @@ func (s *Server) showDeployment(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// FollowLine is one line of a deployment's event stream (NDJSON): an event,
-// or, last, the finished deployment.
-type FollowLine struct {
-	Event      *Event      `json:"event,omitempty"`
-	Deployment *Deployment `json:"deployment,omitempty"`
-}
-
 // followDeployment streams the deployment's events as they happen, one JSON
 // object per line, ending with the finished deployment.
 func (s *Server) followDeployment(w http.ResponseWriter, r *http.Request) error {
@@ -259,29 +319,7 @@ func (s *Server) followDeployment(w http.ResponseWriter, r *http.Request) error 
 	if _, err := s.opts.Store.Deployment(r.Context(), app, id); err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	flusher := http.NewResponseController(w)
-	sent := 0
-	err = s.opts.Store.WatchDeployment(r.Context(), app, id, func(d store.Deployment) bool {
-		// Events are only appended. (A log over store.MaxEvents drops old
-		// progress messages; a follower then misses as many new ones, which
-		// takes a warmup of hours at one message per 15 s.)
-		for _, e := range d.Events[min(sent, len(d.Events)):] {
-			enc.Encode(FollowLine{Event: new(eventOf(e))})
-		}
-		sent = len(d.Events)
-		if d.Done() {
-			enc.Encode(FollowLine{Deployment: new(deploymentOf(d))})
-		}
-		flusher.Flush()
-		return !d.Done()
-	})
-	if err != nil && r.Context().Err() == nil {
-		s.logger.Error("following deployment", "app", app, "deployment", id, "err", err)
-	}
+	s.streamDeployment(w, r, app, id, nil)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,6 +27,29 @@ type testAPI struct {
 	url   string
 	admin string // the admin token
 	st    *store.Store
+	mgr   *deploy.Manager
+	// jdk is the home of the node's one JDK, whose path the golden files
+	// show as /usr/lib/jvm/jdk-17.
+	jdk string
+}
+
+// fakeJDK makes a JDK directory of Java 17 under dir: a release file and
+// a bin/java that is a shell script. The tests start no instance; a real
+// JDK's version and path would differ from machine to machine, and the
+// golden files pin what the API says of the JDK.
+func fakeJDK(t *testing.T, dir string) string {
+	t.Helper()
+	home := filepath.Join(dir, "jdk-17")
+	if err := os.MkdirAll(filepath.Join(home, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "release"), []byte("IMPLEMENTOR=\"Test\"\nJAVA_VERSION=\"17.0.99\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "bin", "java"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return home
 }
 
 // newTestAPI starts the API; opts, if any, change its Options (the
@@ -53,8 +77,10 @@ func newTestAPIWith(t *testing.T, ao artifact.Options, opts ...func(*Options)) *
 	}
 	hub := logs.NewHub(logs.Options{Dir: filepath.Join(dir, "logs"), Logger: logger})
 	t.Cleanup(hub.Close)
+	jdk := fakeJDK(t, filepath.Join(dir, "jvm"))
 	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: router.New(router.Options{Logger: logger}), Logs: hub,
-		DataDir: dir, BaseDomain: "example.test", Logger: logger})
+		DataDir: dir, BaseDomain: "example.test", Logger: logger,
+		JDKDir: filepath.Join(dir, "jvm"), Java: filepath.Join(jdk, "bin", "java"), TomcatLib: filepath.Join(dir, "no-tomcat")})
 	t.Cleanup(func() { mgr.Close(false) })
 	admin, err := EnsureAdminToken(t.Context(), st, "")
 	if err != nil {
@@ -66,7 +92,7 @@ func newTestAPIWith(t *testing.T, ao artifact.Options, opts ...func(*Options)) *
 	}
 	srv := httptest.NewServer(New(o))
 	t.Cleanup(srv.Close)
-	return &testAPI{t: t, url: srv.URL, admin: admin, st: st}
+	return &testAPI{t: t, url: srv.URL, admin: admin, st: st, mgr: mgr, jdk: jdk}
 }
 
 // do sends a request with token as a bearer token (none when empty) and

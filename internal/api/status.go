@@ -17,6 +17,9 @@ type Status struct {
 	CrashLooping bool `json:"crash_looping"`
 	// LastDeployment is the app's latest deployment, without its events.
 	LastDeployment *Deployment `json:"last_deployment,omitempty"`
+	// Runtime is how the live release runs on this node; left out before
+	// the first release.
+	Runtime *Runtime `json:"runtime,omitempty"`
 	// Traffic is the last minute's requests through the router.
 	Traffic   Traffic    `json:"traffic"`
 	Instances []Instance `json:"instances"`
@@ -34,6 +37,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 			st.Ready++
 		}
 		st.CrashLooping = st.CrashLooping || strings.HasPrefix(i.Note, "crash-looping")
+	}
+	if st.Runtime, err = s.runtime(r, a); err != nil {
+		return err
 	}
 	deps, err := s.opts.Store.Deployments(r.Context(), a.Name)
 	if err != nil {

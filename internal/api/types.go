@@ -30,16 +30,51 @@ type App struct {
 	Settings settings.Settings `json:"settings"`
 	// CurrentRelease is the number of the release taking traffic; 0 before
 	// the first successful deployment.
-	CurrentRelease int        `json:"current_release"`
-	Hosts          []string   `json:"hosts"`
-	Instances      []Instance `json:"instances"`
+	CurrentRelease int `json:"current_release"`
+	// Hosts are the names the app is served at: NAME.<base-domain>, then
+	// its custom domains.
+	Hosts []string `json:"hosts"`
+	// URLs are the app's URLs on the router's listeners: http for each
+	// host, then https for each the HTTPS listener has a certificate for.
+	URLs      []string   `json:"urls"`
+	Instances []Instance `json:"instances"`
 	// Deploying is the id of the running deployment, 0 when none runs.
 	Deploying int `json:"deploying,omitempty"`
+	// Runtime is how the live release runs on this node; left out
+	// before the first release, and in the list of apps.
+	Runtime *Runtime `json:"runtime,omitempty"`
 }
 
-func appOf(a store.App, hosts []string, instances []Instance, deploying int) App {
+func appOf(a store.App, hosts, urls []string, instances []Instance, deploying int) App {
 	return App{Name: a.Name, Created: a.Created, Settings: a.Settings.Masked(), CurrentRelease: a.CurrentRelease,
-		Hosts: hosts, Instances: instances, Deploying: deploying}
+		Hosts: hosts, URLs: urls, Instances: instances, Deploying: deploying}
+}
+
+// Runtime is how a release runs on the node that answers.
+type Runtime struct {
+	// Stack is java, tomcat or command.
+	Stack string `json:"stack"`
+	// JavaVersion is the Java version the release asks for, like "17";
+	// "" for the node's default java.
+	JavaVersion string `json:"java_version,omitempty"`
+	// Java is the version of the JDK it runs on here ("17.0.15"), and
+	// JavaHome its directory; both left out when not known.
+	Java     string `json:"java,omitempty"`
+	JavaHome string `json:"java_home,omitempty"`
+	// Tomcat is the version of Tomcat a release of the tomcat stack runs
+	// on here.
+	Tomcat string `json:"tomcat,omitempty"`
+	// Problem says what keeps this node from starting the release (a
+	// JDK that is not installed), "" when nothing does.
+	Problem string `json:"problem,omitempty"`
+}
+
+func runtimeOf(r deploy.Runtime) *Runtime {
+	out := &Runtime{Stack: r.Stack, JavaVersion: r.JavaVersion, Tomcat: r.Tomcat, Problem: r.Problem}
+	if r.JDK != nil {
+		out.Java, out.JavaHome = r.JDK.Version, r.JDK.Home
+	}
+	return out
 }
 
 // Instance is one running copy of a release.
@@ -112,11 +147,14 @@ type Release struct {
 	Artifact Artifact `json:"artifact"`
 	// Settings are the release's snapshot, secret values masked; the
 	// instance count belongs to the app, not to a release.
-	Settings   settings.Settings `json:"settings"`
-	Created    time.Time         `json:"created"`
-	Author     string            `json:"author,omitempty"`
-	Message    string            `json:"message,omitempty"`
-	Deployment int               `json:"deployment"`
+	Settings settings.Settings `json:"settings"`
+	// Stack is the stack the release runs on: java, tomcat or command,
+	// from its settings or, when they name none, its artifact.
+	Stack      string    `json:"stack"`
+	Created    time.Time `json:"created"`
+	Author     string    `json:"author,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	Deployment int       `json:"deployment"`
 	// Changes says what this release changed from the one before it, with
 	// the values of secrets left out.
 	Changes []string `json:"changes,omitempty"`
@@ -129,7 +167,7 @@ func (r Release) Version() string { return fmt.Sprintf("v%d", r.Number) }
 
 func releaseOf(r store.Release) Release {
 	return Release{App: r.App, Number: r.Number, Artifact: artifactOf(r.Artifact), Settings: r.Settings.Masked(),
-		Created: r.Created, Author: r.Author, Message: r.Message, Deployment: r.Deployment,
+		Stack: deploy.StackOf(r), Created: r.Created, Author: r.Author, Message: r.Message, Deployment: r.Deployment,
 		Changes: r.Changes, RolledBackFrom: r.RolledBackFrom}
 }
 
@@ -228,6 +266,30 @@ func credentialOf(c store.Credential) Credential {
 	return Credential{ID: c.ID, App: c.App, Name: c.Name, Author: c.Author, Created: c.Created}
 }
 
+// Domain is a custom host name an app is served at.
+type Domain struct {
+	// Name is lower case; "*.shop.example.com" is a wildcard, for the
+	// names one label under shop.example.com.
+	Name string `json:"name"`
+	App  string `json:"app"`
+	// ACME says the name's certificate comes from the daemon's ACME CA.
+	ACME    bool      `json:"acme"`
+	Created time.Time `json:"created"`
+}
+
+func domainOf(d store.Domain) Domain {
+	return Domain{Name: d.Name, App: d.App, ACME: d.ACME, Created: d.Created}
+}
+
+// domainsOf converts a list; never nil, so that it shows as [].
+func domainsOf(ds []store.Domain) []Domain {
+	out := make([]Domain, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, domainOf(d))
+	}
+	return out
+}
+
 // Policy is an app's access restrictions, with the action that applies
 // when no rule matches.
 type Policy struct {
@@ -238,6 +300,9 @@ type Policy struct {
 	HTTPSOnly     bool   `json:"https_only"`
 	AppDefault    string `json:"app_default"`
 	DeployDefault string `json:"deploy_default"`
+	// Warning says what in the policy cannot work as meant on this daemon,
+	// like https_only without anything that serves HTTPS.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Rule is one access rule: the lowest priority that matches the client's

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -41,7 +42,9 @@ func golden(t *testing.T, name string, got []byte) {
 // records are seeded with fixed values so the answers do not change from
 // run to run. A change here breaks clients; make it on purpose.
 func TestWireFormat(t *testing.T) {
-	a := newTestAPI(t)
+	a := newTestAPI(t, func(o *Options) {
+		o.Listeners = Listeners{HTTPPort: "8080", HTTPSPort: "8443", HasCertificate: func(h string) bool { return h != "*.shop.example.com" }}
+	})
 	ctx := context.Background()
 	at := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
 	a.createApp(store.App{Name: "promo", Created: at, CurrentRelease: 2, Settings: settings.Settings{
@@ -51,7 +54,8 @@ func TestWireFormat(t *testing.T) {
 	for _, r := range []store.Release{
 		{App: "promo", Artifact: art, Settings: settings.Settings{Env: map[string]string{"DB_PASSWORD": "hunter2"}, Secrets: []string{"DB_PASSWORD"}},
 			Created: at, Author: "ana", Message: "first", Deployment: 1, Changes: []string{"artifact promo-1.0.jar (sha256:0123456789a…)"}},
-		{App: "promo", Artifact: art, Created: at.Add(time.Hour), Deployment: 2, RolledBackFrom: 1},
+		{App: "promo", Artifact: art, Settings: settings.Settings{JavaVersion: "17"}, Stack: settings.StackJava,
+			Created: at.Add(time.Hour), Deployment: 2, RolledBackFrom: 1},
 	} {
 		if err := a.st.CreateRelease(ctx, &r); err != nil {
 			t.Fatal(err)
@@ -76,6 +80,14 @@ func TestWireFormat(t *testing.T) {
 	if _, err := a.st.UpdatePolicy(ctx, "promo", func(p *access.Policy) error { p.App = access.Rules{rule}; return nil }); err != nil {
 		t.Fatal(err)
 	}
+	for _, d := range []store.Domain{{Name: "shop.example.com", App: "promo", ACME: true, Created: at}, {Name: "*.shop.example.com", App: "promo", Created: at}} {
+		if _, _, err := a.st.AddDomain(ctx, d, settings.MaxDomains); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.mgr.LoadDomains(ctx); err != nil { // as at the daemon's start
+		t.Fatal(err)
+	}
 	if err := a.st.Lock(ctx, "promo", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +106,7 @@ func TestWireFormat(t *testing.T) {
 		{"settings.json", "GET", "/api/v1/apps/promo/settings", 200},
 		{"credentials.json", "GET", "/api/v1/apps/promo/credentials", 200},
 		{"policy.json", "GET", "/api/v1/apps/promo/access", 200},
+		{"domains.json", "GET", "/api/v1/apps/promo/domains", 200},
 		{"locked.json", "POST", "/api/v1/apps/promo/restart", 409},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -101,7 +114,7 @@ func TestWireFormat(t *testing.T) {
 			if code != tt.want {
 				t.Fatalf("%s %s: got %d %s, want %d", tt.method, tt.path, code, b, tt.want)
 			}
-			golden(t, tt.golden, b)
+			golden(t, tt.golden, bytes.ReplaceAll(b, []byte(a.jdk), []byte("/usr/lib/jvm/jdk-17")))
 		})
 	}
 }

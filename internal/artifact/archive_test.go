@@ -210,14 +210,14 @@ func TestPrepareKeepsAPreparedRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "v1")
-	if err := s.Prepare(ref, dir); err != nil {
+	if err := s.Prepare(ref, dir, LayoutDefault); err != nil {
 		t.Fatal(err)
 	}
 	// An instance of the release works in it, and wrote a file there.
 	if err := os.WriteFile(filepath.Join(dir, "instance.pid"), []byte("42"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Prepare(ref, dir); err != nil {
+	if err := s.Prepare(ref, dir, LayoutDefault); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "instance.pid")); err != nil {

@@ -257,21 +257,17 @@ func inspect(path, name string, maxEntries int) (string, error) {
 }
 
 func checkMainClass(zr *zip.Reader) error {
-	f, err := zr.Open("META-INF/MANIFEST.MF")
-	if err != nil {
+	main, err := mainClass(zr)
+	if errors.Is(err, errNoManifest) {
 		return fmt.Errorf("%w: the jar has no META-INF/MANIFEST.MF, so 'java -jar' cannot run it; build an executable jar (for Spring Boot: the spring-boot-maven-plugin repackage goal)", ErrCorrupt)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
-		return fmt.Errorf("%w: reading the manifest: %v", ErrCorrupt, err)
+		return err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "Main-Class:") {
-			return nil
-		}
+	if main == "" {
+		return fmt.Errorf("%w: the jar's manifest has no Main-Class, so 'java -jar' cannot run it; build an executable jar or upload a zip with a startup command", ErrCorrupt)
 	}
-	return fmt.Errorf("%w: the jar's manifest has no Main-Class, so 'java -jar' cannot run it; build an executable jar or upload a zip with a startup command", ErrCorrupt)
+	return nil
 }
 
 // Prune removes the artifacts not in keep: at once those in known (old

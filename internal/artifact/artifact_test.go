@@ -136,7 +136,7 @@ func TestPrepareLinksAppJar(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "v1")
-	if err := s.Prepare(ref, dir); err != nil {
+	if err := s.Prepare(ref, dir, LayoutDefault); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "app.jar")); err != nil {
@@ -210,7 +210,7 @@ func prepareZip(s *Store, path, dir string) error {
 	if err := os.WriteFile(s.Path(ref.Digest), b, 0o600); err != nil {
 		return err
 	}
-	return s.Prepare(ref, dir)
+	return s.Prepare(ref, dir, LayoutDefault)
 }
 
 // TestPutRefusesHostileZips: a zip whose entries could not be unpacked

@@ -18,15 +18,33 @@ import (
 // rename step.
 var entryName = map[string]string{KindJar: "app.jar", KindWar: "app.war"}
 
-// Prepare lays out the artifact ref in dir, the directory of a release: a
-// jar or war is linked as app.jar or app.war, a zip is unpacked. The
+// WebappDir is where LayoutWebapp unpacks a war in its release directory.
+const WebappDir = "ROOT"
+
+// Layout is how a release directory holds its artifact.
+type Layout int
+
+// Layouts.
+const (
+	// LayoutDefault links a jar or a war as app.jar or app.war and
+	// unpacks a zip.
+	LayoutDefault Layout = iota
+	// LayoutWebapp links a war as app.war, and unpacks it into
+	// WebappDir too, as a servlet container serves it.
+	LayoutWebapp
+)
+
+// Prepare lays out the artifact ref in dir, the directory of a release,
+// as layout says: a jar or war is linked as app.jar or app.war, a zip,
+// or the war of LayoutWebapp, is unpacked, with the bounds and checks of
+// unpack. The
 // content is made in a temporary directory beside dir and renamed to dir
 // once whole, so dir exists only complete, and a refused or failed
 // release leaves nothing (what a crash leaves goes with
 // atomicfile.RemoveTemps at the next start). A dir that exists is kept
 // as it is: its release was prepared before, and may have instances
 // running in it (a restart, a scale, the daemon's start).
-func (s *Store) Prepare(ref store.ArtifactRef, dir string) error {
+func (s *Store) Prepare(ref store.ArtifactRef, dir string, layout Layout) error {
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
@@ -38,7 +56,7 @@ func (s *Store) Prepare(ref store.ArtifactRef, dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.layOut(ref, tmp); err != nil {
+	if err := s.layOut(ref, tmp, layout); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}
@@ -49,11 +67,25 @@ func (s *Store) Prepare(ref store.ArtifactRef, dir string) error {
 	return nil
 }
 
-func (s *Store) layOut(ref store.ArtifactRef, dir string) error {
-	if name, ok := entryName[ref.Kind]; ok {
-		return s.linkOrCopy(s.Path(ref.Digest), filepath.Join(dir, name))
+func (s *Store) layOut(ref store.ArtifactRef, dir string, layout Layout) error {
+	name, ok := entryName[ref.Kind]
+	if !ok {
+		return s.unpack(s.Path(ref.Digest), dir)
 	}
-	return s.unpack(s.Path(ref.Digest), dir)
+	if err := s.linkOrCopy(s.Path(ref.Digest), filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	if layout != LayoutWebapp {
+		return nil
+	}
+	if ref.Kind != KindWar {
+		return fmt.Errorf("%w: a %s is no web application; a servlet container serves a war", ErrCorrupt, ref.Kind)
+	}
+	webapp := filepath.Join(dir, WebappDir)
+	if err := os.Mkdir(webapp, 0o700); err != nil {
+		return err
+	}
+	return s.unpack(s.Path(ref.Digest), webapp)
 }
 
 // linkOrCopy links src as dst, which takes no space, or copies it where

@@ -159,7 +159,7 @@ func TestPrepareKeepsTheReserve(t *testing.T) {
 		if err := os.WriteFile(s.Path(jar.Digest), make([]byte, 40<<20), 0o400); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Prepare(jar, filepath.Join(releases, "v2")); !errors.Is(err, ErrNoSpace) {
+		if err := s.Prepare(jar, filepath.Join(releases, "v2"), LayoutDefault); !errors.Is(err, ErrNoSpace) {
 			t.Errorf("a jar of 40 MiB: got %v, want ErrNoSpace", err)
 		}
 	}

@@ -70,6 +70,9 @@ func printPolicy(w io.Writer, g *globals, p api.Policy) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nHTTPS only: %v\n", p.HTTPSOnly)
+	if p.Warning != "" {
+		fmt.Fprintf(w, "\nWarning: %s\n", p.Warning)
+	}
 	return nil
 }
 

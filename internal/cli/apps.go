@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -52,7 +55,7 @@ func newAppsCreateCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&env, "env", "e", nil, "an environment variable `KEY=VALUE` (repeatable)")
-	f.StringVar(&s.Command, "command", "", "the startup command (default: the stack's, e.g. java $JAVA_OPTS -jar app.jar --server.port=$PORT)")
+	f.StringVar(&s.Command, "command", "", "the startup command (default: the stack's, e.g. java $JAVA_OPTS -jar app.jar --server.port=$PORT on java)")
 	addOptionFlags(f, &s)
 	return cmd
 }
@@ -110,6 +113,8 @@ func newAppsShowCmd(g *globals) *cobra.Command {
 			s := a.Settings.WithDefaults()
 			fmt.Fprintf(w, "Name:        %s\nHosts:       %s\nRelease:     %s\nDeploying:   %s\nCreated:     %s\n",
 				a.Name, strings.Join(a.Hosts, ", "), releaseName(a.CurrentRelease), deploying(a.Deploying), a.Created.Format("2006-01-02 15:04:05 MST"))
+			fmt.Fprintf(w, "URLs:        %s\n", orDash(strings.Join(a.URLs, "\n             ")))
+			printRuntime(w, a.Runtime, a.Settings)
 			fmt.Fprintf(w, "Instances:   %d wanted\nCommand:     %s\nWarmup:      GET %s until %s, at most %ds\nDrain:       %ds, then SIGTERM and %ds before SIGKILL\n",
 				s.Instances, orDash(s.Command), s.WarmupPath, s.WarmupStatus, s.StartTimeLimit, s.DrainTimeout, s.StopGrace)
 			if len(a.Instances) == 0 {
@@ -126,17 +131,63 @@ func newAppsShowCmd(g *globals) *cobra.Command {
 	}
 }
 
+// printRuntime writes the Stack and Java lines of apps show and status:
+// how the live release runs on the node that answers, or before the first
+// release, what the settings ask for.
+func printRuntime(w io.Writer, r *api.Runtime, s settings.Settings) {
+	if r == nil {
+		stack, java := s.Stack, s.JavaVersion
+		if stack == "" {
+			stack = "from the artifact"
+		}
+		if java == "" {
+			java = "the node's default"
+		}
+		fmt.Fprintf(w, "Stack:       %s\nJava:        %s\n", stack, java)
+		return
+	}
+	stack := r.Stack
+	if r.Tomcat != "" {
+		stack += " (Tomcat " + r.Tomcat + ")"
+	}
+	java := r.JavaVersion
+	if java == "" {
+		java = "the node's default"
+	}
+	if r.Java != "" {
+		java += " (JDK " + r.Java + ", " + r.JavaHome + ")"
+	}
+	fmt.Fprintf(w, "Stack:       %s\nJava:        %s\n", stack, java)
+	if r.Problem != "" {
+		fmt.Fprintf(w, "Warning:     this node cannot start it: %s\n", r.Problem)
+	}
+}
+
 func newAppsDeleteCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Stop an app's instances and delete it with its history",
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME [--yes]",
+		Short: "Stop an app's instances and delete it with its history; asks first unless --yes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.client().do(cmd.Context(), http.MethodDelete, "/api/v1/apps/"+args[0], nil, nil); err != nil {
+			name := args[0]
+			if !yes {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Delete app %s? Its instances stop, and its releases, deployments, settings, storage and logs are removed; this cannot be undone. [y/N] ", name)
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr()) // no answer, nor the newline that ends one
+				}
+				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+					return fmt.Errorf("app %s was not deleted: answer y to delete it, or pass --yes", name)
+				}
+			}
+			if err := g.client().do(cmd.Context(), http.MethodDelete, "/api/v1/apps/"+url.PathEscape(name), nil, nil); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Deleted app %s\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "Deleted app %s\n", name)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
+	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,31 +73,63 @@ func saveConfig(c userConfig) error {
 // resolve fills in the URL and token the flags left open: the URL from
 // the last login; the token from the login of that URL, else from
 // admin.token in the local daemon's data directory (SLIPWAY_DATA_DIR, or
-// the default), for the operator on the server machine.
-func (g *globals) resolve(urlGiven bool) error {
+// the default), for the operator on the server machine. It notes where
+// the token came from (tokenFrom), for the errors that refuse it.
+// urlFrom and tokenFrom say where --url and --token were set: "--url",
+// "SLIPWAY_URL", or "" when they were not.
+func (g *globals) resolve(urlFrom, tokenFrom string) error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}
-	if !urlGiven && cfg.URL != "" {
-		g.url = cfg.URL
+	if urlFrom == "" && cfg.URL != "" {
+		g.url, urlFrom = cfg.URL, "the last 'slipway login'"
+	}
+	if urlFrom == "" {
+		urlFrom = "the default --url"
+	}
+	if err := checkURL(g.url, urlFrom); err != nil {
+		return err
 	}
 	g.url = strings.TrimRight(g.url, "/")
 	if g.token != "" {
+		g.tokenFrom = tokenFrom
 		return nil
 	}
+	path, _ := configPath()
 	if s, ok := cfg.Servers[g.url]; ok {
-		g.token = s.Token
+		g.token, g.tokenFrom = s.Token, fmt.Sprintf("the login for %s (kept in %s; 'slipway logout' forgets it)", g.url, path)
 		return nil
 	}
 	dataDir := os.Getenv("SLIPWAY_DATA_DIR")
 	if dataDir == "" {
 		dataDir = daemon.DefaultDataDir()
 	}
-	if b, err := os.ReadFile(filepath.Join(dataDir, "admin.token")); err == nil {
-		g.token = strings.TrimSpace(string(b))
+	file := "the local daemon's data directory (none without a home directory; set SLIPWAY_DATA_DIR)"
+	if dataDir != "" {
+		file = daemon.AdminTokenFile(dataDir)
+		if b, err := os.ReadFile(file); err == nil {
+			g.token, g.tokenFrom = strings.TrimSpace(string(b)), "the local daemon's admin.token ("+file+")"
+			return nil
+		}
 	}
+	g.tokenFrom = fmt.Sprintf("no token was sent: neither --token nor SLIPWAY_TOKEN is set, there is no login for %s "+
+		"('slipway login --url %s'), and no admin token in %s", g.url, g.url, file)
 	return nil
+}
+
+// checkURL refuses a daemon URL that is not an absolute http or https URL,
+// saying what to type; from says where it was given.
+func checkURL(raw, from string) error {
+	u, err := url.Parse(raw)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && u.Fragment == "" {
+		return nil
+	}
+	example := DefaultURL
+	if !strings.Contains(raw, "://") && raw != "" {
+		example = "http://" + raw
+	}
+	return fmt.Errorf("%q (from %s) is not the URL of a Slipway API: give its scheme and address, like %s", raw, from, example)
 }
 
 // transport trusts --ca-cert as well as the system's roots.

@@ -2,10 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -29,71 +33,124 @@ func addChangeFlags(cmd *cobra.Command, f *changeFlags) {
 	cmd.Flags().BoolVar(&f.noWait, "no-wait", false, "return once the change is accepted, without following its deployment")
 }
 
-// query is the query string every change request carries.
-func (f *changeFlags) query(extra url.Values) string {
-	q := url.Values{"author": {f.author}, "message": {f.message}}
+// path is the route of a change: suffix under the app, with the query
+// every change carries. queue asks the daemon to queue the change behind
+// a running deployment; unless --no-wait, wait=1 asks it to answer with
+// the change's deployment as it happens (see followStream).
+func (f *changeFlags) path(suffix string, extra url.Values, queue bool) string {
+	q := url.Values{"author": {f.author}, "message": {f.message}, "queue": {strconv.FormatBool(queue)}}
 	if q.Get("author") == "" {
 		q.Set("author", localUser())
 	}
-	if f.wait {
+	if !f.noWait {
 		q.Set("wait", "1")
 	}
 	for k, v := range extra {
 		q[k] = v
 	}
-	return q.Encode()
+	return "/api/v1/apps/" + url.PathEscape(f.app) + suffix + "?" + q.Encode()
 }
 
-func (f *changeFlags) path(suffix string, extra url.Values) string {
-	return "/api/v1/apps/" + url.PathEscape(f.app) + suffix + "?" + f.query(extra)
+// changeRequest is a change to send to the daemon.
+type changeRequest struct {
+	method string
+	suffix string // the route under the app, like "/scale"
+	extra  url.Values
+	// body opens the request body, with its length (-1 if unknown), each
+	// time the change is sent: one refused while a deployment runs is
+	// sent again, with --wait, to queue behind it.
+	body func() (io.ReadCloser, int64, error)
+	// upload marks an artifact: it is sent with Expect: 100-continue, so
+	// that a refusal (409, 413, 507) comes before the file is sent.
+	upload bool
 }
 
-// postChange sends a change and, if it started a deployment, follows it
-// like `slipway deploy` does. body is encoded as JSON.
-func postChange(cmd *cobra.Command, g *globals, f *changeFlags, method, path string, body any, out any) (*api.Deployment, error) {
-	b, _ := json.Marshal(body)
-	resp, err := g.client().send(cmd.Context(), method, path, bytes.NewReader(b), int64(len(b)))
+// jsonBody is a changeRequest body of v encoded as JSON.
+func jsonBody(v any) func() (io.ReadCloser, int64, error) {
+	b, _ := json.Marshal(v)
+	return func() (io.ReadCloser, int64, error) { return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil }
+}
+
+// runChange sends a change and reports what it did. If it started a
+// deployment and --no-wait is not given, the answer is that deployment as
+// it happens, followed to its end (an error unless it succeeded: see
+// followStream), through the route the change was made on, which the
+// caller may use, whatever the app's deploy access rules say. Otherwise
+// the JSON answer is decoded into answer (when there is one), and report
+// says what happened from its status.
+func runChange(cmd *cobra.Command, g *globals, f *changeFlags, req changeRequest, answer any, report func(status int) error) error {
+	ctx, detach := context.WithCancelCause(cmd.Context())
+	defer detach(nil)
+	resp, err := sendChange(ctx, cmd, g, f, req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNoContent {
-		return nil, nil
+	if is(resp, mediaNDJSON) {
+		return followStream(ctx, detach, cmd, g, resp.Body, nil, 0)
 	}
-	raw := json.RawMessage{}
-	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
-		return nil, fmt.Errorf("reading the daemon's answer: %w", err)
-	}
-	if out != nil {
-		json.Unmarshal(raw, out)
-	}
-	var d api.Deployment
-	if err := json.Unmarshal(raw, &d); err != nil || d.ID == 0 {
-		var wrapped struct{ Deployment *api.Deployment }
-		json.Unmarshal(raw, &wrapped)
-		if wrapped.Deployment == nil {
-			return nil, nil
+	if resp.StatusCode != http.StatusNoContent {
+		if err := g.client().decode(resp, answer); err != nil {
+			return err
 		}
-		d = *wrapped.Deployment
 	}
-	return &d, nil
+	return report(resp.StatusCode)
 }
 
-// followOrReport follows d unless --no-wait, and says what happened.
-func followOrReport(cmd *cobra.Command, g *globals, f *changeFlags, d *api.Deployment) error {
-	w := cmd.OutOrStdout()
-	if d == nil {
-		return nil
-	}
-	if f.noWait {
-		if g.output == "json" {
-			return printJSON(w, d)
+// sendChange sends req. A change refused because a deployment runs is,
+// with --wait, sent again to queue behind it, after saying which it
+// waits for; without --wait, the error says how to queue.
+func sendChange(ctx context.Context, cmd *cobra.Command, g *globals, f *changeFlags, req changeRequest) (*http.Response, error) {
+	for queue := false; ; queue = true {
+		body, size, err := req.body()
+		if err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(w, "Deployment #%d of %s started; follow it with: slipway deployments -a %s\n", d.ID, d.App, d.App)
-		return nil
+		hr, err := http.NewRequestWithContext(ctx, req.method, g.client().base+f.path(req.suffix, req.extra, queue), body)
+		if err != nil {
+			body.Close()
+			return nil, err
+		}
+		hr.ContentLength = size
+		if req.upload {
+			hr.Header.Set("Content-Type", "application/octet-stream")
+			hr.Header.Set("Expect", "100-continue")
+		} else {
+			hr.Header.Set("Content-Type", mediaJSON)
+		}
+		hr.Header.Set("Accept", mediaNDJSON+", "+mediaJSON)
+		resp, err := g.client().sendRequest(hr)
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.Running == nil || queue {
+			return resp, err
+		}
+		if !f.wait {
+			ae.Message += " (--wait queues behind it)"
+			return nil, ae
+		}
+		d := ae.Running
+		fmt.Fprintf(cmd.ErrOrStderr(), "Waiting for deployment #%d of %s to end (%s of %s by %s, started %s)…\n",
+			d.ID, d.App, orDash(d.Kind), releaseName(d.Release), orDash(d.Author), d.Started.Local().Format("15:04:05"))
 	}
-	if g.output == "table" {
-		fmt.Fprintf(w, "Deployment #%d of %s (%s): release %s\n", d.ID, d.App, d.Kind, releaseName(d.Release))
+}
+
+// reportStarted says, for --no-wait, that deployment d started and how to
+// follow it.
+func reportStarted(cmd *cobra.Command, g *globals, d api.Deployment) error {
+	w := cmd.OutOrStdout()
+	if g.output == "json" {
+		return printJSON(w, d)
 	}
-	return follow(cmd, g, *d)
+	fmt.Fprintf(w, "Deployment #%d of %s started; follow it with: %s\n", d.ID, d.App, showCommand(d, true))
+	return nil
+}
+
+// showCommand is the command that shows deployment d, following it with
+// follow.
+func showCommand(d api.Deployment, follow bool) string {
+	s := fmt.Sprintf("slipway deployments show -a %s %d", d.App, d.ID)
+	if follow {
+		s += " -f"
+	}
+	return s
 }

@@ -77,7 +77,7 @@ func printSettings(cmd *cobra.Command, v api.SettingsView) error {
 	}
 	cmdLine := e.Command
 	if cmdLine == "" {
-		cmdLine = "the stack's: java $JAVA_OPTS -jar app.jar --server.port=$PORT"
+		cmdLine = "the stack's (java: java $JAVA_OPTS -jar app.jar --server.port=$PORT; tomcat: Tomcat's Bootstrap)"
 	}
 	rows = [][]string{
 		{"command", cmdLine, def(s.Command != "")},
@@ -90,8 +90,8 @@ func printSettings(cmd *cobra.Command, v api.SettingsView) error {
 	return table(w, []string{"OPTION", "VALUE", ""}, rows)
 }
 
-// sendChange validates c locally, as the daemon will, then sends it.
-func sendChange(cmd *cobra.Command, g *globals, f *changeFlags, c settings.Change, noRestart bool) error {
+// changeSettings validates c locally, as the daemon will, then sends it.
+func changeSettings(cmd *cobra.Command, g *globals, f *changeFlags, c settings.Change, noRestart bool) error {
 	if _, err := c.Apply(settings.Settings{}); err != nil {
 		return err
 	}
@@ -99,18 +99,31 @@ func sendChange(cmd *cobra.Command, g *globals, f *changeFlags, c settings.Chang
 	if noRestart {
 		extra.Set("no_restart", "1")
 	}
-	var v api.SettingsView
-	d, err := postChange(cmd, g, f, http.MethodPatch, f.path("/settings", extra), c, &v)
-	if err != nil {
-		return err
+	var v api.SettingsChange
+	req := changeRequest{method: http.MethodPatch, suffix: "/settings", extra: extra, body: jsonBody(c)}
+	return runChange(cmd, g, f, req, &v, func(int) error {
+		w := cmd.OutOrStdout()
+		switch {
+		case g.output == "json":
+			return printJSON(w, v)
+		case v.Deployment != nil:
+			return reportStarted(cmd, g, *v.Deployment)
+		default:
+			// Nothing changed, or saved for the next deployment: the
+			// daemon says which.
+			fmt.Fprintln(w, upperFirst(v.Message)+".")
+			return nil
+		}
+	})
+}
+
+// upperFirst returns s with its first letter in upper case, as a
+// sentence begins.
+func upperFirst(s string) string {
+	if s == "" {
+		return s
 	}
-	if d == nil && g.output == "table" {
-		fmt.Fprintf(cmd.OutOrStdout(), "Settings of %s saved; they take effect at the next deployment.\n", f.app)
-	}
-	if d == nil && g.output == "json" {
-		return printJSON(cmd.OutOrStdout(), v)
-	}
-	return followOrReport(cmd, g, f, d)
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func newConfigSetCmd(g *globals) *cobra.Command {
@@ -125,7 +138,7 @@ func newConfigSetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return sendChange(cmd, g, f, settings.Change{Set: env, Secret: secret}, noRestart)
+			return changeSettings(cmd, g, f, settings.Change{Set: env, Secret: secret}, noRestart)
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -147,7 +160,7 @@ func newConfigUnsetCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("unset takes names, not %q", k)
 				}
 			}
-			return sendChange(cmd, g, f, settings.Change{Unset: args}, noRestart)
+			return changeSettings(cmd, g, f, settings.Change{Unset: args}, noRestart)
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -170,7 +183,7 @@ Arguments in the command beat environment variables, which beat the platform's d
 			if strings.TrimSpace(args[0]) == "" {
 				return fmt.Errorf("the command is empty; use unset-command to go back to the stack's")
 			}
-			return sendChange(cmd, g, f, settings.Change{Command: &args[0]}, noRestart)
+			return changeSettings(cmd, g, f, settings.Change{Command: &args[0]}, noRestart)
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -187,7 +200,7 @@ func newConfigUnsetCommandCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			empty := ""
-			return sendChange(cmd, g, f, settings.Change{Command: &empty}, noRestart)
+			return changeSettings(cmd, g, f, settings.Change{Command: &empty}, noRestart)
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -201,14 +214,14 @@ func newConfigOptionsCmd(g *globals) *cobra.Command {
 	var vals settings.Settings // the options' flags, bound to their fields
 	cmd := &cobra.Command{
 		Use:   "options -a NAME [--OPTION VALUE]...",
-		Short: "Change the warmup, health, stop and access log options; 0 or \"\" means the default",
+		Short: "Change the stack, the Java version, and the warmup, health, stop and access log options; 0 or \"\" means the default",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := optionChange(cmd.Flags(), vals)
 			if c.Empty() {
 				return fmt.Errorf("give at least one option to change; 'slipway config list -a %s' shows them", f.app)
 			}
-			return sendChange(cmd, g, f, c, noRestart)
+			return changeSettings(cmd, g, f, c, noRestart)
 		},
 	}
 	addChangeFlags(cmd, f)

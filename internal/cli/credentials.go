@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -32,30 +33,26 @@ func credentialsPath(app string) string {
 }
 
 func newCredentialsCreateCmd(g *globals) *cobra.Command {
-	var app, name, author, output string
+	var app, name, author string
 	var profile bool
 	cmd := &cobra.Command{
-		Use:   "create -a NAME [--name NOTE] [--publish-profile [-o FILE]]",
+		Use:   "create -a NAME [--name NOTE] [--publish-profile [FILE]]",
 		Short: "Make a deploy credential; its token is shown this once",
 		Long: `Make a deploy credential; its token is shown this once.
 
 With --publish-profile, write instead a publish profile (.PublishSettings)
-that holds it, for App Service pipelines: the GitHub Action
-azure/webapps-deploy takes it as its publish-profile secret. Its publishUrl
-is the app's SCM site on the API, as this command reaches the API (or as
-the server's --public-url says); the GitHub Action needs the API served
-over HTTPS.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, file := output, ""
-			if profile {
-				format, file = "", output
-				if file == "table" || file == "json" {
-					return fmt.Errorf("with --publish-profile, -o names the FILE to write the profile to, not %q (is SLIPWAY_OUTPUT set?); give a file name like %s.PublishSettings", file, app)
-				}
-			} else if format != "" && format != "table" && format != "json" {
-				return fmt.Errorf("--output %q: use table or json (a FILE only with --publish-profile)", format)
+that holds it, for App Service pipelines, to FILE (mode 0600) or to standard
+output: the GitHub Action azure/webapps-deploy takes it as its
+publish-profile secret. Its publishUrl is the app's SCM site on the API, as
+this command reaches the API (or as the server's --public-url says); the
+GitHub Action needs the API served over HTTPS.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 || len(args) == 1 && !profile {
+				return errors.New("only a publish profile goes to a file: slipway credentials create -a NAME --publish-profile FILE")
 			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if author == "" {
 				author = localUser()
 			}
@@ -66,8 +63,8 @@ over HTTPS.`,
 			}
 			switch {
 			case profile:
-				return writeProfile(cmd, c, file)
-			case format == "json":
+				return writeProfile(cmd, c, strings.Join(args, ""))
+			case g.output == "json":
 				return printJSON(cmd.OutOrStdout(), c)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Credential %s for app %s. Its token, shown this once:\n\n    %s\n\nAs basic auth: user $%s, password the token.\n", c.ID, c.App, c.Token, c.App)
@@ -80,10 +77,7 @@ over HTTPS.`,
 	addAppFlag(cmd, &app)
 	cmd.Flags().StringVar(&name, "name", "", "a note, like the pipeline that will use it")
 	cmd.Flags().StringVar(&author, "author", "", "who makes it (default: your user name)")
-	cmd.Flags().BoolVar(&profile, "publish-profile", false, "write a publish profile holding the credential, for App Service pipelines")
-	// -o is the output format elsewhere; here it is that, or with
-	// --publish-profile the profile's file, as for 'logs download'.
-	cmd.Flags().StringVarP(&output, "output", "o", "", "table or json; with --publish-profile, the `FILE` to write the profile to (default: standard output)")
+	cmd.Flags().BoolVar(&profile, "publish-profile", false, "write a publish profile holding the credential, for App Service pipelines, to FILE or standard output")
 	return cmd
 }
 

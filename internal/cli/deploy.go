@@ -29,42 +29,32 @@ instances once their requests are done. The steps are printed as they
 happen; the command exits non-zero with the reason if the deployment fails.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := upload(cmd, g, f, args[0])
-			if err != nil {
+			path := args[0]
+			if fi, err := os.Stat(path); err != nil {
 				return err
+			} else if fi.IsDir() {
+				return fmt.Errorf("%s is a directory; deploy a jar, war or zip file", path)
 			}
-			return followOrReport(cmd, g, f, &d)
+			req := changeRequest{method: http.MethodPost, suffix: "/deployments", extra: url.Values{"filename": {filepath.Base(path)}}, upload: true,
+				body: func() (io.ReadCloser, int64, error) {
+					file, err := os.Open(path)
+					if err != nil {
+						return nil, 0, err
+					}
+					fi, err := file.Stat()
+					if err != nil {
+						file.Close()
+						return nil, 0, err
+					}
+					return file, fi.Size(), nil
+				}}
+			var d api.Deployment
+			return runChange(cmd, g, f, req, &d, func(int) error { return reportStarted(cmd, g, d) })
 		},
 	}
 	addChangeFlags(cmd, f)
 	cmd.AddCommand(newDeployCancelCmd(g))
 	return cmd
-}
-
-// upload streams the file to the daemon, which starts a deployment.
-func upload(cmd *cobra.Command, g *globals, f *changeFlags, path string) (api.Deployment, error) {
-	file, err := os.Open(path)
-	if err != nil {
-		return api.Deployment{}, err
-	}
-	defer file.Close()
-	fi, err := file.Stat()
-	if err != nil {
-		return api.Deployment{}, err
-	}
-	if fi.IsDir() {
-		return api.Deployment{}, fmt.Errorf("%s is a directory; deploy a jar, war or zip file", path)
-	}
-	resp, err := g.client().send(cmd.Context(), http.MethodPost, f.path("/deployments", url.Values{"filename": {filepath.Base(path)}}), file, fi.Size())
-	if err != nil {
-		return api.Deployment{}, err
-	}
-	defer resp.Body.Close()
-	var d api.Deployment
-	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
-		return api.Deployment{}, fmt.Errorf("reading the daemon's answer: %w", err)
-	}
-	return d, nil
 }
 
 func localUser() string {
@@ -74,25 +64,48 @@ func localUser() string {
 	return os.Getenv("USER")
 }
 
-// follow prints the deployment's events until it ends; an error if it did
-// not succeed.
-func follow(cmd *cobra.Command, g *globals, d api.Deployment) error {
+// followStream prints a followed deployment's lines from r (NDJSON
+// api.FollowLines) until it ends, and returns an error if it did not
+// succeed. d is the deployment followed, if known before its first line
+// (an answer to a change names it in its first line instead, and then
+// the header is printed); its first skip events are not shown (they have
+// been). Ctrl-C asks whether to cancel it (see onInterrupt); detach, with
+// errDetached, ends the request that r reads.
+func followStream(ctx context.Context, detach context.CancelCauseFunc, cmd *cobra.Command, g *globals, r io.Reader, d *api.Deployment, skip int) error {
 	w := cmd.OutOrStdout()
+	stop := func() {}
+	defer func() { stop() }()
+	watch := func(d api.Deployment) {
+		stop = onInterrupt(cmd, g, d, func() { detach(errDetached) })
+	}
+	if d != nil {
+		watch(*d)
+	}
 	var final *api.Deployment
-	path := fmt.Sprintf("/api/v1/apps/%s/deployments/%d/events", url.PathEscape(d.App), d.ID)
-	ctx, detach := context.WithCancelCause(cmd.Context())
-	defer detach(nil)
-	stop := onInterrupt(cmd, g, d, func() { detach(errDetached) })
-	defer stop()
-	err := g.client().stream(ctx, path, func(b []byte) (bool, error) {
+	err := readLines(r, func(b []byte) (bool, error) {
 		var l api.FollowLine
 		if err := json.Unmarshal(b, &l); err != nil {
 			return false, fmt.Errorf("reading the deployment's events: %w", err)
 		}
-		if l.Event != nil {
-			printEvent(w, g, b, l.Event)
+		if l.Event != nil && skip > 0 {
+			skip--
+			return true, nil
 		}
-		final = l.Deployment
+		if g.output == "json" {
+			fmt.Fprintf(exact(w), "%s\n", b)
+		}
+		switch {
+		case l.Event != nil:
+			printEvent(w, g, l.Event)
+		case l.Deployment != nil && l.Deployment.State == api.StateRunning && d == nil:
+			d = l.Deployment
+			if g.output == "table" {
+				fmt.Fprintf(w, "Deployment #%d of %s (%s): release %s\n", d.ID, d.App, d.Kind, releaseName(d.Release))
+			}
+			watch(*d)
+		case l.Deployment != nil:
+			final = l.Deployment
+		}
 		return final == nil, nil
 	})
 	if errors.Is(context.Cause(ctx), errDetached) {
@@ -110,9 +123,8 @@ func follow(cmd *cobra.Command, g *globals, d api.Deployment) error {
 	return nil
 }
 
-func printEvent(w io.Writer, g *globals, raw []byte, e *api.Event) {
+func printEvent(w io.Writer, g *globals, e *api.Event) {
 	if g.output == "json" {
-		fmt.Fprintf(exact(w), "%s\n", raw)
 		return
 	}
 	step := e.Step

@@ -53,7 +53,7 @@ func onInterrupt(cmd *cobra.Command, g *globals, d api.Deployment, detach func()
 			}
 		case <-sigs:
 		}
-		fmt.Fprintf(errw, "Deployment #%d goes on; follow it with: slipway deployments -a %s\n", d.ID, d.App)
+		fmt.Fprintf(errw, "Deployment #%d goes on; follow it with: %s\n", d.ID, showCommand(d, true))
 		detach()
 	}()
 	return func() {

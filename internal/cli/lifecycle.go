@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -24,14 +25,28 @@ func newScaleCmd(g *globals) *cobra.Command {
 			if err != nil || n < 1 || n > settings.MaxInstances {
 				return fmt.Errorf("%w: instances must be between 1 and %d, not %q", settings.ErrInvalidSettings, settings.MaxInstances, args[0])
 			}
-			d, err := postChange(cmd, g, f, http.MethodPost, f.path("/scale", nil), api.ScaleRequest{Instances: n}, nil)
-			if err != nil {
-				return err
-			}
-			if d == nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s will run %d instance(s) once deployed\n", f.app, n)
-			}
-			return followOrReport(cmd, g, f, d)
+			req := changeRequest{method: http.MethodPost, suffix: "/scale", body: jsonBody(api.ScaleRequest{Instances: n})}
+			var answer json.RawMessage // a deployment, or NoChange
+			return runChange(cmd, g, f, req, &answer, func(status int) error {
+				w := cmd.OutOrStdout()
+				switch status {
+				case http.StatusNoContent:
+					fmt.Fprintf(w, "%s will run %d instance(s) once deployed.\n", f.app, n)
+					return nil
+				case http.StatusOK:
+					var nc api.NoChange
+					json.Unmarshal(answer, &nc)
+					if g.output == "json" {
+						return printJSON(w, nc)
+					}
+					fmt.Fprintln(w, upperFirst(nc.Message)+".")
+					return nil
+				default:
+					var d api.Deployment
+					json.Unmarshal(answer, &d)
+					return reportStarted(cmd, g, d)
+				}
+			})
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -45,11 +60,9 @@ func newRestartCmd(g *globals) *cobra.Command {
 		Short: "Start fresh instances of the live release, then swap to them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := postChange(cmd, g, f, http.MethodPost, f.path("/restart", nil), struct{}{}, nil)
-			if err != nil {
-				return err
-			}
-			return followOrReport(cmd, g, f, d)
+			var d api.Deployment
+			req := changeRequest{method: http.MethodPost, suffix: "/restart", body: jsonBody(struct{}{})}
+			return runChange(cmd, g, f, req, &d, func(int) error { return reportStarted(cmd, g, d) })
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -75,11 +88,9 @@ instance count — through warm-up and swap, recorded as a new release. Without
 				}
 				req.To = n
 			}
-			d, err := postChange(cmd, g, f, http.MethodPost, f.path("/rollback", nil), req, nil)
-			if err != nil {
-				return err
-			}
-			return followOrReport(cmd, g, f, d)
+			var d api.Deployment
+			return runChange(cmd, g, f, changeRequest{method: http.MethodPost, suffix: "/rollback", body: jsonBody(req)}, &d,
+				func(int) error { return reportStarted(cmd, g, d) })
 		},
 	}
 	addChangeFlags(cmd, f)
@@ -112,14 +123,23 @@ func newReleasesCmd(g *globals) *cobra.Command {
 				if r.Number == a.CurrentRelease {
 					name += " (live)"
 				}
-				rows = append(rows, []string{name, r.Artifact.Name, shortDigest(r.Artifact.Digest), ago(r.Created), orDash(r.Author),
+				rows = append(rows, []string{name, r.Artifact.Name, shortDigest(r.Artifact.Digest), releaseStack(r), ago(r.Created), orDash(r.Author),
 					orDash(r.Message), orDash(strings.Join(r.Changes, "; "))})
 			}
-			return table(cmd.OutOrStdout(), []string{"RELEASE", "ARTIFACT", "DIGEST", "CREATED", "AUTHOR", "MESSAGE", "CHANGES"}, rows)
+			return table(cmd.OutOrStdout(), []string{"RELEASE", "ARTIFACT", "DIGEST", "STACK", "CREATED", "AUTHOR", "MESSAGE", "CHANGES"}, rows)
 		},
 	}
 	addAppFlag(cmd, &app)
 	return cmd
+}
+
+// releaseStack is a release's stack and the Java version it asks for:
+// "tomcat, Java 17", or "java" on the node's default java.
+func releaseStack(r api.Release) string {
+	if v := r.Settings.JavaVersion; v != "" {
+		return r.Stack + ", Java " + v
+	}
+	return r.Stack
 }
 
 func shortDigest(d string) string {

@@ -2,10 +2,12 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -56,31 +58,52 @@ func newLogsCmd(g *globals) *cobra.Command {
 }
 
 func newLogsDownloadCmd(g *globals) *cobra.Command {
-	var app, since, until, file string
+	var app, since, until string
 	cmd := &cobra.Command{
-		Use:   "download -a NAME -o FILE.zip",
-		Short: "Download an app's kept log files as a zip",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "download -a NAME FILE.zip",
+		Short: "Download an app's kept log files, as text in a zip, to FILE.zip",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return errors.New("name the zip file to write, like: slipway logs download -a NAME logs.zip")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := args[0]
 			q := url.Values{"since": {since}, "until": {until}}
-			resp, err := g.client().send(cmd.Context(), http.MethodGet, "/api/v1/apps/"+url.PathEscape(app)+"/logs/download?"+q.Encode(), nil, -1)
+			c := g.client()
+			resp, err := c.send(cmd.Context(), http.MethodGet, "/api/v1/apps/"+url.PathEscape(app)+"/logs/download?"+q.Encode(), nil, -1)
 			if err != nil {
 				return err
 			}
 			defer resp.Body.Close()
+			if err := c.expect(resp, "application/zip"); err != nil {
+				return err
+			}
 			// A broken download never leaves a half-written zip.
-			return atomicfile.WriteFrom(file, 0o600, func(w io.Writer) error {
-				if _, err := io.Copy(w, resp.Body); err != nil {
+			var n int64
+			err = atomicfile.WriteFrom(file, 0o600, func(w io.Writer) error {
+				if n, err = io.Copy(w, resp.Body); err != nil {
 					return fmt.Errorf("downloading: %w", err)
 				}
 				return nil
 			})
+			if err != nil {
+				return err
+			}
+			abs, _ := filepath.Abs(file)
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), struct {
+					File  string `json:"file"`
+					Bytes int64  `json:"bytes"`
+				}{abs, n})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Wrote the logs of %s to %s (%d bytes).\n", app, abs, n)
+			return nil
 		},
 	}
 	addAppFlag(cmd, &app)
 	cmd.Flags().StringVar(&since, "since", "", "only lines newer than this: a duration like 24h, or a time like 2026-01-02T15:04:05Z")
 	cmd.Flags().StringVar(&until, "until", "", "only lines up to this time, like 2026-01-02T15:04:05Z")
-	cmd.Flags().StringVarP(&file, "output", "o", "", "the zip `FILE` to write")
-	cmd.MarkFlagRequired("output")
 	return cmd
 }

@@ -5,6 +5,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -23,8 +24,11 @@ type globals struct {
 	url    string
 	output string
 	token  string
-	caCert string
-	rt     http.RoundTripper
+	// tokenFrom says where token came from, or where none was found (see
+	// resolve).
+	tokenFrom string
+	caCert    string
+	rt        http.RoundTripper
 }
 
 // Main runs the CLI with args and returns the exit code.
@@ -32,11 +36,19 @@ func Main(args []string) int {
 	if len(args) > 0 && args[0] == runtime.LauncherArg { // the daemon starting an instance under Landlock
 		return runtime.Launch(args[1:])
 	}
+	return execute(args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// execute runs a verb with its standard streams and returns the exit code.
+func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot()
 	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
 		// An error may quote the daemon, and so an app's output.
-		fmt.Fprintln(os.Stderr, "Error:", sanitize(err.Error()))
+		fmt.Fprintln(stderr, "Error:", sanitize(err.Error()))
 		var ex *exitError
 		if errors.As(err, &ex) {
 			return ex.code
@@ -71,11 +83,18 @@ func newRoot() *cobra.Command {
 			root := cmd.Root()
 			root.SetOut(toTerminal(root.OutOrStdout()))
 			root.SetErr(toTerminal(root.ErrOrStderr()))
+			urlFrom, tokenFrom := flagSource(cmd.Flags(), "url"), flagSource(cmd.Flags(), "token")
 			if err := bindEnv(cmd.Flags()); err != nil {
 				return err
 			}
+			if urlFrom == "" && cmd.Flags().Changed("url") {
+				urlFrom = "SLIPWAY_URL"
+			}
+			if tokenFrom == "" && cmd.Flags().Changed("token") {
+				tokenFrom = "SLIPWAY_TOKEN"
+			}
 			if g.output != "table" && g.output != "json" {
-				return fmt.Errorf("--output %q: use table or json", g.output)
+				return fmt.Errorf("--output %q: use table or json (-o is the output format everywhere)", g.output)
 			}
 			if cmd.Annotations[offline] != "" {
 				return nil
@@ -84,7 +103,7 @@ func newRoot() *cobra.Command {
 			if g.rt, err = g.transport(); err != nil {
 				return err
 			}
-			return g.resolve(cmd.Flags().Changed("url"))
+			return g.resolve(urlFrom, tokenFrom)
 		},
 	}
 	root.PersistentFlags().StringVar(&g.url, "url", DefaultURL, "the daemon's API `URL` (env SLIPWAY_URL)")
@@ -104,11 +123,22 @@ func newRoot() *cobra.Command {
 		newReleasesCmd(g),
 		newStatusCmd(g),
 		newLoginCmd(g),
+		newLogoutCmd(g),
 		newCredentialsCmd(g),
 		newAccessCmd(g),
+		newDomainsCmd(g),
 		newAdminCmd(g),
 	)
 	return root
+}
+
+// flagSource is "--NAME" if the flag was given on the command line (call
+// it before bindEnv), else "".
+func flagSource(fs *pflag.FlagSet, name string) string {
+	if fs.Changed(name) {
+		return "--" + name
+	}
+	return ""
 }
 
 // bindEnv sets every flag not given on the command line from its variable

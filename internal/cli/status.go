@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/api"
+	"github.com/slipway-dev/slipway/internal/settings"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -27,7 +28,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), st)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "App:         %s\nRelease:     %s\nInstances:   %d ready of %d wanted\n", st.App, releaseName(st.Release), st.Ready, st.Wanted)
+			fmt.Fprintf(w, "App:         %s\nRelease:     %s\n", st.App, releaseName(st.Release))
+			if st.Runtime != nil {
+				printRuntime(w, st.Runtime, settings.Settings{})
+			}
+			fmt.Fprintf(w, "Instances:   %d ready of %d wanted\n", st.Ready, st.Wanted)
 			if st.CrashLooping {
 				fmt.Fprintln(w, "Warning:     crash-looping: its instances keep exiting; see 'slipway logs'")
 			}

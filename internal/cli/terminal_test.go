@@ -64,8 +64,14 @@ func fakeDaemon(t *testing.T, routes map[string]string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, ok := routes[r.Method+" "+r.URL.Path]
+		w.Header().Set("Content-Type", "application/json") // as the API answers
+		if strings.HasSuffix(r.URL.Path, "/logs") || strings.HasSuffix(r.URL.Path, "/events") {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+		}
 		if !ok {
-			http.Error(w, `{"error": "no such route in the fake"}`, http.StatusNotFound)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"error": "no such route in the fake"}`))
 			return
 		}
 		w.Write([]byte(body))

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,25 +90,39 @@ type Config struct {
 	// AppUIDBase is the first uid given to an app under user isolation;
 	// deploy.DefaultAppUIDBase when 0.
 	AppUIDBase uint32
-	Debug      bool
-	Logger     *slog.Logger
+	// JDKs are the directories of JDKs an app may ask for by their Java
+	// version, besides those under runtime.DefaultJDKDir (--jdk).
+	JDKs   []string
+	Debug  bool
+	Logger *slog.Logger
 }
+
+// ErrNoDataDir says that no data directory was given and there is no
+// default (see DefaultDataDir).
+var ErrNoDataDir = errors.New("no data directory: --data-dir is empty, and there is no default without a home directory ($HOME is not set); " +
+	"give one with --data-dir DIR or SLIPWAY_DATA_DIR, like --data-dir /var/lib/slipway")
 
 // DefaultDataDir is $XDG_DATA_HOME/slipway, else for root /var/lib/slipway
 // (which the apps' users can reach, unlike root's home), else
 // ~/.local/share/slipway. Root keeps ~/.local/share/slipway if it has one
 // and no /var/lib/slipway: nothing seems lost after an upgrade, and the
-// daemon says how to move it.
+// daemon says how to move it. It is "" for a user other than root without
+// a home directory ($HOME unset, as under some service managers): there
+// is no good default then, and Validate asks for --data-dir.
 func DefaultDataDir() string {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "slipway")
-	}
 	home, err := os.UserHomeDir()
 	if err != nil {
 		home = ""
 	}
+	return defaultDataDir(os.Getenv("XDG_DATA_HOME"), home, os.Geteuid())
+}
+
+func defaultDataDir(xdgDataHome, home string, euid int) string {
+	if xdgDataHome != "" {
+		return filepath.Join(xdgDataHome, "slipway")
+	}
 	legacy := filepath.Join(home, ".local", "share", "slipway")
-	if os.Geteuid() == 0 {
+	if euid == 0 {
 		if _, err := os.Stat(rootDataDir); err == nil || home == "" {
 			return rootDataDir
 		}
@@ -116,7 +131,7 @@ func DefaultDataDir() string {
 		}
 	}
 	if home == "" {
-		return "slipway-data"
+		return ""
 	}
 	return legacy
 }
@@ -127,7 +142,7 @@ const rootDataDir = "/var/lib/slipway"
 // Validate checks the configuration before anything starts.
 func (c Config) Validate() error {
 	if c.DataDir == "" {
-		return errors.New("--data-dir is empty")
+		return ErrNoDataDir
 	}
 	addrs := map[string]string{"--http-listen": c.HTTPListen, "--api-listen": c.APIListen}
 	if c.HTTPSListen != "" {
@@ -157,7 +172,7 @@ func (c Config) Validate() error {
 		return err
 	}
 	if c.HTTPSListen != "" && !c.TLS.Enabled() {
-		return errors.New("--https-listen needs certificates: --tls-cert and --tls-key, --tls-cert-dir, or --acme-hosts")
+		return errors.New("--https-listen needs certificates: --tls-cert and --tls-key, --tls-cert-dir, or an ACME CA (--acme-email, --acme-directory, --acme-hosts)")
 	}
 	if c.LogHeartbeat < 0 {
 		return fmt.Errorf("--log-heartbeat %s is negative", c.LogHeartbeat)
@@ -189,6 +204,9 @@ func Run(ctx context.Context, c Config) error {
 	if err := deploy.SecureDataDir(c.DataDir, isolation); err != nil {
 		return err
 	}
+	if err := logStacks(log, c.JDKs); err != nil {
+		return err
+	}
 	var certs *certSet
 	if c.HTTPSListen != "" {
 		var err error
@@ -208,15 +226,24 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	defer unlock()
+	// Listen first, and make the admin token last, once nothing else can
+	// fail the start: a start that fails must not consume the one showing
+	// of the token (the next start would have none to show).
+	ls := []listener{{name: "router", flag: "--http-listen", addr: c.HTTPListen},
+		{name: "api", flag: "--api-listen", addr: c.APIListen, tls: apiTLSConfig, endStreams: true}}
+	if certs != nil {
+		ls = append(ls, listener{name: "router-https", flag: "--https-listen", addr: c.HTTPSListen, tls: certs.tlsConfig()})
+	}
+	if err := listen(log, ls); err != nil {
+		return err
+	}
+	defer closeListeners(ls) // if serve never takes them
 	st, err := store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	tokenFile := AdminTokenFile(c.DataDir)
-	if err := adminToken(ctx, st, log, tokenFile); err != nil {
-		return err
-	}
 	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(c.DataDir, "artifacts"), MaxUpload: c.MaxUpload, MinFreeSpace: c.MinFreeSpace})
 	if err != nil {
 		return err
@@ -241,24 +268,30 @@ func Run(ctx context.Context, c Config) error {
 	}
 	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
-		Isolation: isolation, AppUIDBase: c.AppUIDBase, Cgroups: cgroups,
+		HTTPS: certs != nil, ACME: certs != nil && certs.acme != nil,
+		Isolation: isolation, AppUIDBase: c.AppUIDBase, Cgroups: cgroups, JDKs: c.JDKs,
 		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey}})
 	defer func() { mgr.Close(c.KeepInstances) }()
+	listeners := api.Listeners{HTTPPort: port(c.HTTPListen)}
+	if certs != nil {
+		certs.acmeDomain = mgr.ACMEDomain // before the HTTPS listener serves
+		listeners.HTTPSPort, listeners.HasCertificate = port(c.HTTPSListen), certs.covers
+	}
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering state: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	site := scm.New(scm.Options{Store: st, Deploys: mgr, Logs: hub, MaxUpload: arts.MaxUpload(),
-		PublicURL: c.PublicURL, AppURL: c.appURL(mgr), Logger: log})
+	site := scm.New(scm.Options{Store: st, Deploys: mgr, Logs: hub, MaxUpload: arts.MaxUpload(), PublicURL: c.PublicURL, Logger: log})
 	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg,
-		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, AdminTokenFile: tokenFile, SCM: site})
-	ls := []listener{
-		{name: "router", addr: c.HTTPListen, handler: certs.httpHandler(rt)},
-		{name: "api", addr: c.APIListen, handler: apiSrv, tls: apiTLSConfig, endStreams: true},
-	}
+		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, HTTPSListener: c.HTTPSListen != "", AdminTokenFile: tokenFile, Listeners: listeners,
+		SCM: site})
+	ls[0].handler, ls[1].handler = certs.httpHandler(rt), apiSrv
 	if certs != nil {
-		ls = append(ls, listener{name: "router-https", addr: c.HTTPSListen, handler: rt, tls: certs.tlsConfig()})
+		ls[2].handler = rt
+	}
+	if err := adminToken(ctx, st, log, tokenFile); err != nil {
+		return err
 	}
 	return serve(ctx, log, ls, func() {
 		// Before the listeners wait for what is in flight: no deployment
@@ -294,6 +327,33 @@ func isolationMode(name string, log *slog.Logger) (runtime.Isolation, error) {
 		log.Info("isolation: " + string(mode) + ", each app runs as a user of its own")
 	}
 	return mode, nil
+}
+
+// logStacks says in the log which JDKs apps may ask for and whether the
+// tomcat stack has its Tomcat; a --jdk that names no JDK stops the start.
+// (They are looked for again as each instance starts.)
+func logStacks(log *slog.Logger, named []string) error {
+	jdks, err := runtime.FindJDKs(named, []string{runtime.DefaultJDKDir}, "java")
+	if err != nil {
+		return fmt.Errorf("--jdk: %w", err)
+	}
+	for _, j := range jdks.All() {
+		log.Info("JDK found", "java_version", j.Feature, "version", j.Version, "home", j.Home)
+	}
+	if len(jdks.All()) == 0 {
+		log.Warn("no JDK found under " + runtime.DefaultJDKDir + " or named with --jdk: an app that asks for a Java version cannot start")
+	}
+	if d := jdks.Default; d != nil {
+		log.Info("default JDK, for apps that ask for no Java version: the java on PATH", "version", d.Version, "home", d.Home)
+	} else {
+		log.Warn("no java on PATH, or it is no JDK with a release file: apps that ask for no Java version may not start")
+	}
+	if t, err := runtime.FindTomcat(runtime.DefaultTomcatLib); err != nil {
+		log.Info("the tomcat stack is not available", "reason", err)
+	} else {
+		log.Info("tomcat stack: Apache Tomcat "+t.Version, "lib", runtime.DefaultTomcatLib)
+	}
+	return nil
 }
 
 // instanceCgroups gives instances cgroups of their own, under the
@@ -339,23 +399,6 @@ func validPublicURL(s string) error {
 	return nil
 }
 
-// appURL says where an app is served, for publish profiles: the router's
-// HTTPS listener if there is one, else its HTTP one, at the app's first
-// host name.
-func (c Config) appURL(mgr *deploy.Manager) func(string) string {
-	scheme, p := "http", port(c.HTTPListen)
-	if c.HTTPSListen != "" {
-		scheme, p = "https", port(c.HTTPSListen)
-	}
-	return func(app string) string {
-		host := mgr.Hosts(app)[0]
-		if !(scheme == "http" && p == "80" || scheme == "https" && p == "443") {
-			host = net.JoinHostPort(host, p)
-		}
-		return scheme + "://" + host
-	}
-}
-
 // port returns the port of a listen address, "" when there is none.
 func port(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
@@ -364,7 +407,9 @@ func port(addr string) string {
 
 type listener struct {
 	name    string
+	flag    string // the flag that sets addr
 	addr    string
+	ln      net.Listener // bound by listen
 	handler http.Handler
 	tls     *tls.Config // nil for plain HTTP
 	// endStreams ends the contexts of the listener's requests when the
@@ -373,21 +418,49 @@ type listener struct {
 	endStreams bool
 }
 
-// serve listens on every address, then serves until ctx ends or one fails,
-// and shuts all of them down gracefully, at once: stopping is called
-// first, and the requests' contexts end, so that streams (a followed log)
-// end at once instead of holding the shutdown.
+// listen binds every listener's address, before the daemon does
+// anything that cannot be undone; if one fails, those bound are closed.
+// Connections that come before serve wait in the kernel's queue.
+func listen(log *slog.Logger, ls []listener) error {
+	for i := range ls {
+		ln, err := net.Listen("tcp", ls[i].addr)
+		if err != nil {
+			closeListeners(ls)
+			hint := ""
+			if errors.Is(err, syscall.EADDRINUSE) {
+				hint = "another slipway server, or another program, listens there; "
+			}
+			return fmt.Errorf("%s: listening on %s: %w; %spick another address with %s", ls[i].name, ls[i].addr, err, hint, ls[i].flag)
+		}
+		ls[i].ln = ln
+		log.Info("listening", "listener", ls[i].name, "addr", ln.Addr().String(), "tls", ls[i].tls != nil)
+	}
+	return nil
+}
+
+// closeListeners closes the listeners that serve has not taken.
+func closeListeners(ls []listener) {
+	for i := range ls {
+		if ls[i].ln != nil {
+			ls[i].ln.Close()
+			ls[i].ln = nil
+		}
+	}
+}
+
+// serve serves on every bound listener (see listen) until ctx ends or one
+// fails, and shuts all of them down gracefully, at once: stopping is
+// called first, and the requests' contexts end, so that streams (a
+// followed log) end at once instead of holding the shutdown.
 func serve(ctx context.Context, log *slog.Logger, ls []listener, stopping func()) error {
 	servers := make([]*http.Server, 0, len(ls))
 	errc := make(chan error, len(ls))
 	base, cancelBase := context.WithCancelCause(context.Background())
 	defer cancelBase(nil)
-	for _, l := range ls {
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			shutdown(servers, nil)
-			return fmt.Errorf("%s: listening on %s: %w", l.name, l.addr, err)
-		}
+	for i := range ls {
+		l := ls[i]
+		ln := l.ln
+		ls[i].ln = nil // the server closes it from now on
 		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, TLSConfig: l.tls,
 			// Handshake failures and the like are the clients' business: debug.
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
@@ -395,7 +468,6 @@ func serve(ctx context.Context, log *slog.Logger, ls []listener, stopping func()
 			srv.BaseContext = func(net.Listener) context.Context { return base }
 		}
 		servers = append(servers, srv)
-		log.Info("listening", "listener", l.name, "addr", ln.Addr().String(), "tls", l.tls != nil)
 		go func() {
 			serve := srv.Serve
 			if l.tls != nil {

@@ -27,7 +27,8 @@ type TLSConfig struct {
 	// used for the host names it lists.
 	CertDir string
 	// ACMEHosts get certificates from an ACME CA (Let's Encrypt unless
-	// ACMEDirectory says otherwise), kept in the data directory.
+	// ACMEDirectory says otherwise), kept in the data directory; so do the
+	// custom domains added with ACME (slipway domains add --acme).
 	ACMEHosts     []string
 	ACMEEmail     string
 	ACMEDirectory string
@@ -35,7 +36,14 @@ type TLSConfig struct {
 
 // Enabled reports whether any certificate source is set.
 func (c TLSConfig) Enabled() bool {
-	return c.CertFile != "" || c.CertDir != "" || len(c.ACMEHosts) > 0
+	return c.CertFile != "" || c.CertDir != "" || c.ACMEEnabled()
+}
+
+// ACMEEnabled reports whether certificates come from an ACME CA: for the
+// ACME hosts, and for the custom domains added with ACME. Any of the ACME
+// flags turns it on, so that --acme-email alone serves custom domains.
+func (c TLSConfig) ACMEEnabled() bool {
+	return len(c.ACMEHosts) > 0 || c.ACMEEmail != "" || c.ACMEDirectory != ""
 }
 
 // Validate checks that the flags go together.
@@ -52,6 +60,9 @@ type certSet struct {
 	def    *tls.Certificate
 	acme   *autocert.Manager
 	hosts  []string // the ACME hosts
+	// acmeDomain reports whether a name is a custom domain added with
+	// ACME; set before the listeners serve, never changed after.
+	acmeDomain func(name string) bool
 }
 
 // loadCerts reads every certificate the configuration names, so that a
@@ -70,14 +81,14 @@ func loadCerts(c TLSConfig, dataDir string) (*certSet, error) {
 			return nil, err
 		}
 	}
-	if len(c.ACMEHosts) > 0 {
+	if c.ACMEEnabled() {
 		for _, h := range c.ACMEHosts {
 			cs.hosts = append(cs.hosts, strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), "."))
 		}
 		cs.acme = &autocert.Manager{
 			Prompt:     autocert.AcceptTOS,
 			Cache:      certCache{autocert.DirCache(filepath.Join(dataDir, "acme"))},
-			HostPolicy: autocert.HostWhitelist(cs.hosts...),
+			HostPolicy: cs.acmePolicy,
 			Email:      c.ACMEEmail,
 		}
 		if c.ACMEDirectory != "" {
@@ -85,6 +96,26 @@ func loadCerts(c TLSConfig, dataDir string) (*certSet, error) {
 		}
 	}
 	return cs, nil
+}
+
+// errNotACME refuses an ACME certificate for a name that is neither an
+// ACME host nor a custom domain added with ACME.
+var errNotACME = errors.New("not an ACME host, nor a custom domain added with --acme")
+
+// isACME reports whether name, lower case without a trailing dot, gets
+// its certificate from the ACME CA.
+func (cs *certSet) isACME(name string) bool {
+	return cs.acme != nil && (slices.Contains(cs.hosts, name) || cs.acmeDomain != nil && cs.acmeDomain(name))
+}
+
+// acmePolicy is the ACME manager's host policy: it asks the CA only for
+// the ACME hosts and the custom domains added with ACME, as they are at
+// the moment of the handshake.
+func (cs *certSet) acmePolicy(_ context.Context, host string) error {
+	if !cs.isACME(strings.TrimSuffix(strings.ToLower(host), ".")) {
+		return fmt.Errorf("%w: %s", errNotACME, host)
+	}
+	return nil
 }
 
 // certCache keeps ACME certificates and the account key in a folder, as
@@ -135,26 +166,41 @@ func (cs *certSet) loadDir(dir string) error {
 	return nil
 }
 
-// getCertificate answers the TLS handshake: an ACME host gets its ACME
-// certificate, a host a loaded certificate names gets that one (an exact
-// name before a wildcard), any other the default.
+// getCertificate answers the TLS handshake: an ACME host or a custom
+// domain added with ACME gets its ACME certificate (the first handshake
+// waits while the CA issues it), a host a loaded certificate names gets
+// that one (an exact name before a wildcard), any other the default.
 func (cs *certSet) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	name := strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")
-	if cs.acme != nil && slices.Contains(cs.hosts, name) {
+	if cs.isACME(name) {
 		return cs.acme.GetCertificate(hello)
 	}
-	if c := cs.byName[name]; c != nil {
+	if c := cs.loaded(name); c != nil {
 		return c, nil
+	}
+	return nil, fmt.Errorf("no certificate for %q", name)
+}
+
+// loaded is the loaded certificate for name: the one that names it
+// exactly, else one whose wildcard covers it, else the default; nil when
+// there is none. A wildcard name ("*.example.com", an app's custom
+// domain) finds the wildcard certificate for it.
+func (cs *certSet) loaded(name string) *tls.Certificate {
+	if c := cs.byName[name]; c != nil {
+		return c
 	}
 	if i := strings.IndexByte(name, '.'); i > 0 {
 		if c := cs.byName["*"+name[i:]]; c != nil {
-			return c, nil
+			return c
 		}
 	}
-	if cs.def != nil {
-		return cs.def, nil
-	}
-	return nil, fmt.Errorf("no certificate for %q", name)
+	return cs.def
+}
+
+// covers reports whether the HTTPS listener has a certificate for host,
+// or gets one from the ACME CA on the first handshake.
+func (cs *certSet) covers(host string) bool {
+	return cs.isACME(host) || cs.loaded(host) != nil
 }
 
 func (cs *certSet) tlsConfig() *tls.Config {

@@ -40,6 +40,9 @@ func adminToken(ctx context.Context, st *store.Store, log *slog.Logger, path str
 // returned, to be shown once, with the file it was written to (when only
 // writing the file failed, the token comes with the error).
 func ResetAdminToken(ctx context.Context, dataDir string) (token, file string, err error) {
+	if dataDir == "" {
+		return "", "", ErrNoDataDir
+	}
 	if !store.Exists(dataDir) {
 		return "", "", fmt.Errorf("%s holds no slipway store; is the data directory right (--data-dir, SLIPWAY_DATA_DIR)?", dataDir)
 	}

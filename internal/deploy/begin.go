@@ -92,7 +92,7 @@ func (m *Manager) tryBegin(ctx context.Context, app string, o op) (store.Deploym
 
 // waitFinished blocks until deployment id of app has ended.
 func (m *Manager) waitFinished(ctx context.Context, app string, id int) error {
-	err := m.opts.Store.WatchDeployment(ctx, app, id, func(d store.Deployment) bool { return !d.Done() })
+	_, err := m.opts.Store.WaitDeployment(ctx, app, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

@@ -82,7 +82,7 @@ func (m *Manager) monitor(inst *instance, s settings.Settings) {
 			return
 		case <-tick.C:
 		}
-		err := probe.Check(m.ctx, url, m.Hosts(inst.app)[0], accept, secs(s.HealthTimeout))
+		err := probe.Check(m.ctx, url, m.defaultHost(inst.app), accept, secs(s.HealthTimeout))
 		if m.ctx.Err() != nil {
 			return
 		}

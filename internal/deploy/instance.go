@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/runtime"
@@ -44,24 +43,6 @@ type instance struct {
 	replacing   bool // a replacement is under way
 }
 
-// defaultCommands are the stacks' startup commands, run in the release
-// directory. "exec" makes the JVM the process group leader.
-var defaultCommands = map[string]string{
-	artifact.KindJar: "exec java $JAVA_OPTS -jar app.jar --server.port=$PORT",
-	artifact.KindWar: "exec java $JAVA_OPTS -jar app.war --server.port=$PORT",
-}
-
-// Command is the startup command of a release: its own, else its stack's.
-func Command(rel store.Release) (string, error) {
-	if rel.Settings.Command != "" {
-		return rel.Settings.Command, nil
-	}
-	if c, ok := defaultCommands[rel.Artifact.Kind]; ok {
-		return c, nil
-	}
-	return "", fmt.Errorf("%w: a %s artifact has no default startup command; set one in the app's settings (\"command\")", ErrNoCommand, rel.Artifact.Kind)
-}
-
 // inheritedEnv are the daemon's variables an instance sees; nothing else of
 // the daemon's environment (which may hold credentials) reaches apps.
 // TMPDIR is the instance's own.
@@ -78,7 +59,7 @@ func (m *Manager) environment(rel store.Release, id string, index, port int) []s
 			env = append(env, k+"="+v)
 		}
 	}
-	host := m.Hosts(rel.App)[0]
+	host := m.defaultHost(rel.App)
 	env = append(env,
 		"JAVA_OPTS=",
 		"WEBSITE_SITE_NAME="+rel.App,
@@ -131,7 +112,7 @@ func (m *Manager) spec(app string, release, port int, id string) runtime.Spec {
 
 // startInstance starts one instance of rel and records it in the store.
 func (m *Manager) startInstance(rel store.Release, index int) (*instance, error) {
-	cmd, err := Command(rel)
+	l, err := m.launchOf(rel)
 	if err != nil {
 		return nil, err
 	}
@@ -147,9 +128,18 @@ func (m *Manager) startInstance(rel store.Release, index int) (*instance, error)
 	if _, err := m.makeTmp(rel.App, id, uid); err != nil {
 		return nil, err
 	}
+	if l.tomcat != nil {
+		if err := m.makeCatalinaBase(l, rel, id, port, uid); err != nil {
+			os.RemoveAll(m.tmpDir(rel.App, id))
+			return nil, err
+		}
+	}
 	spec := m.spec(rel.App, rel.Number, port, id)
-	spec.Command, spec.Env = cmd, m.environment(rel, id, index, port)
+	spec.Command, spec.Env = l.command, l.env(m.environment(rel, id, index, port), m.catalinaBase(rel.App, id))
 	spec.Sandbox = m.sandbox(rel.App, rel.Number, id, uid)
+	if l.jdk != nil && spec.Sandbox.Mode == runtime.IsolationLandlock {
+		spec.Sandbox.ReadOnly = append(spec.Sandbox.ReadOnly, l.jdk.Home)
+	}
 	if m.opts.Cgroups != nil {
 		spec.Cgroup = m.opts.Cgroups.Path(id)
 	}
@@ -163,7 +153,7 @@ func (m *Manager) startInstance(rel store.Release, index int) (*instance, error)
 	if err := m.opts.Store.PutInstance(context0(), rec); err != nil {
 		m.logger.Error("recording instance", "instance", id, "err", err)
 	}
-	m.opts.Logs.Platform(rel.App, rel.Number, "Started instance %s (pid %d, port %d)", id, ri.PID, port)
+	m.opts.Logs.Platform(rel.App, rel.Number, "Started instance %s (pid %d, port %d) on %s", id, ri.PID, port, l)
 	return inst, nil
 }
 

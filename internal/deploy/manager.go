@@ -46,6 +46,10 @@ type Options struct {
 	DataDir string
 	// BaseDomain: app NAME is served at NAME.BaseDomain.
 	BaseDomain string
+	// HTTPS says that the router has an HTTPS listener, and ACME that it
+	// gets certificates there from an ACME CA: then a custom domain may be
+	// added with ACME (see AddDomain).
+	HTTPS, ACME bool
 	// WarmupReportEvery is how often a waiting warmup is reported; 0 means
 	// every 15 s.
 	WarmupReportEvery time.Duration
@@ -61,6 +65,19 @@ type Options struct {
 	// Hidden are paths besides the data directory that no instance may
 	// reach under landlock isolation: the TLS keys.
 	Hidden []string
+	// JDKs are the directories of JDKs named with --jdk; those in JDKDir
+	// are found too. Both are looked at as each instance starts, so that
+	// a JDK installed later is found.
+	JDKs []string
+	// JDKDir holds JDKs, a directory each; runtime.DefaultJDKDir when "".
+	JDKDir string
+	// Java is the java command whose JDK the API names as the node's
+	// default, which an app that asks for no Java version runs on (the
+	// stacks' commands run the java on PATH); "java" when "".
+	Java string
+	// TomcatLib holds the tomcat stack's jars; runtime.DefaultTomcatLib
+	// when "".
+	TomcatLib string
 	// Cgroups gives each instance a cgroup of its own; nil for none.
 	Cgroups *runtime.Cgroups
 	Logger  *slog.Logger
@@ -85,6 +102,9 @@ type Manager struct {
 	// cancels holds the cancel function of each app's running deployment,
 	// until it has switched traffic (after which it cannot be cancelled).
 	cancels map[string]context.CancelCauseFunc
+
+	// domains are the apps' custom domains.
+	domains domainTable
 
 	// uidMu makes apps take their uids one at a time; it guards nothing
 	// in memory (the owners of the storage directories are the record).
@@ -115,9 +135,6 @@ func New(opts Options) *Manager {
 	}
 }
 
-// Hosts are the host names app is served at.
-func (m *Manager) Hosts(app string) []string { return []string{app + "." + m.opts.BaseDomain} }
-
 // SetPolicy applies app's access restrictions to its traffic at once.
 func (m *Manager) SetPolicy(app string, p access.Policy) { m.opts.Router.SetPolicy(app, p) }
 
@@ -141,6 +158,8 @@ func (m *Manager) CreateApp(ctx context.Context, name string, s settings.Setting
 		return store.App{}, err
 	}
 	a := store.App{Name: name, Created: time.Now().UTC(), Settings: s}
+	m.domains.mu.Lock()
+	defer m.domains.mu.Unlock()
 	if err := m.opts.Store.CreateApp(ctx, a); err != nil {
 		return store.App{}, fmt.Errorf("creating app %s: %w", name, err)
 	}
@@ -156,14 +175,9 @@ func (m *Manager) DeleteApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.opts.Store.DeleteApp(ctx, name); err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			holder, _ := m.opts.Store.LockHolder(ctx, name)
-			return &store.LockedError{App: name, Deployment: holder}
-		}
+	if err := m.removeApp(ctx, name); err != nil {
 		return err
 	}
-	m.opts.Router.RemoveApp(name)
 	m.mu.Lock()
 	old := slices.Concat(m.live[name], m.sick[name])
 	delete(m.live, name)
@@ -174,6 +188,23 @@ func (m *Manager) DeleteApp(ctx context.Context, name string) error {
 	m.stopAll(name, old, s.StopGrace)
 	m.opts.Logs.Remove(name)
 	return os.RemoveAll(m.appDir(name))
+}
+
+// removeApp deletes app from the store, its custom domains with it, and
+// stops routing to it.
+func (m *Manager) removeApp(ctx context.Context, name string) error {
+	m.domains.mu.Lock()
+	defer m.domains.mu.Unlock()
+	if err := m.opts.Store.DeleteApp(ctx, name); err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			holder, _ := m.opts.Store.LockHolder(ctx, name)
+			return &store.LockedError{App: name, Deployment: holder}
+		}
+		return err
+	}
+	m.domains.snap.Store(m.domainSnap().with(name, nil))
+	m.opts.Router.RemoveApp(name)
+	return nil
 }
 
 // Cancel cancels app's running deployment, if it has not switched traffic.

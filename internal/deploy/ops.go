@@ -101,7 +101,7 @@ func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployme
 				return plan{}, err
 			}
 			rel := store.Release{App: req.App, Artifact: ref, Settings: releaseSettings(a.Settings), Author: req.Author, Message: req.Message}
-			if _, err := Command(rel); err != nil {
+			if err := m.resolveStack(&rel); err != nil {
 				return plan{}, err
 			}
 			if err := m.newRelease(ctx, &rel, d.ID); err != nil {
@@ -116,17 +116,26 @@ func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployme
 // release, and noRestart is false, the change makes a new release (same
 // artifact, new settings) that goes live through a deployment, which is
 // returned; otherwise the change waits for the next deployment, and the
-// returned deployment is nil.
+// returned deployment is nil. A change that changes nothing
+// (settings.Change.Check) makes no release and no deployment and stores
+// nothing: the error wraps settings.ErrUnchanged and says why, and the
+// settings returned with it are the app's, as they are.
 func (m *Manager) ChangeSettings(ctx context.Context, app string, c settings.Change, noRestart bool, meta Meta) (*store.Deployment, settings.Settings, error) {
 	a, err := m.opts.Store.App(ctx, app)
 	if err != nil {
 		return nil, settings.Settings{}, err
 	}
-	if _, err := c.Apply(a.Settings); err != nil {
-		return nil, settings.Settings{}, err // refuse a bad change before waiting for anything
+	if err := c.Check(a.Settings); err != nil {
+		return nil, a.Settings, err // refused, or nothing to do: said before waiting for anything
+	}
+	apply := func(s settings.Settings) (settings.Settings, error) {
+		if err := c.Check(s); err != nil {
+			return s, err
+		}
+		return c.Apply(s)
 	}
 	if noRestart || a.CurrentRelease == 0 {
-		s, err := m.saveSettings(ctx, app, meta.Wait, c.Apply)
+		s, err := m.saveSettings(ctx, app, meta.Wait, apply)
 		return nil, s, err
 	}
 	var ns settings.Settings
@@ -136,12 +145,14 @@ func (m *Manager) ChangeSettings(ctx context.Context, app string, c settings.Cha
 			if err != nil {
 				return plan{}, err
 			}
-			if ns, err = c.Apply(a.Settings); err != nil {
+			// Checked again under the lock: a change this one queued
+			// behind may have made it already.
+			if ns, err = apply(a.Settings); err != nil {
 				return plan{}, err
 			}
 			art := takeStaged(&a, cur.Artifact) // a is written below
 			rel := store.Release{App: app, Artifact: art, Settings: releaseSettings(ns), Author: meta.Author, Message: meta.Message}
-			if _, err := Command(rel); err != nil {
+			if err := m.resolveStack(&rel); err != nil {
 				return plan{}, err
 			}
 			// The release first: if the store refuses it, the app's
@@ -156,6 +167,9 @@ func (m *Manager) ChangeSettings(ctx context.Context, app string, c settings.Cha
 			return plan{rel: rel, instances: ns.WithDefaults().Instances,
 				received: fmt.Sprintf("Settings change as %s: %s", rel.Version(), strings.Join(rel.Changes, "; "))}, nil
 		}})
+	if errors.Is(err, settings.ErrUnchanged) {
+		return nil, ns, err
+	}
 	if err != nil {
 		return nil, settings.Settings{}, err
 	}
@@ -163,7 +177,8 @@ func (m *Manager) ChangeSettings(ctx context.Context, app string, c settings.Cha
 }
 
 // saveSettings changes an app's settings without a deployment, once no
-// deployment of it runs.
+// deployment of it runs. When change fails with settings.ErrUnchanged,
+// the app's settings are returned with the error.
 func (m *Manager) saveSettings(ctx context.Context, app string, wait bool, change func(settings.Settings) (settings.Settings, error)) (settings.Settings, error) {
 	if err := m.waitUnlocked(ctx, app, wait); err != nil {
 		return settings.Settings{}, err
@@ -173,6 +188,9 @@ func (m *Manager) saveSettings(ctx context.Context, app string, wait bool, chang
 		return settings.Settings{}, err
 	}
 	ns, err := change(a.Settings)
+	if errors.Is(err, settings.ErrUnchanged) {
+		return a.Settings, err
+	}
 	if err != nil {
 		return settings.Settings{}, err
 	}
@@ -190,15 +208,20 @@ func (m *Manager) saveSettings(ctx context.Context, app string, wait bool, chang
 // Scale runs n instances of app's live release: scaling up adds warmed
 // instances beside the others, scaling down drains the removed ones first.
 // Without a live release it only records n; the deployment is then nil.
+// If the app has n instances already, nothing happens and the error wraps
+// settings.ErrUnchanged.
 func (m *Manager) Scale(ctx context.Context, app string, n int, meta Meta) (*store.Deployment, error) {
-	if err := (settings.Settings{Instances: n}).Validate(); err != nil || n == 0 {
+	if n < 1 || n > settings.MaxInstances {
 		return nil, fmt.Errorf("%w: instances must be between 1 and %d, not %d", settings.ErrInvalidSettings, settings.MaxInstances, n)
 	}
 	a, err := m.opts.Store.App(ctx, app)
 	if err != nil {
 		return nil, err
 	}
-	setN := func(s settings.Settings) (settings.Settings, error) { s.Instances = n; return s, nil }
+	if _, err := a.Settings.Scale(n); err != nil {
+		return nil, err // nothing to do: said before waiting for anything
+	}
+	setN := func(s settings.Settings) (settings.Settings, error) { return s.Scale(n) }
 	if a.CurrentRelease == 0 {
 		_, err := m.saveSettings(ctx, app, meta.Wait, setN)
 		return nil, err
@@ -210,7 +233,9 @@ func (m *Manager) Scale(ctx context.Context, app string, n int, meta Meta) (*sto
 				return plan{}, err
 			}
 			from := a.Settings.WithDefaults().Instances
-			a.Settings.Instances = n
+			if a.Settings, err = a.Settings.Scale(n); err != nil {
+				return plan{}, err // checked again under the lock
+			}
 			if err := m.opts.Store.PutApp(ctx, a); err != nil {
 				return plan{}, err
 			}
@@ -263,6 +288,9 @@ func (m *Manager) Rollback(ctx context.Context, app string, to int, meta Meta) (
 				msg = "rollback to " + target.Version()
 			}
 			rel := store.Release{App: app, Artifact: target.Artifact, Settings: releaseSettings(ns), Author: meta.Author, Message: msg, RolledBackFrom: target.Number}
+			if err := m.resolveStack(&rel); err != nil {
+				return plan{}, err
+			}
 			if err := m.newRelease(ctx, &rel, d.ID); err != nil {
 				return plan{}, err
 			}

@@ -17,8 +17,9 @@ import (
 // the router serves: it removes the release directories left half made,
 // adopts the instances of each app's live release that outlived their
 // daemon and kills the others, clears stale locks, marks unfinished
-// deployments failed ("interrupted"), routes every app's hosts, and starts
-// what is missing of each app's live release.
+// deployments failed ("interrupted"), routes every app's hosts (its custom
+// domains included), and starts what is missing of each app's live
+// release.
 func (m *Manager) Recover(ctx context.Context) error {
 	m.removePartialReleases()
 	adopted, err := m.adoptOrKill(ctx)
@@ -36,8 +37,11 @@ func (m *Manager) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := m.LoadDomains(ctx); err != nil {
+		return err
+	}
 	for _, a := range apps {
-		m.opts.Router.SetHosts(a.Name, m.Hosts(a.Name))
+		m.opts.Router.SetHosts(a.Name, m.Hosts(a.Name)) // its custom domains too
 		p, err := m.opts.Store.Policy(ctx, a.Name)
 		if err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/probe"
 	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/safego"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -156,10 +157,14 @@ func (m *Manager) liveInstances(app string) []*instance {
 	return m.live[app]
 }
 
-// prepare lays out the release directory and the app's storage directory,
+// prepare checks that this node can run rel (launchOf), lays out the
+// release directory as its stack needs and the app's storage directory,
 // and under user isolation lets the app's user reach them.
 func (m *Manager) prepare(rel store.Release) error {
-	if err := m.opts.Artifacts.Prepare(rel.Artifact, m.releaseDir(rel.App, rel.Number)); err != nil {
+	if _, err := m.launchOf(rel); err != nil {
+		return err
+	}
+	if err := m.opts.Artifacts.Prepare(rel.Artifact, m.releaseDir(rel.App, rel.Number), runtime.Layout(StackOf(rel))); err != nil {
 		return fmt.Errorf("preparing release directory: %w", err)
 	}
 	if m.user() {
@@ -279,7 +284,7 @@ func (m *Manager) warm(ctx context.Context, t *tracker, rel store.Release, inst 
 	start := time.Now()
 	err = probe.Warmup(ctx, probe.WarmupOptions{
 		URL:         fmt.Sprintf("http://%s%s", inst.backend.Addr, s.WarmupPath),
-		Host:        m.Hosts(rel.App)[0],
+		Host:        m.defaultHost(rel.App),
 		Accept:      accept,
 		Limit:       secs(s.StartTimeLimit),
 		ReportEvery: m.opts.WarmupReportEvery,

@@ -35,7 +35,7 @@ func (m *Manager) Stage(ctx context.Context, req DeployRequest) (store.Deploymen
 	if err != nil {
 		return store.Deployment{}, err
 	}
-	if _, err := Command(store.Release{Artifact: ref, Settings: a.Settings}); err != nil {
+	if err := m.resolveStack(&store.Release{App: req.App, Artifact: ref, Settings: releaseSettings(a.Settings)}); err != nil {
 		return store.Deployment{}, err // refused now rather than at the restart
 	}
 	for {
@@ -109,7 +109,7 @@ func takeStaged(a *store.App, live store.ArtifactRef) store.ArtifactRef {
 func (m *Manager) releaseStaged(ctx context.Context, a store.App, d *store.Deployment, meta Meta, n int) (plan, error) {
 	art := takeStaged(&a, store.ArtifactRef{})
 	rel := store.Release{App: a.Name, Artifact: art, Settings: releaseSettings(a.Settings), Author: meta.Author, Message: meta.Message}
-	if _, err := Command(rel); err != nil {
+	if err := m.resolveStack(&rel); err != nil {
 		return plan{}, err
 	}
 	if err := m.newRelease(ctx, &rel, d.ID); err != nil {

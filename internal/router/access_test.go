@@ -130,9 +130,11 @@ func TestHTTPSOnlyRedirect(t *testing.T) {
 
 // FuzzHostRouting: a Host header finds its app however it is cased, with
 // or without a port or a trailing dot, and NormalizeHost is idempotent;
-// nothing else finds it.
+// nothing else finds it. A wildcard finds the names exactly one label
+// under its parent, after the exact names.
 func FuzzHostRouting(f *testing.F) {
-	for _, h := range []string{"promo.localhost", "Promo.Example.COM.:8080", "[::1]:80", "[2001:db8::1]", "", ":", "a..b", "ÄPP.localhost"} {
+	for _, h := range []string{"promo.localhost", "Promo.Example.COM.:8080", "[::1]:80", "[2001:db8::1]", "", ":", "a..b", "ÄPP.localhost",
+		"a.shop.example.com", "shop.example.com", "a.b.shop.example.com", ".shop.example.com", "exact.shop.example.com:1", "*.shop.example.com"} {
 		f.Add(h)
 	}
 	f.Fuzz(func(t *testing.T, host string) {
@@ -144,16 +146,96 @@ func FuzzHostRouting(f *testing.F) {
 			t.Fatalf("NormalizeHost(%q) = %q is not lower case", host, n)
 		}
 		r := New(Options{})
-		r.SetHosts("app", []string{"app.example.com"})
-		rt := (*r.hosts.Load())[n]
-		found := rt != nil
-		if want := n == "app.example.com"; found != want {
-			t.Fatalf("host %q (normalized %q) found the app: %v, want %v", host, n, found, want)
+		r.SetHosts("app", []string{"app.example.com", "*.shop.example.com"})
+		r.SetHosts("exact", []string{"exact.shop.example.com"})
+		got := ""
+		if rt := r.table.Load().lookup(n); rt != nil {
+			got = rt.app
 		}
-		for _, variant := range []string{"APP.example.com", "app.example.com.", "app.example.com:8080", "App.Example.Com.:443"} {
-			if (*r.hosts.Load())[NormalizeHost(variant)] == nil {
+		label, parent, _ := strings.Cut(n, ".")
+		want := ""
+		switch {
+		case n == "app.example.com":
+			want = "app"
+		case n == "exact.shop.example.com":
+			want = "exact"
+		case parent == "shop.example.com" && label != "":
+			want = "app"
+		}
+		if got != want {
+			t.Fatalf("host %q (normalized %q) found app %q, want %q", host, n, got, want)
+		}
+		for _, variant := range []string{"APP.example.com", "app.example.com.", "app.example.com:8080", "App.Example.Com.:443", "X.Shop.Example.Com.:80"} {
+			if r.table.Load().lookup(NormalizeHost(variant)) == nil {
 				t.Fatalf("%q does not find the app", variant)
 			}
 		}
 	})
+}
+
+// TestHostMatching: exact names before the wildcard of the nearest
+// parent; a wildcard stands for one label, as in TLS; a changed host set
+// takes effect at once and keeps the app's backends.
+func TestHostMatching(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("promo", []string{"promo.localhost", "shop.example.com", "*.shop.example.com"})
+	r.SetHosts("api", []string{"api.localhost", "api.shop.example.com", "*.eu.shop.example.com"})
+	r.SetHosts("bare", []string{"bare.localhost"})
+	r.Swap("promo", []*Backend{echoForwarded(t)})
+	for _, tt := range []struct{ host, want string }{
+		{"promo.localhost", "promo"},
+		{"shop.example.com", "promo"},
+		{"a.shop.example.com", "promo"},
+		{"A.Shop.Example.Com.:8080", "promo"},
+		{"api.shop.example.com", "api"},     // exact beats the wildcard
+		{"x.eu.shop.example.com", "api"},    // the nearest parent's wildcard
+		{"eu.shop.example.com", "promo"},    // one label under shop.example.com
+		{"a.b.shop.example.com", ""},        // two labels under it
+		{"a.x.eu.shop.example.com", ""},     // two labels under eu
+		{".shop.example.com", ""},           // an empty label
+		{"example.com", ""},                 // the parent's parent
+		{"*.shop.example.com", "promo"},     // the literal name is one label under it too
+		{"promo.localhost.example.com", ""}, // no suffix matching
+		{"bare.localhost", "bare"},
+	} {
+		got := ""
+		if rt := r.table.Load().lookup(NormalizeHost(tt.host)); rt != nil {
+			got = rt.app
+		}
+		if got != tt.want {
+			t.Errorf("%s: got app %q, want %q", tt.host, got, tt.want)
+		}
+	}
+
+	// Removing a name stops its routing at once; the backends stay.
+	r.SetHosts("promo", []string{"promo.localhost", "shop.example.com"})
+	if rt := r.table.Load().lookup("a.shop.example.com"); rt != nil {
+		t.Errorf("a.shop.example.com still finds %s after its wildcard was removed", rt.app)
+	}
+	if n := len(r.Backends("promo")); n != 1 {
+		t.Errorf("promo has %d backends after its hosts changed, want 1", n)
+	}
+	req := httptest.NewRequest(http.MethodGet, "http://shop.example.com/", nil)
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		t.Errorf("shop.example.com answered %d, want 200 from promo's backend", w.Code)
+	}
+	r.RemoveApp("promo")
+	if rt := r.table.Load().lookup("shop.example.com"); rt != nil {
+		t.Errorf("shop.example.com still finds %s after its app was removed", rt.app)
+	}
+}
+
+// TestLookupAllocatesNothing: finding a host's app, exact or by its
+// wildcard, allocates nothing on the request path.
+func TestLookupAllocatesNothing(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("promo", []string{"promo.localhost", "shop.example.com", "*.shop.example.com"})
+	tb := r.table.Load()
+	for _, host := range []string{"promo.localhost", "a.shop.example.com", "a.b.shop.example.com"} {
+		if n := testing.AllocsPerRun(100, func() { tb.lookup(NormalizeHost(host)) }); n != 0 {
+			t.Errorf("looking up %s: %.0f allocations, want 0", host, n)
+		}
+	}
 }

@@ -17,7 +17,7 @@ func TestAcquireNeverReturnsDrained(t *testing.T) {
 	r := New(Options{})
 	r.SetHosts("a", []string{"a.test"})
 	r.Swap("a", []*Backend{NewBackend("0", "x")})
-	rt := (*r.hosts.Load())["a.test"]
+	rt := r.table.Load().lookup("a.test")
 	var dead sync.Map // *Backend → true once drained
 	var bad, acquired atomic.Int64
 	stop := make(chan struct{})

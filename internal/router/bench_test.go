@@ -45,7 +45,7 @@ func BenchmarkAcquire(b *testing.B) {
 	r := New(Options{})
 	r.SetHosts("a", []string{"a.test"})
 	r.Swap("a", []*Backend{NewBackend("1", "x"), NewBackend("2", "y"), NewBackend("3", "z")})
-	rt := (*r.hosts.Load())["a.test"]
+	rt := r.table.Load().lookup("a.test")
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			rt.acquire(context.Background(), nil).inflight.Add(-1)

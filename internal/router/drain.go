@@ -59,7 +59,7 @@ func Drain(ctx context.Context, backends []*Backend, timeout time.Duration) int6
 // backend to close, as a drain does (see Drain), for cause: the daemon
 // stops, and they would hold its shutdown.
 func (r *Router) CloseStreams(cause error) {
-	for _, rt := range *r.hosts.Load() {
+	for _, rt := range r.table.Load().apps {
 		for _, b := range *rt.backends.Load() {
 			b.startDrain(cause)
 		}

@@ -65,12 +65,7 @@ func (c routerCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c routerCollector) Collect(ch chan<- prometheus.Metric) {
-	seen := map[*route]bool{}
-	for _, rt := range *c.r.hosts.Load() {
-		if seen[rt] {
-			continue
-		}
-		seen[rt] = true
+	for _, rt := range c.r.table.Load().apps {
 		c.collectRoute(ch, rt)
 	}
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -34,11 +35,54 @@ type Router struct {
 	accessLog func(string, AccessRecord)
 	trusted   []netip.Prefix
 	httpsPort string
-	// hosts maps a lower-case host name (no port) to its app's route. The
-	// map is never changed in place: writers copy it under mu and store the
-	// copy, so the request path reads it without a lock.
-	hosts atomic.Pointer[map[string]*route]
-	mu    sync.Mutex // serialises writers of hosts
+	// table is replaced as a whole by writers, under mu; the request path
+	// reads it without a lock.
+	table atomic.Pointer[table]
+	mu    sync.Mutex // serialises writers of table
+}
+
+// table is the routing table. It is never changed in place: writers copy
+// it and store the copy.
+type table struct {
+	// exact maps a lower-case host name (no port) to its app's route.
+	exact map[string]*route
+	// wild maps the parent of a wildcard name ("shop.example.com" for
+	// "*.shop.example.com") to its app's route.
+	wild map[string]*route
+	// apps maps an app's name to its route.
+	apps map[string]*route
+}
+
+// lookup finds the route of a normalized host: its exact name first, then
+// the wildcard of its parent, which stands for the names one label under
+// that parent (as a TLS wildcard does): "*.shop.example.com" finds
+// a.shop.example.com, but neither shop.example.com nor
+// a.b.shop.example.com. An app's default name NAME.<base-domain> is an
+// exact name. It allocates nothing.
+func (t *table) lookup(host string) *route {
+	if rt := t.exact[host]; rt != nil {
+		return rt
+	}
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		return t.wild[host[i+1:]]
+	}
+	return nil
+}
+
+// without copies t without app's host names; app keeps its route.
+func (t *table) without(app string) *table {
+	next := &table{exact: make(map[string]*route, len(t.exact)), wild: make(map[string]*route, len(t.wild)), apps: t.apps}
+	for h, rt := range t.exact {
+		if rt.app != app {
+			next.exact[h] = rt
+		}
+	}
+	for h, rt := range t.wild {
+		if rt.app != app {
+			next.wild[h] = rt
+		}
+	}
+	return next
 }
 
 // route is one app's backend set.
@@ -79,30 +123,32 @@ func New(opts Options) *Router {
 		opts.Logger = slog.Default()
 	}
 	r := &Router{logger: opts.Logger, accessLog: opts.AccessLog, trusted: opts.TrustedProxies, httpsPort: opts.HTTPSPort}
-	r.hosts.Store(&map[string]*route{})
+	r.table.Store(&table{exact: map[string]*route{}, wild: map[string]*route{}, apps: map[string]*route{}})
 	return r
 }
 
 // SetHosts makes app reachable at hosts (and no others), keeping its
-// backends. An app with no backends yet answers 503.
+// backends, at once. A host "*.shop.example.com" is a wildcard (see
+// table.lookup). An app with no backends yet answers 503.
 func (r *Router) SetHosts(app string, hosts []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := *r.hosts.Load()
-	rt := r.findLocked(app)
+	old := r.table.Load()
+	next := old.without(app)
+	rt := old.apps[app]
 	if rt == nil {
 		rt = newRoute(app)
-	}
-	next := make(map[string]*route, len(old)+len(hosts))
-	for h, x := range old {
-		if x.app != app {
-			next[h] = x
-		}
+		next.apps = maps.Clone(old.apps)
+		next.apps[app] = rt
 	}
 	for _, h := range hosts {
-		next[NormalizeHost(h)] = rt
+		if parent, ok := strings.CutPrefix(h, "*."); ok {
+			next.wild[NormalizeHost(parent)] = rt
+		} else {
+			next.exact[NormalizeHost(h)] = rt
+		}
 	}
-	r.hosts.Store(&next)
+	r.table.Store(next)
 }
 
 // RemoveApp stops routing to app; its backends are retired (drain them).
@@ -110,23 +156,13 @@ func (r *Router) RemoveApp(app string) {
 	r.Swap(app, nil)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	next := make(map[string]*route)
-	for h, x := range *r.hosts.Load() {
-		if x.app != app {
-			next[h] = x
-		}
-	}
-	r.hosts.Store(&next)
+	next := r.table.Load().without(app)
+	next.apps = maps.Clone(next.apps)
+	delete(next.apps, app)
+	r.table.Store(next)
 }
 
-func (r *Router) findLocked(app string) *route {
-	for _, rt := range *r.hosts.Load() {
-		if rt.app == app {
-			return rt
-		}
-	}
-	return nil
-}
+func (r *Router) findLocked(app string) *route { return r.table.Load().apps[app] }
 
 // Swap replaces app's backend set with backends in one atomic step and
 // returns the backends that left the set. When Swap returns, every request
@@ -316,7 +352,7 @@ func pick(set []*Backend, start uint32) *Backend {
 // take it (see retryable), it is tried once more on another backend.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	host := NormalizeHost(req.Host)
-	rt := (*r.hosts.Load())[host]
+	rt := r.table.Load().lookup(host)
 	if rt == nil {
 		r.logger.Debug("no app is served at this host; check the host name, or create the app with 'slipway apps create'", "host", host)
 		writePage(w, http.StatusNotFound)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -78,10 +79,13 @@ type Instance struct {
 
 	log      *slog.Logger
 	done     chan struct{}
-	exitDesc string        // valid after done: "exit code 1", "killed by signal …"
-	detach   chan struct{} // closed by Detach: stop following, leave it running
-	detachMu sync.Once
-	readers  sync.WaitGroup
+	exitDesc string // valid after done: "exit code 1", "killed by signal …"
+	// stopSignal is the last signal Stop sent (0 before it did), so that
+	// an exit it asked for is described as a stop, not as a failure.
+	stopSignal atomic.Int32
+	detach     chan struct{} // closed by Detach: stop following, leave it running
+	detachMu   sync.Once
+	readers    sync.WaitGroup
 
 	mu   sync.Mutex // guards tail and seen
 	tail []string
@@ -132,7 +136,7 @@ func Start(spec Spec) (*Instance, error) {
 	inst.StartTicks, _ = StartTicks(inst.PID)
 	go inst.watch(func() string {
 		err := cmd.Wait()
-		return describeExit(cmd.ProcessState, err)
+		return describeExit(cmd.ProcessState, err, syscall.Signal(inst.stopSignal.Load()))
 	})
 	inst.follow(spec, offsets)
 	return inst, nil
@@ -248,11 +252,22 @@ func (i *Instance) signalAll(sig syscall.Signal) {
 	}
 }
 
-func describeExit(ps *os.ProcessState, err error) string {
+// describeExit says how a process ended. stop is the last signal Stop
+// sent it, 0 if none: a process that ends on the SIGTERM it was sent, by
+// the signal or with exit code 143 (128 + SIGTERM, as a JVM and a shell
+// exit on it), did what was asked, and is not reported with a code that
+// reads like a failure.
+func describeExit(ps *os.ProcessState, err error, stop syscall.Signal) string {
 	if ps == nil {
 		return fmt.Sprintf("wait failed: %v", err)
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	ws, _ := ps.Sys().(syscall.WaitStatus)
+	switch {
+	case stop != 0 && (ws.Signaled() && ws.Signal() == syscall.SIGTERM || ws.Exited() && ws.ExitStatus() == 128+int(syscall.SIGTERM)):
+		return "ended on SIGTERM"
+	case stop == syscall.SIGKILL && ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+		return "killed by SIGKILL: it had not ended within the stop grace period"
+	case ws.Signaled():
 		return fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
 	}
 	return fmt.Sprintf("exit code %d", ps.ExitCode())
@@ -305,12 +320,14 @@ func (i *Instance) Stop(grace time.Duration) error {
 		return nil
 	default:
 	}
+	i.stopSignal.Store(int32(syscall.SIGTERM))
 	i.signalAll(syscall.SIGTERM)
 	select {
 	case <-i.done:
 		return nil
 	case <-time.After(grace):
 	}
+	i.stopSignal.Store(int32(syscall.SIGKILL))
 	i.signalAll(syscall.SIGKILL)
 	select {
 	case <-i.done:

@@ -1,7 +1,6 @@
 package scm
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -326,21 +325,6 @@ func (s *Site) putRecord(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.writeDeployment(w, r, http.StatusOK, d)
-}
-
-// waitDone blocks until deployment id of app has ended, and returns it as
-// it ended. If ctx ends first (the client went away, the daemon stops),
-// the deployment goes on.
-func waitDone(ctx context.Context, st *store.Store, app string, id int) (store.Deployment, error) {
-	var last store.Deployment
-	err := st.WatchDeployment(ctx, app, id, func(d store.Deployment) bool {
-		last = d
-		return !d.Done()
-	})
-	if err == nil && !last.Done() {
-		err = ctx.Err()
-	}
-	return last, err
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -167,9 +167,10 @@ func (s *Site) answer(w http.ResponseWriter, r *http.Request, d store.Deployment
 	return s.writeDeployment(w, r, status, end)
 }
 
-// await waits for d to end (see waitDone).
+// await returns d once it has ended (see store.WaitDeployment). If the
+// client goes away first, or the daemon stops, the deployment goes on.
 func (s *Site) await(r *http.Request, d store.Deployment) (store.Deployment, error) {
-	end, err := waitDone(r.Context(), s.opts.Store, d.App, d.ID)
+	end, err := s.opts.Store.WaitDeployment(r.Context(), d.App, d.ID)
 	if err != nil && r.Context().Err() != nil {
 		return end, fmt.Errorf("%w: follow it at %s", ErrNotFinished, s.pollURL(r, d))
 	}

@@ -70,9 +70,7 @@ type Options struct {
 	// request. The URLs the site hands out (Location, url, log_url, the
 	// publish profile's) start with it.
 	PublicURL string
-	// AppURL is where app is served, for publish profiles; nil for none.
-	AppURL func(app string) string
-	Logger *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Site serves every app's SCM site.
@@ -136,14 +134,6 @@ func (s *Site) URL(r *http.Request, app string) string {
 		base = scheme + "://" + r.Host
 	}
 	return strings.TrimRight(base, "/") + "/scm/" + url.PathEscape(app)
-}
-
-// AppURL is where app is served, "" if that is not known.
-func (s *Site) AppURL(app string) string {
-	if s.opts.AppURL == nil {
-		return ""
-	}
-	return s.opts.AppURL(app)
 }
 
 // kuduTime is how Kudu writes a time in a query: ISO 8601, UTC.

@@ -22,6 +22,12 @@ const MaxPathBytes = 1024
 // whose default comes from another (health_path from warmup_path) comes
 // after it.
 var options = []Option{
+	{Key: "stack", Flag: "stack", Name: "stack", Help: "how the artifact runs: java (java -jar), tomcat (a plain war, served at / by Tomcat 10.1) or command (the startup command)",
+		value: text{field: func(s *Settings) *string { return &s.Stack }, unset: "from the artifact", rule: checkStack,
+			defText: "from the artifact: a jar runs on java, a war on tomcat (on java if it is an executable Spring Boot war), a zip on command"}},
+	{Key: "java_version", Flag: "java-version", Name: "Java version", Help: "the Java feature release to run on, like 17 or 21: a JDK the node has",
+		value: text{field: func(s *Settings) *string { return &s.JavaVersion }, unset: "the node's default", rule: checkJavaVersion,
+			defText: "the node's default, the java on the daemon's PATH"}},
 	{Key: "warmup_path", Flag: "warmup-path", Name: "warmup path", Help: "the path requested until an instance is ready",
 		value: text{field: func(s *Settings) *string { return &s.WarmupPath }, def: "/", rule: checkPath}},
 	{Key: "warmup_status", Flag: "warmup-status", Name: "warmup status", Help: "the statuses that count as ready, like 200-399 or 200,204",
@@ -75,6 +81,8 @@ type value interface {
 	fillDefault(s *Settings)
 	check(name string, s Settings) error
 	format(s Settings) string
+	// change is the value in s as Changes shows it.
+	change(s Settings) string
 	usage() string
 }
 
@@ -178,6 +186,8 @@ func (n number) format(s Settings) string {
 	return v
 }
 
+func (n number) change(s Settings) string { return strconv.Itoa(*n.field(&s)) }
+
 func (n number) usage() string { return fmt.Sprintf(" (default %d, at most %d)", n.def, n.max) }
 
 // text is a string option with a rule.
@@ -186,9 +196,13 @@ type text struct {
 	def string
 	// defFrom, if set, gives the default instead of def, from settings
 	// whose options before this one have their defaults; defText says
-	// what it is, for the flag's help.
+	// what it is, for the flag's help (and says what a default of ""
+	// means, without defFrom).
 	defFrom func(Settings) string
 	defText string
+	// unset is shown for the value "", which an option whose default is
+	// "" keeps: what the option is then.
+	unset string
 	// rule checks a value that is not "": checkPath or checkStatusSet.
 	rule func(name, v string) error
 }
@@ -211,10 +225,17 @@ func (t text) check(name string, s Settings) error {
 	return nil
 }
 
-func (t text) format(s Settings) string { return *t.field(&s) }
+func (t text) format(s Settings) string {
+	if v := *t.field(&s); v != "" {
+		return v
+	}
+	return t.unset
+}
+
+func (t text) change(s Settings) string { return t.format(s) }
 
 func (t text) usage() string {
-	if t.defFrom != nil {
+	if t.defText != "" {
 		return " (default: " + t.defText + ")"
 	}
 	return " (default " + t.def + ")"
@@ -253,4 +274,5 @@ type toggle struct {
 func (toggle) fillDefault(*Settings)        {}
 func (toggle) check(string, Settings) error { return nil }
 func (t toggle) format(s Settings) string   { return strconv.FormatBool(*t.field(&s)) }
+func (t toggle) change(s Settings) string   { return t.format(s) }
 func (toggle) usage() string                { return "" }

@@ -98,6 +98,7 @@ func TestOptionUsage(t *testing.T) {
 		"health_path":      "the path checked while an instance serves (default: the warmup path)",
 		"health_threshold": "failed checks in a row before an instance is replaced (default 3, at most 3600)",
 		"access_log":       "write a line per request to the app's log (--access-log=false turns it off)",
+		"java_version":     "the Java feature release to run on, like 17 or 21: a JDK the node has (default: the node's default, the java on the daemon's PATH)",
 	}
 	for key, want := range tests {
 		o, ok := lookup(key)
@@ -124,6 +125,8 @@ func TestOptionFormat(t *testing.T) {
 		"health_threshold": "3",
 		"hold_timeout":     "10s",
 		"access_log":       "false",
+		"stack":            "from the artifact",
+		"java_version":     "the node's default",
 	}
 	if len(tests) != len(Options()) {
 		t.Errorf("%d options tested, want all %d", len(tests), len(Options()))

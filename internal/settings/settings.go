@@ -46,6 +46,12 @@ type Settings struct {
 	// Command replaces the stack's startup command; run by /bin/sh in the
 	// release directory.
 	Command string `json:"command,omitempty"`
+	// Stack says how the artifact runs: StackJava, StackTomcat or
+	// StackCommand; "" for the one the artifact asks for.
+	Stack string `json:"stack,omitempty"`
+	// JavaVersion is the Java feature release the app runs on ("17"),
+	// from the JDKs the node has; "" for the node's default java.
+	JavaVersion string `json:"java_version,omitempty"`
 	// Instances is how many instances run the app (1–32). It belongs to the
 	// app, not to a release: a rollback keeps the current scale. It is not
 	// an option of the table: it is changed by scaling, not by a Change,
@@ -173,8 +179,8 @@ func (s Settings) Changes(prev Settings) []string {
 	}
 	a, b := s.WithDefaults(), prev.WithDefaults()
 	for _, o := range options {
-		if now := o.Value(a); now != o.Value(b) {
-			out = append(out, fmt.Sprintf("%s: %v", o.Name, now))
+		if o.Value(a) != o.Value(b) {
+			out = append(out, o.Name+": "+o.value.change(a))
 		}
 	}
 	return out

@@ -35,12 +35,29 @@ func (s *Store) Apps(ctx context.Context) ([]App, error) {
 // PutApp overwrites an app record.
 func (s *Store) PutApp(ctx context.Context, a App) error { return s.putJSON(ctx, appKey(a.Name), a) }
 
-// DeleteApp removes an app with its releases and deployments, unless a
+// DeleteApp removes an app with its releases, deployments, credentials
+// and custom domains (which are free for other apps then), unless a
 // deployment holds its lock.
 func (s *Store) DeleteApp(ctx context.Context, name string) error {
+	for {
+		done, err := s.deleteApp(ctx, name)
+		if done || err != nil {
+			return err
+		}
+	}
+}
+
+// deleteApp is one attempt at DeleteApp; done is false when the app's
+// domains changed between reading and deleting them, and it is to be
+// tried again.
+func (s *Store) deleteApp(ctx context.Context, name string) (done bool, err error) {
 	creds, err := s.Credentials(ctx, name)
 	if err != nil {
-		return err
+		return false, err
+	}
+	domainOps, domainsSame, err := s.deleteDomainsOps(ctx, name)
+	if err != nil {
+		return false, err
 	}
 	ops := []clientv3.Op{
 		clientv3.OpDelete(appKey(name)),
@@ -51,19 +68,25 @@ func (s *Store) DeleteApp(ctx context.Context, name string) error {
 	for _, c := range creds { // an app's credentials go with it, in the same step
 		ops = append(ops, clientv3.OpDelete(credentialKey(c.ID)))
 	}
+	ops = append(ops, domainOps...) // and so do its domains
 	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(lockKey(name)), "=", 0)).
-		Then(ops...).Commit()
+		If(clientv3.Compare(clientv3.CreateRevision(lockKey(name)), "=", 0), domainsSame).
+		Then(ops...).
+		Else(clientv3.OpGet(lockKey(name), clientv3.WithKeysOnly())).
+		Commit()
 	if err != nil {
-		return fmt.Errorf("deleting app %s: %w", name, s.stopped.wrap(err))
+		return false, fmt.Errorf("deleting app %s: %w", name, s.stopped.wrap(err))
 	}
 	if !resp.Succeeded {
-		return ErrLocked
+		if len(resp.Responses[0].GetResponseRange().Kvs) > 0 {
+			return false, ErrLocked
+		}
+		return false, nil // a domain was added or removed meanwhile
 	}
 	if resp.Responses[0].GetResponseDeleteRange().Deleted == 0 {
-		return appNotFound(name)
+		return false, appNotFound(name)
 	}
-	return nil
+	return true, nil
 }
 
 // CreateRelease gives r the next release number of its app and records it.
@@ -183,6 +206,23 @@ func (s *Store) WatchDeployment(ctx context.Context, app string, id int, fn func
 		}
 	}
 	return ctx.Err()
+}
+
+// WaitDeployment returns deployment id of app once it has ended. It
+// fails if ctx ends first (the deployment goes on), or the deployment is
+// deleted (a *NotFoundError). It is how every caller that answers when a
+// deployment ends waits: the API's wait=1, the App Service endpoints'
+// synchronous calls.
+func (s *Store) WaitDeployment(ctx context.Context, app string, id int) (Deployment, error) {
+	var end Deployment
+	err := s.WatchDeployment(ctx, app, id, func(d Deployment) bool {
+		end = d
+		return !d.Done()
+	})
+	if err == nil && !end.Done() {
+		err = ctx.Err()
+	}
+	return end, err
 }
 
 // LockedError says which deployment holds an app's lock.

@@ -35,14 +35,18 @@ type ArtifactRef struct {
 
 // Release is an immutable pair of artifact and settings, numbered v1, v2, …
 type Release struct {
-	App        string            `json:"app"`
-	Number     int               `json:"number"`
-	Artifact   ArtifactRef       `json:"artifact"`
-	Settings   settings.Settings `json:"settings"`
-	Created    time.Time         `json:"created"`
-	Author     string            `json:"author,omitempty"`
-	Message    string            `json:"message,omitempty"`
-	Deployment int               `json:"deployment"`
+	App      string            `json:"app"`
+	Number   int               `json:"number"`
+	Artifact ArtifactRef       `json:"artifact"`
+	Settings settings.Settings `json:"settings"`
+	// Stack is the stack the release runs on, from its settings or, when
+	// they name none, from its artifact, decided when it was made; ""
+	// for a release made before releases recorded theirs.
+	Stack      string    `json:"stack,omitempty"`
+	Created    time.Time `json:"created"`
+	Author     string    `json:"author,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	Deployment int       `json:"deployment"`
 	// Changes says what this release changed from the one before it, with
 	// the values of secrets left out.
 	Changes []string `json:"changes,omitempty"`

@@ -30,13 +30,14 @@ var (
 // message can say which one: a missing deployment of an existing app is
 // not a missing app. It wraps ErrNotFound.
 type NotFoundError struct {
-	// Kind is what is missing: "app", "release", "deployment" or
-	// "credential".
+	// Kind is what is missing: "app", "release", "deployment",
+	// "credential" or "domain".
 	Kind string
 	// App is the app the record belongs to; for Kind "app", its name. A
 	// credential found by its id alone has none.
 	App string
-	// ID is the release or deployment number, or the credential id.
+	// ID is the release or deployment number, the credential id, or the
+	// domain name.
 	ID string
 }
 
@@ -48,6 +49,8 @@ func (e *NotFoundError) Error() string {
 		return fmt.Sprintf("app %s has no release v%s; list them with 'slipway releases -a %s'", e.App, e.ID, e.App)
 	case "deployment":
 		return fmt.Sprintf("app %s has no deployment %s; list them with 'slipway deployments -a %s'", e.App, e.ID, e.App)
+	case "domain":
+		return fmt.Sprintf("app %s has no domain %s; list them with 'slipway domains list -a %s'", e.App, e.ID, e.App)
 	case "credential":
 		if e.App == "" {
 			return fmt.Sprintf("there is no credential %s", e.ID)

@@ -1,5 +1,7 @@
-// Package testapp builds the Java test app under testdata/javaapp into jars
-// with javac and jar, for tests only.
+// Package testapp builds the Java test apps under testdata into jars and
+// wars with javac and jar, for tests only: the app of testdata/javaapp as
+// an executable jar (Jar) or a Spring-Boot-style executable war (BootWar),
+// and plain servlet wars (ServletWar, JavaxWar).
 package testapp
 
 import (
@@ -8,8 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -57,16 +57,7 @@ func Jar(t testing.TB, name string, props map[string]string) string {
 	if err := os.MkdirAll(res, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	keys := make([]string, 0, len(props))
-	for k := range props {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%s\n", k, props[k])
-	}
-	write(t, filepath.Join(res, "app.properties"), b.String())
+	write(t, filepath.Join(res, "app.properties"), properties(props))
 	manifest := filepath.Join(dir, "manifest.txt")
 	write(t, manifest, "Main-Class: App\n")
 	jar := filepath.Join(dir, name)

@@ -7,7 +7,8 @@
 //   crashAfterSeconds=2  exits with code 137 this long after it listens
 // It takes its port from --server.port=N (as Spring does), else $PORT, and
 // --spring.profiles.active=x beats $SPRING_PROFILES_ACTIVE. $GREETING shows in
-// every answer on /, so a settings change is visible.
+// every answer on /, so a settings change is visible; /java tells the JVM's
+// java.version and java.home.
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
@@ -89,6 +90,9 @@ public class App {
                     reply(ex, 200, env(name, "") + "\n");
                     break;
                 }
+                case "/java":
+                    reply(ex, 200, "java.version=" + System.getProperty("java.version") + " java.home=" + System.getProperty("java.home") + "\n");
+                    break;
                 case "/headers":
                     StringBuilder sb = new StringBuilder();
                     ex.getRequestHeaders().forEach((k, v) -> sb.append(k.toLowerCase()).append(": ").append(String.join(",", v)).append("\n"));
