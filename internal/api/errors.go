@@ -41,7 +41,7 @@ func statusOf(err error) int {
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLocked), errors.Is(err, deploy.ErrNotRunning),
-		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone):
+		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone), errors.Is(err, ErrUpgradeBusy):
 		return http.StatusConflict
 	case errors.Is(err, deploy.ErrNoRelease):
 		return http.StatusNotFound

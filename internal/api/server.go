@@ -40,6 +40,8 @@ type Options struct {
 	// AdminTokenFile is where the admin token is kept for the operator on
 	// the daemon's machine; a rotated token is written there too.
 	AdminTokenFile string
+	// Operator is the daemon itself: its version, upgrades and backups.
+	Operator Operator
 }
 
 // Server serves the control API.
@@ -76,6 +78,11 @@ func (s *Server) routes() {
 	}
 	s.route("GET /api/v1/whoami", scopeAny, s.whoami)
 	s.route("POST /api/v1/admin/token", scopeAdmin, s.rotateAdminToken)
+	if s.opts.Operator != nil {
+		s.route("GET /api/v1/version", scopeAny, s.version)
+		s.route("POST /api/v1/admin/upgrade", scopeAdmin, s.upgrade)
+		s.route("GET /api/v1/admin/backup", scopeAdmin, s.backup)
+	}
 	s.route("GET /api/v1/apps", scopeAdmin, s.listApps)
 	s.route("POST /api/v1/apps", scopeAdmin, s.createApp)
 	s.route("GET /api/v1/apps/{app}", scopeAdmin, s.showApp)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/slipway-dev/slipway/internal/runtime"
+	"github.com/slipway-dev/slipway/internal/version"
 )
 
 // DefaultURL is where the CLI finds the daemon's API.
@@ -65,6 +66,7 @@ func newRoot() *cobra.Command {
 		Short:         "Slipway: a self-hosted app service for JVM web apps",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			// Text for people may hold an app's output: defuse it (see
 			// termWriter). JSON goes around, through exact.
@@ -107,7 +109,9 @@ func newRoot() *cobra.Command {
 		newCredentialsCmd(g),
 		newAccessCmd(g),
 		newAdminCmd(g),
+		newVersionCmd(g),
 	)
+	root.SetVersionTemplate("slipway {{.Version}}\n")
 	return root
 }
 

@@ -5,31 +5,22 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/runtime"
-	"github.com/slipway-dev/slipway/internal/safego"
-	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // Defaults for Config.
@@ -83,7 +74,10 @@ type Config struct {
 	// deploy.DefaultAppUIDBase when 0.
 	AppUIDBase uint32
 	Debug      bool
-	Logger     *slog.Logger
+	// Restore is a backup (`slipway admin backup`) to restore into the
+	// data directory, which must hold no state, before the daemon starts.
+	Restore string
+	Logger  *slog.Logger
 }
 
 // DefaultDataDir is $XDG_DATA_HOME/slipway, else for root /var/lib/slipway
@@ -166,7 +160,9 @@ func (c Config) Validate() error {
 
 // Run serves until ctx ends, then shuts down: the listeners stop taking
 // connections and finish their requests, deployments are cancelled, and
-// every instance is stopped.
+// every instance is stopped. On SIGHUP, or `slipway admin upgrade`, it
+// hands its listeners and its data directory to a new process of the
+// binary at its path, and exits once that one serves (see upgrade.go).
 func Run(ctx context.Context, c Config) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -179,82 +175,31 @@ func Run(ctx context.Context, c Config) error {
 	if err := deploy.SecureDataDir(c.DataDir, isolation); err != nil {
 		return err
 	}
-	var certs *certSet
+	s := &server{c: c, log: log, isolation: isolation, started: time.Now(),
+		upgrades: make(chan struct{}, 1), errc: make(chan error, 4)}
 	if c.HTTPSListen != "" {
-		var err error
-		if certs, err = loadCerts(c.TLS, c.DataDir); err != nil {
+		if s.certs, err = loadCerts(c.TLS, c.DataDir); err != nil {
 			return err
 		}
 	}
-	apiTLSConfig, err := apiTLS(c.APITLSCert, c.APITLSKey)
+	if s.apiTLS, err = apiTLS(c.APITLSCert, c.APITLSKey); err != nil {
+		return err
+	}
+	if s.up, err = newUpgrader(log); err != nil {
+		return err
+	}
+	defer s.up.Stop()
+	s.rt = router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: s.writeAccess})
+	restored, err := s.take(ctx)
+	defer func() {
+		if s.unlock != nil {
+			s.unlock()
+		}
+	}()
 	if err != nil {
 		return err
 	}
-	unlock, err := LockDataDir(c.DataDir)
-	if errors.Is(err, ErrRunning) {
-		return fmt.Errorf("%s: %w, or pick another --data-dir", c.DataDir, err)
-	}
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, err := store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	tokenFile := AdminTokenFile(c.DataDir)
-	if err := adminToken(ctx, st, log, tokenFile); err != nil {
-		return err
-	}
-	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(c.DataDir, "artifacts"), MaxUpload: c.MaxUpload, MinFreeSpace: c.MinFreeSpace})
-	if err != nil {
-		return err
-	}
-	warnLowSpace(log, arts)
-	lo := c.Logs
-	lo.Dir, lo.Logger = filepath.Join(c.DataDir, "logs"), log
-	hub := logs.NewHub(lo)
-	defer hub.Close()
-	// The access log is written from a goroutine of its own: a request
-	// only queues its line (see logs.Async).
-	accessLog := hub.NewAsync(logs.DefaultAsyncBuffer)
-	defer accessLog.Close()
-	rt := router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: func(app string, e router.AccessRecord) {
-		accessLog.Write(app, logs.Line{Time: time.Now().UTC(), Source: logs.SourceRouter, Stream: logs.StreamAccess, Text: fmt.Sprintf(
-			"method=%s path=%q status=%d duration_ms=%.1f bytes=%d instance=%s client=%s",
-			e.Method, e.Path, e.Status, float64(e.Duration.Microseconds())/1000, e.Bytes, e.Instance, e.Client)})
-	}})
-	cgroups := instanceCgroups(c.DataDir, log)
-	if cgroups != nil {
-		defer cgroups.Close() // after the manager's Close: removed if no instance is left in it
-	}
-	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
-		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
-		Isolation: isolation, AppUIDBase: c.AppUIDBase, Cgroups: cgroups,
-		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey}})
-	defer func() { mgr.Close(c.KeepInstances) }()
-	if err := mgr.Recover(ctx); err != nil {
-		return fmt.Errorf("recovering state: %w", err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg,
-		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, AdminTokenFile: tokenFile})
-	ls := []listener{
-		{name: "router", addr: c.HTTPListen, handler: certs.httpHandler(rt)},
-		{name: "api", addr: c.APIListen, handler: apiSrv, tls: apiTLSConfig, endStreams: true},
-	}
-	if certs != nil {
-		ls = append(ls, listener{name: "router-https", addr: c.HTTPSListen, handler: rt, tls: certs.tlsConfig()})
-	}
-	return serve(ctx, log, ls, func() {
-		// Before the listeners wait for what is in flight: no deployment
-		// switches traffic any more, and streams and WebSockets, which
-		// would hold the shutdown, are told to close.
-		mgr.Stop()
-		rt.CloseStreams(errShuttingDown)
-	})
+	return s.run(ctx, restored)
 }
 
 var errShuttingDown = errors.New("the daemon is shutting down")
@@ -318,87 +263,4 @@ func warnLowSpace(log *slog.Logger, arts *artifact.Store) {
 func port(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
-}
-
-type listener struct {
-	name    string
-	addr    string
-	handler http.Handler
-	tls     *tls.Config // nil for plain HTTP
-	// endStreams ends the contexts of the listener's requests when the
-	// daemon stops (the API's followed logs and deployments); the
-	// router's requests in flight finish instead.
-	endStreams bool
-}
-
-// serve listens on every address, then serves until ctx ends or one fails,
-// and shuts all of them down gracefully, at once: stopping is called
-// first, and the requests' contexts end, so that streams (a followed log)
-// end at once instead of holding the shutdown.
-func serve(ctx context.Context, log *slog.Logger, ls []listener, stopping func()) error {
-	servers := make([]*http.Server, 0, len(ls))
-	errc := make(chan error, len(ls))
-	base, cancelBase := context.WithCancelCause(context.Background())
-	defer cancelBase(nil)
-	for _, l := range ls {
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			shutdown(servers, nil)
-			return fmt.Errorf("%s: listening on %s: %w", l.name, l.addr, err)
-		}
-		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, TLSConfig: l.tls,
-			// Handshake failures and the like are the clients' business: debug.
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-		if l.endStreams {
-			srv.BaseContext = func(net.Listener) context.Context { return base }
-		}
-		servers = append(servers, srv)
-		log.Info("listening", "listener", l.name, "addr", ln.Addr().String(), "tls", l.tls != nil)
-		go func() {
-			serve := srv.Serve
-			if l.tls != nil {
-				serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
-			}
-			// A panic in a handler is net/http's to recover; one in its
-			// accept loop stops the daemon like any failed listener.
-			err := http.ErrServerClosed
-			if perr := safego.Run(log, l.name+" listener", func() { err = serve(ln) }); perr != nil {
-				err = perr
-			}
-			if !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("%s: %w", l.name, err)
-			}
-		}()
-	}
-	var err error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-errc:
-	}
-	stopping()
-	shutdown(servers, cancelBase)
-	return err
-}
-
-// shutdown stops every server's listener at once, waits for requests in
-// flight up to shutdownTimeout, and ends the contexts of the API's
-// streams; what still runs then is closed.
-func shutdown(servers []*http.Server, cancelBase context.CancelCauseFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, s := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.Shutdown(ctx); err != nil {
-				s.Close()
-			}
-		}()
-	}
-	if cancelBase != nil {
-		cancelBase(errShuttingDown)
-	}
-	wg.Wait()
 }

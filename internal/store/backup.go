@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
@@ -37,39 +40,61 @@ var ErrHasState = errors.New("the data directory already holds a store")
 // Snapshot), checking the snapshot's SHA-256 first; Open then opens it. It
 // refuses a dir that holds a store already. The restored member is
 // Slipway's single member, whatever cluster the snapshot was taken in.
+//
+// The backup's instance records are deleted before the store takes its
+// place: they name processes of the daemon the backup was taken from
+// (which may still run, on this very machine), which this one must
+// neither adopt nor kill. So the store is restored beside its place,
+// opened there, and renamed into place once it holds none; a crash
+// before the rename leaves no store.
 func Restore(dir, snapshotPath string) error {
 	if Exists(dir) {
 		return fmt.Errorf("%w: %s", ErrHasState, etcdDir(dir))
 	}
-	if _, err := os.Stat(etcdDir(dir)); err == nil {
-		// An etcd directory without a member: what an interrupted
-		// restore, or a first start that failed, left. etcdutl wants to
-		// make it itself.
-		if err := os.RemoveAll(etcdDir(dir)); err != nil {
+	// What an interrupted restore, or a first start that failed before
+	// etcd made its member, left.
+	tmp := filepath.Join(dir, "etcd.restoring")
+	for _, d := range []string{tmp, etcdDir(dir)} {
+		if err := os.RemoveAll(d); err != nil {
 			return err
 		}
 	}
-	peer := peerURL
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return err
+	}
 	err := snapshot.NewV3(zap.NewNop()).Restore(snapshot.RestoreConfig{
 		SnapshotPath:        snapshotPath,
 		Name:                memberName,
-		OutputDataDir:       etcdDir(dir),
-		PeerURLs:            []string{peer.String()},
-		InitialCluster:      memberName + "=" + peer.String(),
+		OutputDataDir:       etcdDir(tmp),
+		PeerURLs:            []string{peerURL.String()},
+		InitialCluster:      memberName + "=" + peerURL.String(),
 		InitialClusterToken: "etcd-cluster",
 	})
+	if err == nil {
+		err = forgetInstances(tmp)
+	}
+	if err == nil {
+		err = os.Chmod(etcdDir(tmp), 0o700)
+	}
+	if err == nil {
+		err = os.Rename(etcdDir(tmp), etcdDir(dir))
+	}
+	os.RemoveAll(tmp)
 	if err != nil {
-		os.RemoveAll(etcdDir(dir))
 		return fmt.Errorf("restoring the store from its snapshot: %w", err)
 	}
-	return os.Chmod(etcdDir(dir), 0o700)
+	return nil
 }
 
-// ForgetInstances deletes every instance record: after a restore they
-// name processes of the daemon the backup was taken from (which may
-// still run, on this very machine), which this one must neither adopt
-// nor kill.
-func (s *Store) ForgetInstances(ctx context.Context) error {
+// forgetInstances deletes every instance record of the store in dir.
+func forgetInstances(dir string) error {
+	s, err := Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if _, err := s.cli.Delete(ctx, prefix+"instances/", clientv3.WithPrefix()); err != nil {
 		return fmt.Errorf("forgetting the backup's instances: %w", s.stopped.wrap(err))
 	}
