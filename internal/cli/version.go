@@ -23,7 +23,7 @@ the daemon cannot be reached, after printing the client's.`,
 			err := g.client().do(cmd.Context(), "GET", "/api/v1/version", nil, &server)
 			if g.output == "json" {
 				out := struct {
-					Client version.Info  `json:"client"`
+					Client version.Info `json:"client"`
 					Server *api.Version `json:"server,omitempty"`
 				}{Client: client}
 				if err == nil {
