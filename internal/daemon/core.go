@@ -58,6 +58,11 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	warnLowSpace(log, k.arts)
 	lo := c.Logs
 	lo.Dir, lo.Logger = filepath.Join(c.DataDir, "logs"), log
+	// The logs may take half of the reserve uploads and releases leave;
+	// the other half stays the store's.
+	if _, keep, err := k.arts.Space(); err == nil {
+		lo.MinFree = keep / 2
+	}
 	k.hub = logs.NewHub(lo)
 	// The access log is written from a goroutine of its own: a request
 	// only queues its line (see logs.Async).
