@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
@@ -167,6 +169,9 @@ func Run(ctx context.Context, c Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := c.Logger
 	isolation, err := isolationMode(c.Isolation, log)
 	if err != nil {
@@ -176,7 +181,7 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	s := &server{c: c, log: log, isolation: isolation, started: time.Now(),
-		upgrades: make(chan struct{}, 1), errc: make(chan error, 4)}
+		upgrades: make(chan struct{}, 1), errc: make(chan error, 4), hup: hup}
 	if c.HTTPSListen != "" {
 		if s.certs, err = loadCerts(c.TLS, c.DataDir); err != nil {
 			return err

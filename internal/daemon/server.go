@@ -9,10 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/api"
@@ -59,6 +57,9 @@ type server struct {
 	// failed, which stops the daemon.
 	upgrades chan struct{}
 	errc     chan error
+	// hup gets SIGHUP, caught from the start: its default would end the
+	// process.
+	hup chan os.Signal
 
 	mu sync.Mutex // guards last
 	// last is the last upgrade this process tried; nil before any.
@@ -147,9 +148,6 @@ func (s *server) run(ctx context.Context, restored bool) error {
 	if !s.up.child() {
 		sdNotify(s.log, "READY=1")
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
@@ -159,7 +157,7 @@ func (s *server) run(ctx context.Context, restored bool) error {
 		case err := <-s.errc:
 			s.shutdown(s.c.KeepInstances)
 			return err
-		case <-hup:
+		case <-s.hup:
 			if _, err := s.requestUpgrade(); err != nil {
 				s.log.Warn("SIGHUP: no upgrade", "reason", err)
 			}
