@@ -74,10 +74,10 @@ type Options struct {
 type Hub struct {
 	opts  Options
 	space *spaceGuard
-	mu   sync.Mutex // guards apps
-	apps map[string]*appLog
-	stop chan struct{}
-	done chan struct{}
+	mu    sync.Mutex // guards apps
+	apps  map[string]*appLog
+	stop  chan struct{}
+	done  chan struct{}
 }
 
 // pruneEvery is how often closed files past their retention are removed
