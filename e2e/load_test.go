@@ -177,6 +177,19 @@ func (l *load) longestPause(from, to time.Time) (time.Duration, time.Time) {
 	return longest, at
 }
 
+// answeredBetween counts the quick requests that started in [from, to].
+func (l *load) answeredBetween(from, to time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.quick {
+		if !c.start.Before(from) && !c.start.After(to) {
+			n++
+		}
+	}
+	return n
+}
+
 // refusals counts the connections refused so far.
 func (l *load) refusals() int {
 	l.mu.Lock()
