@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -175,6 +176,21 @@ func (l *load) longestPause(from, to time.Time) (time.Duration, time.Time) {
 		}
 	}
 	return longest, at
+}
+
+// medianQuick is the median time a quick request took, over the whole load.
+func (l *load) medianQuick() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ds := make([]time.Duration, 0, len(l.quick))
+	for _, c := range l.quick {
+		ds = append(ds, c.end.Sub(c.start))
+	}
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 // answeredBetween counts the quick requests that started in [from, to].
