@@ -16,7 +16,7 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require github.com/cloudflare/tableflip v1.2.3 // indirect
+require github.com/cloudflare/tableflip v1.2.3
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
