@@ -44,7 +44,7 @@ func statusOf(err error) int {
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLocked), errors.Is(err, deploy.ErrNotRunning),
-		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone),
+		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone), errors.Is(err, ErrUpgradeBusy),
 		// A domain another app has (the message names it), or one too many.
 		errors.Is(err, store.ErrTooManyDomains):
 		return http.StatusConflict

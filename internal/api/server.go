@@ -50,6 +50,8 @@ type Options struct {
 	SCM *scm.Site
 	// Listeners are the router's, for the URLs an app is shown with.
 	Listeners Listeners
+	// Operator is the daemon itself: its version, upgrades and backups.
+	Operator Operator
 }
 
 // Listeners describe the router's listeners, for an app's URLs.
@@ -124,6 +126,11 @@ func (s *Server) routes() {
 	}
 	s.route("GET /api/v1/whoami", scopeAny, s.whoami)
 	s.route("POST /api/v1/admin/token", scopeAdmin, s.rotateAdminToken)
+	if s.opts.Operator != nil {
+		s.route("GET /api/v1/version", scopeAny, s.version)
+		s.route("POST /api/v1/admin/upgrade", scopeAdmin, s.upgrade)
+		s.route("GET /api/v1/admin/backup", scopeAdmin, s.backup)
+	}
 	s.route("GET /api/v1/apps", scopeAdmin, s.listApps)
 	s.route("POST /api/v1/apps", scopeAdmin, s.createApp)
 	s.route("GET /api/v1/apps/{app}", scopeAdmin, s.showApp)

@@ -328,3 +328,39 @@ func rulesOf(rs access.Rules) []Rule {
 	}
 	return out
 }
+
+// Version is the daemon's build and process: GET /api/v1/version.
+type Version struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit,omitempty"`
+	GoVersion string `json:"go_version"`
+	// PID is the daemon's process; an upgrade changes it.
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	// Upgrade is the last upgrade this process tried; absent if none.
+	Upgrade *Upgrade `json:"upgrade,omitempty"`
+}
+
+// Upgrade states.
+const (
+	UpgradeRunning   = "running"
+	UpgradeSucceeded = "succeeded"
+	UpgradeFailed    = "failed"
+)
+
+// Upgrade is an upgrade of the daemon to the binary at its path: the
+// answer to POST /api/v1/admin/upgrade, and the last one in Version.
+type Upgrade struct {
+	// State is one of the Upgrade constants.
+	State    string    `json:"state"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	// PID is the process that started the upgrade; NewPID the one that
+	// took over, once it serves.
+	PID    int `json:"pid"`
+	NewPID int `json:"new_pid,omitempty"`
+	// Binary is the file the new process runs.
+	Binary string `json:"binary"`
+	// Error says why it failed; the old process serves on.
+	Error string `json:"error,omitempty"`
+}

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/atomicfile"
@@ -69,7 +70,12 @@ type Options struct {
 }
 
 // Store keeps artifacts under their sha256 digest.
-type Store struct{ opts Options }
+type Store struct {
+	opts Options
+	// removals is held for writing while Prune removes artifacts, and
+	// for reading by HoldRemovals (a backup).
+	removals sync.RWMutex
+}
 
 // NewStore makes the store's directory (mode 0700) and returns the store.
 // It removes the partial uploads a crash left behind, so only one Store may
@@ -275,6 +281,8 @@ func checkMainClass(zr *zip.Reader) error {
 // spares an upload whose release is still being recorded. It returns the
 // digests it removed.
 func (s *Store) Prune(keep, known map[string]bool, olderThan time.Time) ([]string, error) {
+	s.removals.Lock()
+	defer s.removals.Unlock()
 	entries, err := os.ReadDir(s.opts.Dir)
 	if err != nil {
 		return nil, err

@@ -76,6 +76,12 @@ const (
 	prefix          = "/slipway/"
 )
 
+// memberName and peerURL name the embedded member in its cluster of one
+// (see Open); Restore makes a member of the same names.
+const memberName = "slipway"
+
+var peerURL = url.URL{Scheme: "unix", Path: "/slipway/peer"}
+
 // Options configures Open.
 type Options struct {
 	// Dir is the directory etcd keeps its data in.
@@ -104,7 +110,7 @@ type Store struct {
 func Open(opts Options) (*Store, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = etcdDir(opts.Dir)
-	cfg.Name = "slipway"
+	cfg.Name = memberName
 	cfg.LogLevel = "fatal"
 	if opts.Debug {
 		cfg.LogLevel = "info"
@@ -121,7 +127,7 @@ func Open(opts Options) (*Store, error) {
 	// a length limit): nothing listens there.
 	cfg.ListenClientUrls, cfg.ListenPeerUrls = nil, nil
 	cfg.AdvertiseClientUrls = []url.URL{{Scheme: "unix", Path: "/slipway/client"}}
-	cfg.AdvertisePeerUrls = []url.URL{{Scheme: "unix", Path: "/slipway/peer"}}
+	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	// A bounded database that is compacted: history older than the
 	// retention goes, and a full quota refuses writes (each one fails
