@@ -186,6 +186,20 @@ func TestSCMRecordsAndReads(t *testing.T) {
 	if code != http.StatusOK || strings.TrimSpace(body) != "{\n  \"DB_PASSWORD\": \"****\",\n  \"GREETING\": \"hi\"\n}" {
 		t.Errorf("settings: %d %s", code, body)
 	}
+	// A change that changes nothing, or one saved for the first
+	// deployment (the app has no live release): done, 204.
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/scm/promo/api/settings", `{"GREETING": "hi", "DB_PASSWORD": "****"}`},
+		{"DELETE", "/scm/promo/api/settings/NOT_SET", ""},
+		{"POST", "/scm/promo/api/settings", `{"GREETING": "hola"}`},
+	} {
+		if code, body, _ := a.send(c.method, c.path, "application/json", c.body, me); code != http.StatusNoContent {
+			t.Errorf("%s %s %s: %d %s, want 204", c.method, c.path, c.body, code, body)
+		}
+	}
+	if app, _ := a.st.App(t.Context(), "promo"); app.Settings.Env["GREETING"] != "hola" || app.Settings.Env["DB_PASSWORD"] != "hunter2" {
+		t.Errorf("the settings after the changes: %v", app.Settings.Env)
+	}
 	if code, body, _ := a.send("GET", "/scm/promo/api/isdeploying", "", "", me); code != http.StatusOK || !strings.Contains(body, `"False"`) {
 		t.Errorf("isdeploying: %d %s", code, body)
 	}

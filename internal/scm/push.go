@@ -1,6 +1,7 @@
 package scm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -142,6 +143,9 @@ func (s *Site) pushStartup(r *http.Request, p push) (*store.Deployment, error) {
 		return nil, fmt.Errorf("%w: the startup command is empty; send the command or script as the body", ErrBadRequest)
 	}
 	d, _, err := s.opts.Deploys.ChangeSettings(r.Context(), r.PathValue("app"), settings.Change{Command: &cmd}, !p.restart, p.meta)
+	if errors.Is(err, settings.ErrUnchanged) {
+		return nil, nil // the command it has already: nothing to deploy
+	}
 	return d, err
 }
 

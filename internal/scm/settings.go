@@ -2,6 +2,7 @@ package scm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -70,11 +71,13 @@ func (s *Site) changeSettings(w http.ResponseWriter, r *http.Request, c settings
 	}
 	d, _, err := s.opts.Deploys.ChangeSettings(r.Context(), r.PathValue("app"), c, false, m)
 	switch {
-	case err != nil:
-		return kudu(err)
-	case d == nil: // saved for the first deployment
+	case errors.Is(err, settings.ErrUnchanged), err == nil && d == nil:
+		// Already so, or saved for the first deployment: done, as Kudu
+		// would say.
 		w.WriteHeader(http.StatusNoContent)
 		return nil
+	case err != nil:
+		return kudu(err)
 	case async:
 		return s.answer(w, r, *d, true)
 	}
