@@ -44,6 +44,8 @@ var options = []Option{
 		value: number{field: func(s *Settings) *int { return &s.HoldTimeout }, def: 10, min: 1, max: maxSecs, seconds: true}},
 	{Key: "access_log", Flag: "access-log", Name: "access log", Help: "write a line per request to the app's log (--access-log=false turns it off)",
 		value: toggle{field: func(s *Settings) *bool { return &s.AccessLog }}},
+	{Key: "single_runner", Flag: "single-runner", Name: "single runner", Help: "a lease NAME the platform holds for one instance of the live release, which finds the file $SLIPWAY_LEASE_DIR/NAME",
+		value: text{field: func(s *Settings) *string { return &s.SingleRunner }, defText: "none", rule: checkLeaseName}},
 }
 
 func warmupPath(s Settings) string { return s.WarmupPath }
@@ -186,7 +188,8 @@ type text struct {
 	def string
 	// defFrom, if set, gives the default instead of def, from settings
 	// whose options before this one have their defaults; defText says
-	// what it is, for the flag's help.
+	// what it is, for the flag's help, and what an option without a
+	// default (def "") is when not set.
 	defFrom func(Settings) string
 	defText string
 	// rule checks a value that is not "": checkPath or checkStatusSet.
@@ -211,10 +214,15 @@ func (t text) check(name string, s Settings) error {
 	return nil
 }
 
-func (t text) format(s Settings) string { return *t.field(&s) }
+func (t text) format(s Settings) string {
+	if v := *t.field(&s); v != "" {
+		return v
+	}
+	return t.defText
+}
 
 func (t text) usage() string {
-	if t.defFrom != nil {
+	if t.defFrom != nil || t.def == "" {
 		return " (default: " + t.defText + ")"
 	}
 	return " (default " + t.def + ")"
@@ -234,6 +242,14 @@ func checkPath(name, p string) error {
 	}
 	if _, err := url.ParseRequestURI(p); err != nil {
 		return fmt.Errorf("%s %q is not a URL path (escape '%%' as %%25)", name, p)
+	}
+	return nil
+}
+
+// checkLeaseName is the rule of a lease's name (see ValidateLeaseName).
+func checkLeaseName(name, v string) error {
+	if err := ValidateLeaseName(v); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }

@@ -98,6 +98,7 @@ func TestOptionUsage(t *testing.T) {
 		"health_path":      "the path checked while an instance serves (default: the warmup path)",
 		"health_threshold": "failed checks in a row before an instance is replaced (default 3, at most 3600)",
 		"access_log":       "write a line per request to the app's log (--access-log=false turns it off)",
+		"single_runner":    "a lease NAME the platform holds for one instance of the live release, which finds the file $SLIPWAY_LEASE_DIR/NAME (default: none)",
 	}
 	for key, want := range tests {
 		o, ok := lookup(key)
@@ -124,6 +125,7 @@ func TestOptionFormat(t *testing.T) {
 		"health_threshold": "3",
 		"hold_timeout":     "10s",
 		"access_log":       "false",
+		"single_runner":    "none",
 	}
 	if len(tests) != len(Options()) {
 		t.Errorf("%d options tested, want all %d", len(tests), len(Options()))

@@ -31,6 +31,10 @@ func TestSettingsValidate(t *testing.T) {
 		{"negative threshold", Settings{HealthThreshold: -1}, "health threshold must be between 1 and 3600, not -1"},
 		{"secret without a variable", Settings{Env: map[string]string{"A": "1"}, Secrets: []string{"B"}}, "secret B names no environment variable"},
 		{"secret with its variable", Settings{Env: map[string]string{"A": "1"}, Secrets: []string{"A"}}, ""},
+		{"single runner", Settings{SingleRunner: "nightly-batch.v2"}, ""},
+		{"single runner with a slash", Settings{SingleRunner: "../x"}, `single runner: invalid lease name "../x"`},
+		{"single runner in capitals", Settings{SingleRunner: "Nightly"}, "lowercase letters"},
+		{"single runner too long", Settings{SingleRunner: strings.Repeat("a", 129)}, "1 to 128"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,6 +180,19 @@ func TestWithDefaults(t *testing.T) {
 	}
 }
 
+func TestValidateLeaseName(t *testing.T) {
+	for _, name := range []string{"a", "nightly", "report-mailer", "queue_poller.v2", "0", strings.Repeat("a", 128)} {
+		if err := ValidateLeaseName(name); err != nil {
+			t.Errorf("%q: %v, want valid", name, err)
+		}
+	}
+	for _, name := range []string{"", "-a", "a-", ".", "..", "a/b", "A", "a b", "a\x00", "é", strings.Repeat("a", 129), "a\n"} {
+		if err := ValidateLeaseName(name); !errors.Is(err, ErrInvalidLeaseName) {
+			t.Errorf("%q: %v, want ErrInvalidLeaseName", name, err)
+		}
+	}
+}
+
 func TestChanges(t *testing.T) {
 	base := Settings{Env: map[string]string{"KEEP": "1", "GONE": "2", "HUSH": "3"}, Secrets: []string{"HUSH"}}
 	tests := []struct {
@@ -206,6 +223,8 @@ func TestChanges(t *testing.T) {
 		{"access log on", Settings{}, Settings{AccessLog: true}, []string{"access log: true"}},
 		{"access log off", Settings{AccessLog: true}, Settings{}, []string{"access log: false"}},
 		{"back to a default", Settings{StopGrace: 7}, Settings{}, []string{"stop grace period: 30"}},
+		{"single runner", Settings{}, Settings{SingleRunner: "nightly"}, []string{"single runner: nightly"}},
+		{"single runner off", Settings{SingleRunner: "nightly"}, Settings{}, []string{"single runner: none"}},
 		{"in order", Settings{}, Settings{Env: map[string]string{"A": "1"}, Command: "run", HoldTimeout: 4, WarmupStatus: "204"},
 			[]string{"set A=1", "command: run", "warmup status: 204", "hold timeout: 4"}},
 	}
