@@ -31,7 +31,7 @@ import (
 // session lease: Runner is set, and no instance may take, renew or give
 // it up through the lease endpoint.
 
-func leasesPrefix(app string) string    { return prefix + "leases/" + app + "/" }
+func leasesPrefix(app string) string   { return prefix + "leases/" + app + "/" }
 func leaseKey(app, name string) string { return leasesPrefix(app) + name }
 
 // Bounds of the leases, checked before anything is stored.
