@@ -103,6 +103,7 @@ func newRoot() *cobra.Command {
 		newRollbackCmd(g),
 		newReleasesCmd(g),
 		newStatusCmd(g),
+		newLeasesCmd(g),
 		newLoginCmd(g),
 		newCredentialsCmd(g),
 		newAccessCmd(g),

@@ -25,6 +25,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/runtime"
@@ -36,6 +37,9 @@ import (
 const (
 	DefaultHTTPListen = ":8080"
 	DefaultAPIListen  = "127.0.0.1:7070"
+	// DefaultLeaseListen is the lease endpoint's address: loopback, on a
+	// port chosen at the first start and kept (see leaseListener).
+	DefaultLeaseListen = "127.0.0.1:0"
 	DefaultBaseDomain = "localhost"
 	// shutdownTimeout bounds the wait for requests in flight on the router
 	// and the API when the daemon stops.
@@ -47,7 +51,10 @@ type Config struct {
 	DataDir    string
 	HTTPListen string
 	APIListen  string
-	BaseDomain string
+	// LeaseListen is the lease endpoint's address, which instances reach
+	// at SLIPWAY_LEASE_URL; it must be on loopback.
+	LeaseListen string
+	BaseDomain  string
 	// MaxUpload bounds an artifact upload, in bytes.
 	MaxUpload int64
 	// MinFreeSpace is the free space, in bytes, that uploads and unpacked
@@ -130,6 +137,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("%s %q: want host:port, like 127.0.0.1:7070 or :8080", flag, addr)
 		}
+	}
+	if err := checkLoopback(c.LeaseListen); err != nil {
+		return err
 	}
 	if c.BaseDomain == "" {
 		return errors.New("--base-domain is empty")
@@ -229,9 +239,21 @@ func Run(ctx context.Context, c Config) error {
 	if cgroups != nil {
 		defer cgroups.Close() // after the manager's Close: removed if no instance is left in it
 	}
+	leaseKey, err := lease.LoadKey(filepath.Join(c.DataDir, "lease.key"))
+	if err != nil {
+		return err
+	}
+	// Listening before the instances start (or are adopted): their
+	// SLIPWAY_LEASE_URL names it.
+	leaseLn, err := leaseListener(ctx, st, c.LeaseListen, log)
+	if err != nil {
+		return err
+	}
+	defer leaseLn.Close() // if serve never took it
+	leases := lease.New(lease.Options{Store: st, URL: lease.EndpointURL(leaseLn.Addr().String()), Key: leaseKey, Logger: log})
 	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
-		Isolation: isolation, AppUIDBase: c.AppUIDBase, Cgroups: cgroups,
+		Isolation: isolation, AppUIDBase: c.AppUIDBase, Cgroups: cgroups, Leases: leases,
 		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey}})
 	defer func() { mgr.Close(c.KeepInstances) }()
 	if err := mgr.Recover(ctx); err != nil {
@@ -240,10 +262,11 @@ func Run(ctx context.Context, c Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg,
-		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, AdminTokenFile: tokenFile})
+		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, AdminTokenFile: tokenFile, Leases: leases})
 	ls := []listener{
 		{name: "router", addr: c.HTTPListen, handler: certs.httpHandler(rt)},
 		{name: "api", addr: c.APIListen, handler: apiSrv, tls: apiTLSConfig, endStreams: true},
+		{name: "lease", ln: leaseLn, handler: api.NewLeaseEndpoint(leases, log)},
 	}
 	if certs != nil {
 		ls = append(ls, listener{name: "router-https", addr: c.HTTPSListen, handler: rt, tls: certs.tlsConfig()})
@@ -321,8 +344,10 @@ func port(addr string) string {
 }
 
 type listener struct {
-	name    string
-	addr    string
+	name string
+	addr string
+	// ln, if set, is the listener already open (addr is unused).
+	ln      net.Listener
 	handler http.Handler
 	tls     *tls.Config // nil for plain HTTP
 	// endStreams ends the contexts of the listener's requests when the
@@ -341,7 +366,10 @@ func serve(ctx context.Context, log *slog.Logger, ls []listener, stopping func()
 	base, cancelBase := context.WithCancelCause(context.Background())
 	defer cancelBase(nil)
 	for _, l := range ls {
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := l.ln, error(nil)
+		if ln == nil {
+			ln, err = net.Listen("tcp", l.addr)
+		}
 		if err != nil {
 			shutdown(servers, nil)
 			return fmt.Errorf("%s: listening on %s: %w", l.name, l.addr, err)

@@ -71,7 +71,7 @@ var inheritedEnv = []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "JAV
 // defaults, then the app's settings, then the bindings the platform needs.
 // The JVM takes its temp directory from java.io.tmpdir, not TMPDIR: it is
 // given in JAVA_TOOL_OPTIONS, before the app's own, which may override it.
-func (m *Manager) environment(rel store.Release, id string, index, port int) []string {
+func (m *Manager) environment(rel store.Release, id string, index, port int, leaseURL string) []string {
 	var env []string
 	for _, k := range inheritedEnv {
 		if v, ok := os.LookupEnv(k); ok {
@@ -105,6 +105,8 @@ func (m *Manager) environment(rel store.Release, id string, index, port int) []s
 		"SLIPWAY_STORAGE="+m.storageDir(rel.App),
 		"WEBSITE_INSTANCE_ID="+id,
 		"WEBSITE_ROLE_INSTANCE_ID="+strconv.Itoa(index),
+		"SLIPWAY_LEASE_DIR="+m.leaseDir(rel.App, id),
+		"SLIPWAY_LEASE_URL="+leaseURL,
 	)
 }
 
@@ -147,18 +149,24 @@ func (m *Manager) startInstance(rel store.Release, index int) (*instance, error)
 	if _, err := m.makeTmp(rel.App, id, uid); err != nil {
 		return nil, err
 	}
+	if err := m.makeLeaseDir(rel.App, id, uid); err != nil {
+		os.RemoveAll(m.tmpDir(rel.App, id))
+		return nil, err
+	}
 	spec := m.spec(rel.App, rel.Number, port, id)
-	spec.Command, spec.Env = cmd, m.environment(rel, id, index, port)
+	spec.Command, spec.Env = cmd, m.environment(rel, id, index, port, m.registerLeases(rel.App, id, rel.Number))
 	spec.Sandbox = m.sandbox(rel.App, rel.Number, id, uid)
 	if m.opts.Cgroups != nil {
 		spec.Cgroup = m.opts.Cgroups.Path(id)
 	}
 	ri, err := runtime.Start(spec)
 	if err != nil {
+		m.forgetLeases(rel.App, id)
 		os.RemoveAll(m.tmpDir(rel.App, id))
 		return nil, err
 	}
 	inst := m.newInstance(ri, rel.App, rel.Number, index, spec)
+	m.watchLeases(inst)
 	rec := store.InstanceRecord{ID: id, App: rel.App, Release: rel.Number, PID: ri.PID, StartTicks: ri.StartTicks, Port: port, Cgroup: ri.Cgroup}
 	if err := m.opts.Store.PutInstance(context0(), rec); err != nil {
 		m.logger.Error("recording instance", "instance", id, "err", err)
@@ -189,14 +197,19 @@ func (m *Manager) newInstance(ri *runtime.Instance, app string, release, index i
 		backend: router.NewBackend(ri.ID, fmt.Sprintf("127.0.0.1:%d", ri.Port))}
 }
 
-// stopInstance stops inst with the grace period and forgets it.
+// stopInstance stops inst with the grace period and forgets it. Its
+// leases end with its stop signal (it kept them while it drained); the
+// single runner lease goes to another instance once it has exited.
 func (m *Manager) stopInstance(app string, inst *instance, grace int) {
 	m.mu.Lock()
 	inst.state = StateStopping
 	m.mu.Unlock()
+	m.endLeases(inst)
 	if err := inst.Stop(secs(grace)); err != nil {
 		m.logger.Error("stopping instance", "instance", inst.ID, "err", err)
 	}
+	m.releaseRunner(inst)
+	m.forgetLeases(app, inst.ID)
 	inst.backend.Close()
 	inst.WaitOutput()
 	runtime.RemoveOutput(inst.spec)

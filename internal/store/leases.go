@@ -439,3 +439,17 @@ func (s *Store) DropRunner(ctx context.Context, app, name, holder string) error 
 	}
 	return nil
 }
+
+func leaseEndpointKey() string { return prefix + "lease-endpoint" }
+
+// LeaseEndpoint returns the address the lease endpoint listened on at the
+// last start, "" if none was recorded.
+func (s *Store) LeaseEndpoint(ctx context.Context) (string, error) {
+	var addr string
+	return addr, s.getJSON(ctx, leaseEndpointKey(), &addr, nil)
+}
+
+// PutLeaseEndpoint records the lease endpoint's address.
+func (s *Store) PutLeaseEndpoint(ctx context.Context, addr string) error {
+	return s.putJSON(ctx, leaseEndpointKey(), addr)
+}
