@@ -40,7 +40,7 @@ const (
 	// DefaultLeaseListen is the lease endpoint's address: loopback, on a
 	// port chosen at the first start and kept (see leaseListener).
 	DefaultLeaseListen = "127.0.0.1:0"
-	DefaultBaseDomain = "localhost"
+	DefaultBaseDomain  = "localhost"
 	// shutdownTimeout bounds the wait for requests in flight on the router
 	// and the API when the daemon stops.
 	shutdownTimeout = 30 * time.Second
