@@ -310,4 +310,3 @@ func holders(ticks []tick) []string {
 	}
 	return out
 }
-
