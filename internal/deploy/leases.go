@@ -177,7 +177,19 @@ func (m *Manager) assignRunner(app string) {
 		return
 	}
 	l, err := m.opts.Store.HoldRunner(m.ctx, store.Lease{App: app, Name: name, Holder: inst.ID, Release: inst.release})
-	if err != nil {
+	var held *store.LeaseHeldError
+	switch {
+	case m.ctx.Err() != nil:
+		return // shutting down
+	case errors.As(err, &held) && held.Lease.Runner && !m.known(app, held.Lease.Holder):
+		// Left by a holder that is gone, whose release failed to reach
+		// the store: nobody holds it; the next round takes it.
+		if err := m.opts.Store.DropRunner(m.ctx, app, name, held.Lease.Holder); err != nil {
+			m.noteRunnerBlocked(app, name, err)
+		}
+		m.pokeRunners()
+		return
+	case err != nil:
 		m.noteRunnerBlocked(app, name, err)
 		return
 	}
@@ -232,6 +244,18 @@ func (m *Manager) noteRunnerBlocked(app, name string, err error) {
 	}
 	m.runnerBlocked[app] = msg
 	m.opts.Logs.Platform(app, 0, "The single runner lease %s cannot be taken yet: %s", name, msg)
+}
+
+// known reports whether id is an instance of app that this manager runs:
+// serving, or being replaced or retired.
+func (m *Manager) known(app, id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h := m.runners[app]; h != nil && h.inst.ID == id {
+		return true
+	}
+	is := func(i *instance) bool { return i.ID == id }
+	return slices.ContainsFunc(m.live[app], is) || slices.ContainsFunc(m.sick[app], is)
 }
 
 func exited(inst *instance) bool {

@@ -305,3 +305,20 @@ func TestLeasesOutliveTheDaemon(t *testing.T) {
 		t.Errorf("the single runner's lease after the restart: %+v, %v", l, err)
 	}
 }
+
+// TestSingleRunnerLeftover: a single runner lease left in the store for an
+// instance that is gone does not keep the job from running.
+func TestSingleRunnerLeftover(t *testing.T) {
+	h, _ := newLeaseHarness(t, func(s *settings.Settings) { s.SingleRunner = "batch" })
+	if _, err := h.store.HoldRunner(context.Background(), store.Lease{App: testApp, Name: "batch", Holder: "shop-v0-gone", Release: 0}); err != nil {
+		t.Fatal(err)
+	}
+	h.deployLive(appConf{Version: "1"})
+	inst := h.instances()[0]
+	waitFor(t, 10*time.Second, "the instance to hold the single runner lease", func() (bool, string) {
+		return h.runnerFiles("batch")[inst.ID] != "", fmt.Sprint(h.runnerFiles("batch"))
+	})
+	if l, err := h.store.GetLease(context.Background(), testApp, "batch"); err != nil || l.Holder != inst.ID {
+		t.Errorf("the lease: %+v, %v; want %s to hold it", l, err, inst.ID)
+	}
+}
