@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -186,28 +187,42 @@ func TestLoadKey(t *testing.T) {
 }
 
 // BenchmarkRenew measures renewals of held leases per second on one node,
-// with the real embedded etcd: each of the parallel goroutines is an
-// instance that renews a lease of its own, as a job does on every tick.
+// with the real embedded etcd, as jobs renew them on every tick: one
+// instance renewing one lease, one call after the other; and 16 instances
+// at once, each renewing a lease of its own.
 func BenchmarkRenew(b *testing.B) {
-	ctx := context.Background()
-	s, _, _ := newService(b)
-	var next atomic.Int64
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		i := next.Add(1)
-		secret := SecretOf(s.Register("bench", fmt.Sprintf("bench-v1-%d", i), 1))
-		name := fmt.Sprintf("job-%d", i)
-		if _, err := s.Take(ctx, secret, name, 30*time.Second); err != nil {
-			b.Error(err)
-			return
-		}
-		for pb.Next() {
-			if _, err := s.Take(ctx, secret, name, 30*time.Second); err != nil {
-				b.Error(err)
-				return
+	for _, instances := range []int{1, 16} {
+		b.Run(fmt.Sprintf("instances=%d", instances), func(b *testing.B) {
+			ctx := context.Background()
+			s, _, _ := newService(b)
+			var next atomic.Int64
+			// renew takes a lease for one more instance and renews it n
+			// times.
+			renew := func(n func() bool) {
+				i := next.Add(1)
+				secret := SecretOf(s.Register("bench", fmt.Sprintf("bench-v1-%d", i), 1))
+				name := fmt.Sprintf("job-%d", i)
+				if _, err := s.Take(ctx, secret, name, 30*time.Second); err != nil {
+					b.Error(err)
+					return
+				}
+				for n() {
+					if _, err := s.Take(ctx, secret, name, 30*time.Second); err != nil {
+						b.Error(err)
+						return
+					}
+				}
 			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "renewals/s")
+			b.ResetTimer()
+			start := time.Now()
+			if instances == 1 {
+				i := 0
+				renew(func() bool { i++; return i <= b.N })
+			} else {
+				b.SetParallelism(max(1, instances/runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) { renew(pb.Next) })
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "renewals/s")
+		})
+	}
 }
