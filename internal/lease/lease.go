@@ -299,12 +299,16 @@ func ParseTTL(v string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(v)
 	if n, nerr := strconv.Atoi(v); nerr == nil {
-		d, err = time.Duration(n)*time.Second, nil
+		// Bounded before it is multiplied, which could wrap around.
+		d, err = time.Duration(min(max(n, -1), int(store.MaxLeaseTTL/time.Second)+1))*time.Second, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("%w %q: want a duration like ttl=15s or ttl=2m, from %s to %s", ErrBadTTL, shorten(v), store.MinLeaseTTL, store.MaxLeaseTTL)
 	}
-	return d, checkTTL(d)
+	if checkTTL(d) != nil {
+		return 0, fmt.Errorf("%w %q: want whole seconds from %s to %s, like ttl=15s", ErrBadTTL, shorten(v), store.MinLeaseTTL, store.MaxLeaseTTL)
+	}
+	return d, nil
 }
 
 func checkTTL(d time.Duration) error {

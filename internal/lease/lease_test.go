@@ -161,7 +161,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("ParseTTL(%q) = %s, %v; want %s", tt.in, got, err, tt.want)
 		}
 	}
-	for _, in := range []string{"0", "0s", "500ms", "1.5s", "10m1s", "-5s", "abc", "1e3", "601", strings.Repeat("9", 100)} {
+	for _, in := range []string{"0", "0s", "500ms", "1.5s", "10m1s", "-5s", "abc", "1e3", "601", "36028797018963969", "-36028797018963969", strings.Repeat("9", 100)} {
 		if _, err := ParseTTL(in); !errors.Is(err, ErrBadTTL) {
 			t.Errorf("ParseTTL(%q): %v, want ErrBadTTL", in, err)
 		}
