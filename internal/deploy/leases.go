@@ -214,7 +214,8 @@ func (m *Manager) assignRunner(app string) {
 
 // runnerCandidate picks the instance to hold app's single runner lease
 // name: one of live that has its file already (it held the lease under
-// an earlier daemon, and still runs), else the first ready one.
+// an earlier daemon, and still runs), else the first ready one that has a
+// lease directory (one started by a Slipway without leases has none).
 func (m *Manager) runnerCandidate(app, name string, live []*instance) *instance {
 	for _, inst := range live {
 		if _, err := os.Stat(filepath.Join(m.leaseDir(app, inst.ID), name)); err == nil && !exited(inst) {
@@ -222,9 +223,10 @@ func (m *Manager) runnerCandidate(app, name string, live []*instance) *instance 
 		}
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, inst := range live {
-		if inst.state == StateReady && !exited(inst) {
+	ready := slices.DeleteFunc(slices.Clone(live), func(i *instance) bool { return i.state != StateReady || exited(i) })
+	m.mu.Unlock()
+	for _, inst := range ready {
+		if _, err := os.Stat(m.leaseDir(app, inst.ID)); err == nil {
 			return inst
 		}
 	}

@@ -18,9 +18,9 @@ import (
 // the router serves: it removes the release directories left half made,
 // adopts the instances of each app's live release that outlived their
 // daemon and kills the others, ends the leases those others held (the
-// adopted keep theirs, and their SLIPWAY_LEASE_URL), clears stale locks, marks unfinished
-// deployments failed ("interrupted"), routes every app's hosts, and starts
-// what is missing of each app's live release.
+// adopted keep theirs, and their SLIPWAY_LEASE_URL), clears stale locks,
+// marks unfinished deployments failed ("interrupted"), routes every app's
+// hosts, and starts what is missing of each app's live release.
 func (m *Manager) Recover(ctx context.Context) error {
 	m.removePartialReleases()
 	adopted, err := m.adoptOrKill(ctx)
