@@ -9,6 +9,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/settings"
@@ -20,6 +21,9 @@ type Error struct {
 	Error string `json:"error"`
 	// Deployment names the running deployment on a 409.
 	Deployment *Deployment `json:"deployment,omitempty"`
+	// Lease is the lease another instance holds, on the lease endpoint's
+	// 409.
+	Lease *Lease `json:"lease,omitempty"`
 }
 
 // httpError is an error with the status to answer it with.
@@ -41,8 +45,16 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &he):
 		return he.status
+	case errors.Is(err, lease.ErrUnknownSecret):
+		// The lease endpoint's secret, its only credential.
+		return http.StatusUnauthorized
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, store.ErrLeaseHeld), errors.Is(err, lease.ErrStopping), errors.Is(err, lease.ErrRunnerName),
+		errors.Is(err, store.ErrTooManyLeases):
+		// The lease is not the caller's to take now; another instance's,
+		// the platform's, or one too many.
+		return http.StatusConflict
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLocked), errors.Is(err, deploy.ErrNotRunning),
 		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone), errors.Is(err, ErrUpgradeBusy),
 		// A domain another app has (the message names it), or one too many.
@@ -72,7 +84,8 @@ func statusOf(err error) int {
 		errors.Is(err, artifact.ErrEmpty), errors.Is(err, artifact.ErrCorrupt),
 		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta),
 		errors.Is(err, settings.ErrInvalidDomain), errors.Is(err, deploy.ErrNoACME),
-		errors.Is(err, artifact.ErrJavax), errors.Is(err, runtime.ErrStack):
+		errors.Is(err, artifact.ErrJavax), errors.Is(err, runtime.ErrStack),
+		errors.Is(err, settings.ErrInvalidLeaseName), errors.Is(err, lease.ErrBadTTL), errors.Is(err, store.ErrBadLease):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError

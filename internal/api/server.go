@@ -17,6 +17,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/settings"
@@ -52,6 +53,8 @@ type Options struct {
 	Listeners Listeners
 	// Operator is the daemon itself: its version, upgrades and backups.
 	Operator Operator
+	// Leases are the apps' named leases; nil for none.
+	Leases *lease.Service
 }
 
 // Listeners describe the router's listeners, for an app's URLs.
@@ -145,6 +148,7 @@ func (s *Server) routes() {
 	s.route("GET /api/v1/apps/{app}/status", scopeApp, s.status)
 	s.route("GET /api/v1/apps/{app}/logs", scopeApp, s.streamLogs)
 	s.route("GET /api/v1/apps/{app}/logs/download", scopeApp, s.downloadLogs)
+	s.route("GET /api/v1/apps/{app}/leases", scopeApp, s.listLeases)
 	s.route("GET /api/v1/apps/{app}/releases", scopeAdmin, s.listReleases)
 	s.route("GET /api/v1/apps/{app}/settings", scopeAdmin, s.showSettings)
 	s.route("PATCH /api/v1/apps/{app}/settings", scopeAdmin, s.changeSettings)

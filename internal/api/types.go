@@ -364,3 +364,37 @@ type Upgrade struct {
 	// Error says why it failed; the old process serves on.
 	Error string `json:"error,omitempty"`
 }
+
+// Lease is a named lease of an app and who holds it, as the lease
+// endpoint and the API show it.
+type Lease struct {
+	Name string `json:"name"`
+	// Holder is the instance that holds it, Release that instance's
+	// release.
+	Holder  string `json:"holder"`
+	Release int    `json:"release"`
+	// FencingToken grows with every new holder, so that a job can refuse
+	// the work of one that has lost the lease.
+	FencingToken int64 `json:"fencing_token"`
+	// Expires is when the lease ends unless it is renewed; left out for
+	// the single runner, which the platform holds as long as its holder
+	// runs.
+	Expires time.Time `json:"expires,omitzero"`
+	// SingleRunner marks the app's single runner lease (its
+	// single_runner option), which the platform holds.
+	SingleRunner bool `json:"single_runner,omitempty"`
+}
+
+func leaseOf(l store.Lease) Lease {
+	return Lease{Name: l.Name, Holder: l.Holder, Release: l.Release, FencingToken: l.Token,
+		Expires: l.Expires.UTC(), SingleRunner: l.Runner}
+}
+
+// leasesOf converts a list; never nil, so that it shows as [].
+func leasesOf(ls []store.Lease) []Lease {
+	out := make([]Lease, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, leaseOf(l))
+	}
+	return out
+}

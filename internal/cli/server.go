@@ -62,6 +62,7 @@ data directory, then starts every app's live release.`,
 	f.StringVar(&c.DataDir, "data-dir", daemon.DefaultDataDir(), "where Slipway keeps its state, artifacts, releases and logs")
 	f.StringVar(&c.HTTPListen, "http-listen", daemon.DefaultHTTPListen, "the router's address, for the apps' traffic")
 	f.StringVar(&c.APIListen, "api-listen", daemon.DefaultAPIListen, "the control API's address")
+	f.StringVar(&c.LeaseListen, "lease-listen", daemon.DefaultLeaseListen, "the lease endpoint's address, on loopback, which instances reach at $SLIPWAY_LEASE_URL; port 0 picks one at the first start and keeps it")
 	f.StringVar(&c.BaseDomain, "base-domain", daemon.DefaultBaseDomain, "app NAME is served at NAME.<base-domain>")
 	f.Int64Var(&c.MaxUpload, "max-upload", artifact.DefaultMaxUpload, "the largest artifact upload, in bytes")
 	f.Int64Var(&c.MinFreeSpace, "min-free-space", 0, "free space, in bytes, that uploads and new releases leave on the data directory's disk for the store and the logs; 0 means 512 MiB or 5% of the disk, whichever is less")

@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +13,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/scm"
@@ -28,6 +31,11 @@ type core struct {
 	cgroups   *runtime.Cgroups
 	mgr       *deploy.Manager
 	api       *api.Server
+	// leaseSrv serves the lease endpoint. It belongs to the core, not to
+	// the process: its address is kept in the store, so that the next
+	// core (after a restart or an upgrade) listens where the adopted
+	// instances' SLIPWAY_LEASE_URL points.
+	leaseSrv *http.Server
 }
 
 // openCore opens the store and everything that needs it, and recovers
@@ -67,10 +75,23 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	k.accessLog = k.hub.NewAsync(logs.DefaultAsyncBuffer)
 	s.accessLog.Store(k.accessLog)
 	k.cgroups = instanceCgroups(c.DataDir, log)
+	leaseKey, err := lease.LoadKey(filepath.Join(c.DataDir, "lease.key"))
+	if err != nil {
+		return k, err
+	}
+	// Listening before the instances start (or are adopted): their
+	// SLIPWAY_LEASE_URL names it.
+	leaseLn, err := leaseListener(ctx, k.st, cmp.Or(c.LeaseListen, DefaultLeaseListen), log)
+	if err != nil {
+		return k, err
+	}
+	leases := lease.New(lease.Options{Store: k.st, URL: lease.EndpointURL(leaseLn.Addr().String()), Key: leaseKey, Logger: log})
+	k.leaseSrv = s.newHTTPServer(api.NewLeaseEndpoint(leases, log), nil)
+	s.goServe("lease", k.leaseSrv, leaseLn)
 	k.mgr = deploy.New(deploy.Options{Store: k.st, Artifacts: k.arts, Router: s.rt, Logs: k.hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
 		HTTPS: s.certs != nil, ACME: s.certs != nil && s.certs.acme != nil,
-		Isolation: s.isolation, AppUIDBase: c.AppUIDBase, Cgroups: k.cgroups, JDKs: c.JDKs,
+		Isolation: s.isolation, AppUIDBase: c.AppUIDBase, Cgroups: k.cgroups, JDKs: c.JDKs, Leases: leases,
 		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey}})
 	listeners := api.Listeners{HTTPPort: port(c.HTTPListen)}
 	if s.certs != nil {
@@ -88,7 +109,7 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	site := scm.New(scm.Options{Store: k.st, Deploys: k.mgr, Logs: k.hub, MaxUpload: k.arts.MaxUpload(), PublicURL: c.PublicURL, Logger: log})
 	k.api = api.New(api.Options{Store: k.st, Deploys: k.mgr, Artifacts: k.arts, Logs: k.hub, Logger: log, Metrics: reg,
 		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, HTTPSListener: c.HTTPSListen != "",
-		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}, SCM: site})
+		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}, Leases: leases, SCM: site})
 	// The admin token last, once nothing else can fail the start: a start
 	// that fails must not consume the one showing of the token (the next
 	// start would have none to show).
@@ -104,6 +125,9 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 func (k *core) close(keep bool) {
 	if k.mgr != nil {
 		k.mgr.Close(keep)
+	}
+	if k.leaseSrv != nil {
+		shutdownServers([]*http.Server{k.leaseSrv}, nil)
 	}
 	if k.cgroups != nil {
 		k.cgroups.Close()

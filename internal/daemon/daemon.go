@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,7 +31,10 @@ import (
 const (
 	DefaultHTTPListen = ":8080"
 	DefaultAPIListen  = "127.0.0.1:7070"
-	DefaultBaseDomain = "localhost"
+	// DefaultLeaseListen is the lease endpoint's address: loopback, on a
+	// port chosen at the first start and kept (see leaseListener).
+	DefaultLeaseListen = "127.0.0.1:0"
+	DefaultBaseDomain  = "localhost"
 	// shutdownTimeout bounds the wait for requests in flight on the router
 	// and the API when the daemon stops.
 	shutdownTimeout = 30 * time.Second
@@ -41,7 +45,11 @@ type Config struct {
 	DataDir    string
 	HTTPListen string
 	APIListen  string
-	BaseDomain string
+	// LeaseListen is the lease endpoint's address, which instances reach
+	// at SLIPWAY_LEASE_URL; it must be on loopback. Empty means
+	// DefaultLeaseListen.
+	LeaseListen string
+	BaseDomain  string
 	// MaxUpload bounds an artifact upload, in bytes.
 	MaxUpload int64
 	// MinFreeSpace is the free space, in bytes, that uploads and unpacked
@@ -146,6 +154,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("%s %q: want host:port, like 127.0.0.1:7070 or :8080", flag, addr)
 		}
+	}
+	if err := checkLoopback(cmp.Or(c.LeaseListen, DefaultLeaseListen)); err != nil {
+		return err
 	}
 	if c.BaseDomain == "" {
 		return errors.New("--base-domain is empty")

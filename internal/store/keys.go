@@ -64,6 +64,8 @@ func (s *Store) deleteApp(ctx context.Context, name string) (done bool, err erro
 		clientv3.OpDelete(releasePrefix(name), clientv3.WithPrefix()),
 		clientv3.OpDelete(deploymentPrefix(name), clientv3.WithPrefix()),
 		clientv3.OpDelete(policyKey(name)),
+		// Their etcd leases run out on their own.
+		clientv3.OpDelete(leasesPrefix(name), clientv3.WithPrefix()),
 	}
 	for _, c := range creds { // an app's credentials go with it, in the same step
 		ops = append(ops, clientv3.OpDelete(credentialKey(c.ID)))
