@@ -175,6 +175,15 @@ func (m *Manager) CreateApp(ctx context.Context, name string, s settings.Setting
 	a := store.App{Name: name, Created: time.Now().UTC(), Settings: s}
 	m.domains.mu.Lock()
 	defer m.domains.mu.Unlock()
+	// A custom domain is never under the base domain, unless it was added
+	// under another --base-domain: then an app whose default name it is
+	// would take it from its owner in the router.
+	host := router.NormalizeHost(m.defaultHost(name))
+	if owner, err := m.opts.Store.DomainOwner(ctx, host); err != nil {
+		return store.App{}, err
+	} else if owner != "" {
+		return store.App{}, fmt.Errorf("creating app %s, served at %s: %w", name, host, &store.DomainTakenError{Name: host, Owner: owner})
+	}
 	if err := m.opts.Store.CreateApp(ctx, a); err != nil {
 		return store.App{}, fmt.Errorf("creating app %s: %w", name, err)
 	}
