@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/slipway-dev/slipway/internal/golden"
 	"io"
 	"log/slog"
 	"net/http"
@@ -215,5 +216,5 @@ func TestLeaseWireFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "leases.json", append(b, '\n'))
+	golden.Check(t, "leases.json", append(b, '\n'))
 }
