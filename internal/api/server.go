@@ -229,16 +229,26 @@ func decodeJSON(r *http.Request, v any) error {
 }
 
 func (s *Server) showApp(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.opts.Store.App(r.Context(), r.PathValue("app"))
+	out, err := s.App(r.Context(), r.PathValue("app"))
 	if err != nil {
-		return err
-	}
-	out := s.app(r.Context(), a)
-	if out.Runtime, err = s.runtime(r.Context(), a); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// App is one app with its instances, hosts and URLs and how its live
+// release runs, as GET /api/v1/apps/{app} answers.
+func (s *Server) App(ctx context.Context, name string) (App, error) {
+	a, err := s.opts.Store.App(ctx, name)
+	if err != nil {
+		return App{}, err
+	}
+	out := s.app(ctx, a)
+	if out.Runtime, err = s.runtime(ctx, a); err != nil {
+		return App{}, err
+	}
+	return out, nil
 }
 
 // runtime is how a's live release runs on this node; nil before its

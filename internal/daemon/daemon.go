@@ -31,6 +31,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/safego"
 	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/web"
 )
 
 // Defaults for Config.
@@ -274,7 +275,9 @@ func Run(ctx context.Context, c Config) error {
 	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg,
 		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, HTTPSListener: c.HTTPSListen != "", AdminTokenFile: tokenFile, Listeners: listeners})
-	ls[0].handler, ls[1].handler = certs.httpHandler(rt), apiSrv
+	// The dashboard takes the API listener's other paths (see web.New).
+	dash := web.New(web.Options{API: apiSrv, Deploys: mgr, Logger: log, Secure: apiTLSConfig != nil})
+	ls[0].handler, ls[1].handler = certs.httpHandler(rt), dash
 	if certs != nil {
 		ls[2].handler = rt
 	}
