@@ -89,7 +89,7 @@ func (d *Dashboard) removeRule(w http.ResponseWriter, r *http.Request, c *call) 
 }
 
 func (d *Dashboard) httpsOnly(w http.ResponseWriter, r *http.Request, c *call) error {
-	on := r.PostForm.Get("https_only") == "on"
+	on := r.PostForm.Has("https_only")
 	p, err := d.opts.API.UpdatePolicy(r.Context(), c.app, func(p *access.Policy) error {
 		p.HTTPSOnly = on
 		return nil
@@ -105,7 +105,7 @@ func (d *Dashboard) httpsOnly(w http.ResponseWriter, r *http.Request, c *call) e
 }
 
 func (d *Dashboard) addDomain(w http.ResponseWriter, r *http.Request, c *call) error {
-	dm, added, err := d.opts.Deploys.AddDomain(r.Context(), c.app, strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("acme") != "")
+	dm, added, err := d.opts.Deploys.AddDomain(r.Context(), c.app, strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Has("acme"))
 	if err != nil {
 		return err
 	}

@@ -129,14 +129,14 @@ func addRow(c *settings.Change, form url.Values, i int, cur settings.Settings) e
 	n := strconv.Itoa(i)
 	name := strings.TrimSpace(form.Get("name." + n))
 	value := strings.ReplaceAll(form.Get("value."+n), "\r\n", "\n")
-	secret := form.Get("secret."+n) != ""
+	_, secret := form["secret."+n] // a checkbox is sent only when checked
 	old, exists := cur.Env[name]
 	switch {
 	case name == "" && value != "":
 		return badRequest(fmt.Sprintf("Row %d has a value but no name; give it a name, or clear the value.", i+1))
 	case name == "":
 		return nil
-	case form.Get("remove."+n) != "":
+	case form.Has("remove." + n):
 		if exists {
 			c.Unset = append(c.Unset, name)
 		}
@@ -174,7 +174,7 @@ func addOption(c *settings.Change, form url.Values, o settings.Option, cur setti
 		if _, ok := form[key+".present"]; !ok {
 			return nil // not in this form
 		}
-		b := form.Get(key) != ""
+		b := form.Has(key)
 		if b == old {
 			return nil
 		}

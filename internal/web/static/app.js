@@ -102,7 +102,7 @@ function addRows(button) {
     const row = tmpl.cloneNode(true), n = rows.value;
     for (const input of row.querySelectorAll("input")) {
       input.name = input.name.replace(/\.\d+$/, "." + n);
-      input.value = ""; input.checked = false;
+      if (input.type === "checkbox") input.checked = false; else input.value = "";
     }
     tmpl.after(row);
     rows.value = String(Number(n) + 1);
