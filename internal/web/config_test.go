@@ -119,4 +119,6 @@ func TestSessionBound(t *testing.T) {
 	}
 }
 
-func principalFor(id string) api.Principal { return api.Principal{Credential: id, Admin: id == "admin"} }
+func principalFor(id string) api.Principal {
+	return api.Principal{Credential: id, Admin: id == "admin"}
+}
