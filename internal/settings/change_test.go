@@ -92,6 +92,8 @@ func TestChangeUnmarshal(t *testing.T) {
 		{"set given a list", `{"set":["A=1"]}`, Change{}, `field "set"`},
 		{"not an object", `[]`, Change{}, "cannot unmarshal"},
 		{"the last of a repeated key", `{"stop_grace":1,"stop_grace":2}`, Change{Options: map[string]any{"stop_grace": 2}}, ""},
+		{"secrets among the variables set", `{"secrets":["K"],"set":{"A":"1","K":"k"}}`, Change{Set: map[string]string{"A": "1", "K": "k"}, Secrets: []string{"K"}}, ""},
+		{"secrets given a string", `{"secrets":"K"}`, Change{}, `field "secrets"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
