@@ -178,7 +178,7 @@ func (b *browser) screenshot(name string) {
 	if os.Getenv("SLIPWAY_SCREENSHOTS") != "1" {
 		return
 	}
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100)) // quality 100 makes a PNG; less, a JPEG
 	if err != nil {
 		b.t.Fatal(err)
 	}

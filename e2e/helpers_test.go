@@ -34,19 +34,28 @@ func TestMain(m *testing.M) {
 	// The CLI keeps logins in the user's config directory: give the tests
 	// their own, empty one.
 	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
-	// With the race detector unless SLIPWAY_E2E_RACE=0: the end-to-end
-	// tests are where the daemon's goroutines really run side by side.
-	build := []string{"build", "-o", binary}
-	if os.Getenv("SLIPWAY_E2E_RACE") != "0" {
-		build = append(build, "-race")
-	}
-	if out, err := exec.Command("go", append(build, "../cmd/slipway")...).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building slipway: %v\n%s", err, out)
+	if err := buildSlipway(binary, "e2e"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// buildSlipway builds the slipway binary at out, stamped with version (as
+// scripts/install stamps a release). With the race detector unless
+// SLIPWAY_E2E_RACE=0: the end-to-end tests are where the daemon's
+// goroutines really run side by side.
+func buildSlipway(out, version string) error {
+	build := []string{"build", "-o", out, "-ldflags", "-X github.com/slipway-dev/slipway/internal/version.version=" + version}
+	if os.Getenv("SLIPWAY_E2E_RACE") != "0" {
+		build = append(build, "-race")
+	}
+	if b, err := exec.Command("go", append(build, "../cmd/slipway")...).CombinedOutput(); err != nil {
+		return fmt.Errorf("building slipway: %v\n%s", err, b)
+	}
+	return nil
 }
 
 // daemon is a running `slipway server`.
@@ -59,6 +68,15 @@ type daemon struct {
 	log     *bytes.Buffer
 	exited  chan struct{}
 	args    []string
+	// bin is the slipway binary the daemon runs; binary unless a test
+	// gives it one of its own (to upgrade it).
+	bin string
+	// pid is the daemon's process once an upgrade replaced the one
+	// started (whose Wait returns only when both have exited: they share
+	// the log's pipe); 0 before.
+	pid int
+	// cred runs the daemon as another user; nil for the test's own.
+	cred *syscall.Credential
 	// token is the admin token, read from admin.token once the daemon is up.
 	token     string
 	apiClient *http.Client
@@ -91,7 +109,17 @@ func launch(t *testing.T, apiClient *http.Client, extra ...string) *daemon {
 // launchIn is launch with the data directory dataDir.
 func launchIn(t *testing.T, dataDir string, apiClient *http.Client, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dataDir: dataDir, apiClient: http.DefaultClient}
+	return launchWith(t, &daemon{t: t, dataDir: dataDir}, apiClient, extra...)
+}
+
+// launchWith is launchIn for a daemon with its data directory, binary or
+// user set.
+func launchWith(t *testing.T, d *daemon, apiClient *http.Client, extra ...string) *daemon {
+	t.Helper()
+	if d.bin == "" {
+		d.bin = binary
+	}
+	d.apiClient = http.DefaultClient
 	apiPort, httpPort := freePort(t), freePort(t)
 	d.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	if apiClient != nil {
@@ -131,8 +159,12 @@ func passableTempDir(t *testing.T) string {
 func (d *daemon) start() {
 	d.t.Helper()
 	d.log = &bytes.Buffer{}
-	d.cmd = exec.Command(binary, d.args...)
+	d.pid = 0
+	d.cmd = exec.Command(d.bin, d.args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if d.cred != nil {
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred}
+	}
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
@@ -177,7 +209,7 @@ func (d *daemon) stop() {
 		return
 	default:
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	syscall.Kill(d.mainPID(), syscall.SIGTERM)
 	select {
 	case <-d.exited:
 		d.checkRaces()
@@ -185,14 +217,23 @@ func (d *daemon) stop() {
 			d.t.Errorf("slipway server exited with code %d after SIGTERM", code)
 		}
 	case <-time.After(90 * time.Second):
-		d.cmd.Process.Kill()
+		syscall.Kill(d.mainPID(), syscall.SIGKILL)
 		d.t.Errorf("slipway server did not exit within 90s of SIGTERM")
 	}
 }
 
+// mainPID is the daemon's process: the one started, or the one an
+// upgrade replaced it with.
+func (d *daemon) mainPID() int {
+	if d.pid != 0 {
+		return d.pid
+	}
+	return d.cmd.Process.Pid
+}
+
 // kill sends SIGKILL and waits for the process to be gone.
 func (d *daemon) kill() {
-	d.cmd.Process.Kill()
+	syscall.Kill(d.mainPID(), syscall.SIGKILL)
 	<-d.exited
 	d.checkRaces()
 }

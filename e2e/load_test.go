@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -15,6 +18,9 @@ type loadOptions struct {
 	Steady int // clients requesting every 100 ms
 	Hammer int // keep-alive clients requesting as fast as they can
 	Slow   int // clients looping over 2 s requests
+	// Fresh clients open a new connection for every request, one every
+	// 10 ms: a refused connection shows there.
+	Fresh int
 	// MaxDuration bounds the whole load, whatever happens.
 	MaxDuration time.Duration
 }
@@ -37,7 +43,11 @@ type load struct {
 	mu       sync.Mutex // guards the fields below
 	total    map[string]int
 	failures []string
-	slow     []call
+	// refused counts the connections refused, among the failures.
+	refused int
+	slow    []call
+	// quick are the answered requests other than the slow ones.
+	quick    []call
 	versions map[int]int // requests answered per version
 }
 
@@ -60,13 +70,16 @@ func startLoad(t *testing.T, d *daemon, app string, o loadOptions) *load {
 	for range o.Slow {
 		run("slow", "/slow?ms=2000", 0)
 	}
+	for range o.Fresh {
+		run("fresh", "/", 10*time.Millisecond)
+	}
 	t.Cleanup(l.stop)
 	return l
 }
 
 // client is one bounded request loop with its own keep-alive connection.
 func (l *load) client(ctx context.Context, kind, path string, pause time.Duration) {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableKeepAlives: kind == "fresh"}}
 	defer client.CloseIdleConnections()
 	newest := 0
 	for i := 0; i < 2_000_000 && ctx.Err() == nil; i++ {
@@ -90,6 +103,9 @@ func (l *load) record(c call, code int, body string, err error, newest int) {
 	l.total[c.kind]++
 	switch {
 	case err != nil:
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			l.refused++
+		}
 		l.failures = append(l.failures, fmt.Sprintf("%s %s: %v", c.kind, c.start.Format("15:04:05.000"), err))
 	case code != 200:
 		l.failures = append(l.failures, fmt.Sprintf("%s %s: status %d: %.200s", c.kind, c.start.Format("15:04:05.000"), code, body))
@@ -99,6 +115,8 @@ func (l *load) record(c call, code int, body string, err error, newest int) {
 		l.versions[c.version]++
 		if c.kind == "slow" {
 			l.slow = append(l.slow, c)
+		} else {
+			l.quick = append(l.quick, c)
 		}
 	}
 }
@@ -125,7 +143,7 @@ func (l *load) check(t *testing.T) {
 	l.stop()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t.Logf("requests by kind: %v; answered per version: %v", l.total, l.versions)
+	t.Logf("requests by kind: %v; answered per version: %v; connections refused: %d", l.total, l.versions, l.refused)
 	if n := len(l.failures); n > 0 {
 		t.Errorf("%d requests failed; the first ones:\n%s", n, strings.Join(l.failures[:min(n, 20)], "\n"))
 	}
@@ -143,4 +161,61 @@ func (l *load) inFlightAt(at time.Time, version int) int {
 		}
 	}
 	return n
+}
+
+// longestPause is the longest time a quick request (not a slow one) that
+// overlaps [from, to] took, and when it started.
+func (l *load) longestPause(from, to time.Time) (time.Duration, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var longest time.Duration
+	var at time.Time
+	for _, c := range l.quick {
+		if c.end.After(from) && c.start.Before(to) && c.end.Sub(c.start) > longest {
+			longest, at = c.end.Sub(c.start), c.start
+		}
+	}
+	return longest, at
+}
+
+// medianQuick is the median time a quick request took, over the whole load.
+func (l *load) medianQuick() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ds := make([]time.Duration, 0, len(l.quick))
+	for _, c := range l.quick {
+		ds = append(ds, c.end.Sub(c.start))
+	}
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+// answeredBetween counts the quick requests that started in [from, to].
+func (l *load) answeredBetween(from, to time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.quick {
+		if !c.start.Before(from) && !c.start.After(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// refusals counts the connections refused so far.
+func (l *load) refusals() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refused
+}
+
+// answered counts the quick requests answered so far.
+func (l *load) answered() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.quick)
 }

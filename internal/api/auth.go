@@ -84,7 +84,12 @@ type principalKey struct{}
 // app does not exist. Checking the rules first would tell an anonymous
 // caller which apps exist and which are guarded.
 func (s *Server) route(pattern string, sc scope, h handler) {
-	s.mux.HandleFunc(pattern, s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+	s.mux.HandleFunc(pattern, s.adapt(s.guard(sc, h), writeJSONError))
+}
+
+// guard runs the checks of scope sc (see route) before h.
+func (s *Server) guard(sc scope, h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		if sc == scopePublic {
 			return h(w, r)
 		}
@@ -96,7 +101,7 @@ func (s *Server) route(pattern string, sc scope, h handler) {
 			return err
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
-	}))
+	}
 }
 
 var errNoToken = errorf(http.StatusUnauthorized,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/store"
@@ -18,6 +19,11 @@ func now() time.Time { return time.Now().UTC() }
 type NewCredential struct {
 	Credential
 	Token string `json:"token"`
+	// SCMURL is the app's App Service deploy endpoints (its SCM site) as
+	// this client reaches them, for a publish profile; AppURL where the
+	// app is served. Empty where there are none.
+	SCMURL string `json:"scm_url,omitempty"`
+	AppURL string `json:"app_url,omitempty"`
 }
 
 // CreateCredentialRequest is the body of POST …/credentials.
@@ -61,7 +67,11 @@ func (s *Server) CreateCredential(r *http.Request, app string, req CreateCredent
 		if err != nil {
 			return NewCredential{}, err
 		}
-		return NewCredential{Credential: credentialOf(c), Token: token}, nil
+		answer := NewCredential{Credential: credentialOf(c), Token: token}
+		if s.opts.SCM != nil {
+			answer.SCMURL, answer.AppURL = s.opts.SCM.URL(r, app), s.appURL(app)
+		}
+		return answer, nil
 	}
 }
 
@@ -109,4 +119,19 @@ func (s *Server) RevokeCredential(ctx context.Context, app, id string) error {
 		return err
 	}
 	return s.opts.Store.DeleteCredential(ctx, id)
+}
+
+// appURL is where a publish profile says app is served: its first https
+// URL, else its first.
+func (s *Server) appURL(app string) string {
+	urls := s.opts.Listeners.urls(s.opts.Deploys.Hosts(app))
+	for _, u := range urls {
+		if strings.HasPrefix(u, "https://") {
+			return u
+		}
+	}
+	if len(urls) == 0 {
+		return ""
+	}
+	return urls[0]
 }

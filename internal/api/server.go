@@ -18,7 +18,9 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/logs"
+	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -45,8 +47,15 @@ type Options struct {
 	// AdminTokenFile is where the admin token is kept for the operator on
 	// the daemon's machine; a rotated token is written there too.
 	AdminTokenFile string
+	// SCM serves each app's App Service deploy endpoints under /scm/APP,
+	// as deploy endpoints of the app; nil for none.
+	SCM *scm.Site
 	// Listeners are the router's, for the URLs an app is shown with.
 	Listeners Listeners
+	// Operator is the daemon itself: its version, upgrades and backups.
+	Operator Operator
+	// Leases are the apps' named leases; nil for none.
+	Leases *lease.Service
 }
 
 // Listeners describe the router's listeners, for an app's URLs.
@@ -121,6 +130,11 @@ func (s *Server) routes() {
 	}
 	s.route("GET /api/v1/whoami", scopeAny, s.whoami)
 	s.route("POST /api/v1/admin/token", scopeAdmin, s.rotateAdminToken)
+	if s.opts.Operator != nil {
+		s.route("GET /api/v1/version", scopeAny, s.version)
+		s.route("POST /api/v1/admin/upgrade", scopeAdmin, s.upgrade)
+		s.route("GET /api/v1/admin/backup", scopeAdmin, s.backup)
+	}
 	s.route("GET /api/v1/apps", scopeAdmin, s.listApps)
 	s.route("POST /api/v1/apps", scopeAdmin, s.createApp)
 	s.route("GET /api/v1/apps/{app}", scopeAdmin, s.showApp)
@@ -135,6 +149,7 @@ func (s *Server) routes() {
 	s.route("GET /api/v1/apps/{app}/status", scopeApp, s.status)
 	s.route("GET /api/v1/apps/{app}/logs", scopeApp, s.streamLogs)
 	s.route("GET /api/v1/apps/{app}/logs/download", scopeApp, s.downloadLogs)
+	s.route("GET /api/v1/apps/{app}/leases", scopeApp, s.listLeases)
 	s.route("GET /api/v1/apps/{app}/releases", scopeAdmin, s.listReleases)
 	s.route("GET /api/v1/apps/{app}/settings", scopeAdmin, s.showSettings)
 	s.route("PATCH /api/v1/apps/{app}/settings", scopeAdmin, s.changeSettings)
@@ -151,6 +166,12 @@ func (s *Server) routes() {
 	s.route("PATCH /api/v1/apps/{app}/access", scopeAdmin, s.changePolicy)
 	s.route("POST /api/v1/apps/{app}/access/rules", scopeAdmin, s.addRule)
 	s.route("DELETE /api/v1/apps/{app}/access/rules/{scope}/{priority}", scopeAdmin, s.removeRule)
+	if s.opts.SCM != nil {
+		// App Service clients print an error answer's body as it is: text.
+		s.opts.SCM.Routes(func(pattern string, h scm.Handler) {
+			s.mux.HandleFunc(pattern, s.adapt(s.guard(scopeDeploy, handler(h)), writeTextError))
+		})
+	}
 	s.route("/", scopePublic, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no API route %s %s; the API lives under /api/v1", r.Method, r.URL.Path)
 	})

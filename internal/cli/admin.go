@@ -13,7 +13,7 @@ import (
 func newAdminCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "admin",
-		Short: "Manage the daemon's admin token",
+		Short: "Operate the daemon: its admin token, upgrades and backups",
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate-token",
@@ -48,7 +48,7 @@ URL if you have one.`,
 			return nil
 		},
 	})
-	cmd.AddCommand(newAdminResetTokenCmd(g))
+	cmd.AddCommand(newAdminResetTokenCmd(g), newAdminUpgradeCmd(g), newAdminBackupCmd(g))
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/slipway-dev/slipway/internal/runtime"
+	"github.com/slipway-dev/slipway/internal/version"
 )
 
 // DefaultURL is where the CLI finds the daemon's API.
@@ -77,6 +78,7 @@ func newRoot() *cobra.Command {
 		Short:         "Slipway: a self-hosted app service for JVM web apps",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			// Text for people may hold an app's output: defuse it (see
 			// termWriter). JSON goes around, through exact.
@@ -122,13 +124,16 @@ func newRoot() *cobra.Command {
 		newRollbackCmd(g),
 		newReleasesCmd(g),
 		newStatusCmd(g),
+		newLeasesCmd(g),
 		newLoginCmd(g),
 		newLogoutCmd(g),
 		newCredentialsCmd(g),
 		newAccessCmd(g),
 		newDomainsCmd(g),
 		newAdminCmd(g),
+		newVersionCmd(g),
 	)
+	root.SetVersionTemplate("slipway {{.Version}}\n")
 	return root
 }
 

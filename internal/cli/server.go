@@ -31,7 +31,15 @@ func newServerCmd() *cobra.Command {
 variable: --data-dir by SLIPWAY_DATA_DIR, --http-listen by SLIPWAY_HTTP_LISTEN, …
 SIGINT or SIGTERM shut it down cleanly: the router finishes the requests in
 flight, and every instance is stopped (unless --keep-instances). Instances
-outlive a daemon that crashes or is killed; the next daemon adopts them.`,
+outlive a daemon that crashes or is killed; the next daemon adopts them.
+
+SIGHUP (or 'slipway admin upgrade') upgrades the daemon: the binary at its
+path starts with the listening sockets, takes over the data directory and
+the instances, and the old process exits once the new one serves; no
+connection is refused. If the new binary fails, the old one serves on.
+
+--restore FILE restores a backup ('slipway admin backup') into an empty
+data directory, then starts every app's live release.`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{offline: "yes"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -54,6 +62,7 @@ outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 	f.StringVar(&c.DataDir, "data-dir", daemon.DefaultDataDir(), "where Slipway keeps its state, artifacts, releases and logs")
 	f.StringVar(&c.HTTPListen, "http-listen", daemon.DefaultHTTPListen, "the router's address, for the apps' traffic")
 	f.StringVar(&c.APIListen, "api-listen", daemon.DefaultAPIListen, "the control API's address")
+	f.StringVar(&c.LeaseListen, "lease-listen", daemon.DefaultLeaseListen, "the lease endpoint's address, on loopback, which instances reach at $SLIPWAY_LEASE_URL; port 0 picks one at the first start and keeps it")
 	f.StringVar(&c.BaseDomain, "base-domain", daemon.DefaultBaseDomain, "app NAME is served at NAME.<base-domain>")
 	f.Int64Var(&c.MaxUpload, "max-upload", artifact.DefaultMaxUpload, "the largest artifact upload, in bytes")
 	f.Int64Var(&c.MinFreeSpace, "min-free-space", 0, "free space, in bytes, that uploads and new releases leave on the data directory's disk for the store and the logs; 0 means 512 MiB or 5% of the disk, whichever is less")
@@ -73,9 +82,11 @@ outlive a daemon that crashes or is killed; the next daemon adopts them.`,
 	f.StringVar(&c.TLS.ACMEDirectory, "acme-directory", "", "the ACME CA's directory `URL` (default Let's Encrypt)")
 	f.StringVar(&c.APITLSCert, "api-tls-cert", "", "a certificate `FILE` (PEM) to serve the API over TLS")
 	f.StringVar(&c.APITLSKey, "api-tls-key", "", "the key `FILE` of --api-tls-cert")
+	f.StringVar(&c.PublicURL, "public-url", "", "the API's `URL` as clients reach it, like https://deploy.example.com:7443, when that is not the listen address (a proxy, a name); the App Service deploy endpoints' URLs and publish profiles use it (default: the scheme and host each request names)")
 	f.StringVar(&c.Isolation, "isolation", string(runtime.IsolationAuto), "how apps are kept from the daemon's files and each other's: user (each app runs as a user of its own; needs root), landlock (the daemon's user, confined by Landlock), none, or auto (user as root, landlock otherwise)")
 	f.Uint32Var(&c.AppUIDBase, "app-uid-base", deploy.DefaultAppUIDBase, "the first uid given to an app under --isolation=user; apps take uids from it on, one each, with no passwd entry")
 	f.StringSliceVar(&c.JDKs, "jdk", nil, "the `DIR` of a JDK (it holds bin/java and release) that apps may ask for by its Java version, besides those under "+runtime.DefaultJDKDir+" (repeatable; of two JDKs of one Java version, the first named wins)")
+	f.StringVar(&c.Restore, "restore", "", "restore the backup `FILE` ('slipway admin backup') into the data directory, which must be empty, then start")
 	f.BoolVar(&c.Debug, "debug", false, "log more, embedded etcd's own logs included")
 	return cmd
 }

@@ -3,42 +3,38 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/runtime"
-	"github.com/slipway-dev/slipway/internal/safego"
-	"github.com/slipway-dev/slipway/internal/store"
-	"github.com/slipway-dev/slipway/internal/web"
 )
 
 // Defaults for Config.
 const (
 	DefaultHTTPListen = ":8080"
 	DefaultAPIListen  = "127.0.0.1:7070"
-	DefaultBaseDomain = "localhost"
+	// DefaultLeaseListen is the lease endpoint's address: loopback, on a
+	// port chosen at the first start and kept (see leaseListener).
+	DefaultLeaseListen = "127.0.0.1:0"
+	DefaultBaseDomain  = "localhost"
 	// shutdownTimeout bounds the wait for requests in flight on the router
 	// and the API when the daemon stops.
 	shutdownTimeout = 30 * time.Second
@@ -49,7 +45,11 @@ type Config struct {
 	DataDir    string
 	HTTPListen string
 	APIListen  string
-	BaseDomain string
+	// LeaseListen is the lease endpoint's address, which instances reach
+	// at SLIPWAY_LEASE_URL; it must be on loopback. Empty means
+	// DefaultLeaseListen.
+	LeaseListen string
+	BaseDomain  string
 	// MaxUpload bounds an artifact upload, in bytes.
 	MaxUpload int64
 	// MinFreeSpace is the free space, in bytes, that uploads and unpacked
@@ -71,6 +71,11 @@ type Config struct {
 	TLS         TLSConfig
 	// APITLSCert and APITLSKey make the API listener serve TLS.
 	APITLSCert, APITLSKey string
+	// PublicURL is the API's URL as clients reach it, when that is not
+	// the listen address (a proxy, a name): the URLs of the App Service
+	// deploy endpoints and of publish profiles start with it. Empty means
+	// the scheme and Host of each request.
+	PublicURL string
 	// Logs bounds the apps' log files: file size, quota, retention.
 	Logs logs.Options
 	// LogHeartbeat is how long a followed log stream stays silent before
@@ -86,9 +91,12 @@ type Config struct {
 	AppUIDBase uint32
 	// JDKs are the directories of JDKs an app may ask for by their Java
 	// version, besides those under runtime.DefaultJDKDir (--jdk).
-	JDKs   []string
-	Debug  bool
-	Logger *slog.Logger
+	JDKs  []string
+	Debug bool
+	// Restore is a backup (`slipway admin backup`) to restore into the
+	// data directory, which must hold no state, before the daemon starts.
+	Restore string
+	Logger  *slog.Logger
 }
 
 // ErrNoDataDir says that no data directory was given and there is no
@@ -147,6 +155,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s %q: want host:port, like 127.0.0.1:7070 or :8080", flag, addr)
 		}
 	}
+	if err := checkLoopback(cmp.Or(c.LeaseListen, DefaultLeaseListen)); err != nil {
+		return err
+	}
 	if c.BaseDomain == "" {
 		return errors.New("--base-domain is empty")
 	}
@@ -158,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if c.MinFreeSpace < 0 {
 		return fmt.Errorf("--min-free-space must be a number of bytes, or 0 for the default, not %d", c.MinFreeSpace)
+	}
+	if err := validPublicURL(c.PublicURL); err != nil {
+		return err
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return err
@@ -182,11 +196,16 @@ func (c Config) Validate() error {
 
 // Run serves until ctx ends, then shuts down: the listeners stop taking
 // connections and finish their requests, deployments are cancelled, and
-// every instance is stopped.
+// every instance is stopped. On SIGHUP, or `slipway admin upgrade`, it
+// hands its listeners and its data directory to a new process of the
+// binary at its path, and exits once that one serves (see upgrade.go).
 func Run(ctx context.Context, c Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := c.Logger
 	isolation, err := isolationMode(c.Isolation, log)
 	if err != nil {
@@ -198,99 +217,31 @@ func Run(ctx context.Context, c Config) error {
 	if err := logStacks(log, c.JDKs); err != nil {
 		return err
 	}
-	var certs *certSet
+	s := &server{c: c, log: log, isolation: isolation, started: time.Now(),
+		upgrades: make(chan struct{}, 1), errc: make(chan error, 4), hup: hup}
 	if c.HTTPSListen != "" {
-		var err error
-		if certs, err = loadCerts(c.TLS, c.DataDir); err != nil {
+		if s.certs, err = loadCerts(c.TLS, c.DataDir); err != nil {
 			return err
 		}
 	}
-	apiTLSConfig, err := apiTLS(c.APITLSCert, c.APITLSKey)
+	if s.apiTLS, err = apiTLS(c.APITLSCert, c.APITLSKey); err != nil {
+		return err
+	}
+	if s.up, err = newUpgrader(log); err != nil {
+		return err
+	}
+	defer s.up.Stop()
+	s.rt = router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: s.writeAccess})
+	restored, err := s.take(ctx)
+	defer func() {
+		if s.unlock != nil {
+			s.unlock()
+		}
+	}()
 	if err != nil {
 		return err
 	}
-	unlock, err := LockDataDir(c.DataDir)
-	if errors.Is(err, ErrRunning) {
-		return fmt.Errorf("%s: %w, or pick another --data-dir", c.DataDir, err)
-	}
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	// Listen first, and make the admin token last, once nothing else can
-	// fail the start: a start that fails must not consume the one showing
-	// of the token (the next start would have none to show).
-	ls := []listener{{name: "router", flag: "--http-listen", addr: c.HTTPListen},
-		{name: "api", flag: "--api-listen", addr: c.APIListen, tls: apiTLSConfig, endStreams: true}}
-	if certs != nil {
-		ls = append(ls, listener{name: "router-https", flag: "--https-listen", addr: c.HTTPSListen, tls: certs.tlsConfig()})
-	}
-	if err := listen(log, ls); err != nil {
-		return err
-	}
-	defer closeListeners(ls) // if serve never takes them
-	st, err := store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	tokenFile := AdminTokenFile(c.DataDir)
-	arts, err := artifact.NewStore(artifact.Options{Dir: filepath.Join(c.DataDir, "artifacts"), MaxUpload: c.MaxUpload, MinFreeSpace: c.MinFreeSpace})
-	if err != nil {
-		return err
-	}
-	warnLowSpace(log, arts)
-	lo := c.Logs
-	lo.Dir, lo.Logger = filepath.Join(c.DataDir, "logs"), log
-	hub := logs.NewHub(lo)
-	defer hub.Close()
-	// The access log is written from a goroutine of its own: a request
-	// only queues its line (see logs.Async).
-	accessLog := hub.NewAsync(logs.DefaultAsyncBuffer)
-	defer accessLog.Close()
-	rt := router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: func(app string, e router.AccessRecord) {
-		accessLog.Write(app, logs.Line{Time: time.Now().UTC(), Source: logs.SourceRouter, Stream: logs.StreamAccess, Text: fmt.Sprintf(
-			"method=%s path=%q status=%d duration_ms=%.1f bytes=%d instance=%s client=%s",
-			e.Method, e.Path, e.Status, float64(e.Duration.Microseconds())/1000, e.Bytes, e.Instance, e.Client)})
-	}})
-	cgroups := instanceCgroups(c.DataDir, log)
-	if cgroups != nil {
-		defer cgroups.Close() // after the manager's Close: removed if no instance is left in it
-	}
-	mgr := deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: rt, Logs: hub,
-		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
-		HTTPS: certs != nil, ACME: certs != nil && certs.acme != nil,
-		Isolation: isolation, AppUIDBase: c.AppUIDBase, Cgroups: cgroups, JDKs: c.JDKs,
-		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey}})
-	defer func() { mgr.Close(c.KeepInstances) }()
-	listeners := api.Listeners{HTTPPort: port(c.HTTPListen)}
-	if certs != nil {
-		certs.acmeDomain = mgr.ACMEDomain // before the HTTPS listener serves
-		listeners.HTTPSPort, listeners.HasCertificate = port(c.HTTPSListen), certs.covers
-	}
-	if err := mgr.Recover(ctx); err != nil {
-		return fmt.Errorf("recovering state: %w", err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(rt.Collector(), mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	apiSrv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: log, Metrics: reg,
-		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, HTTPSListener: c.HTTPSListen != "", AdminTokenFile: tokenFile, Listeners: listeners})
-	// The dashboard takes the API listener's other paths (see web.New).
-	dash := web.New(web.Options{API: apiSrv, Deploys: mgr, Logger: log, Secure: apiTLSConfig != nil})
-	ls[0].handler, ls[1].handler = certs.httpHandler(rt), dash
-	if certs != nil {
-		ls[2].handler = rt
-	}
-	if err := adminToken(ctx, st, log, tokenFile); err != nil {
-		return err
-	}
-	return serve(ctx, log, ls, func() {
-		// Before the listeners wait for what is in flight: no deployment
-		// switches traffic any more, and streams and WebSockets, which
-		// would hold the shutdown, are told to close.
-		mgr.Stop()
-		rt.CloseStreams(errShuttingDown)
-	})
+	return s.run(ctx, restored)
 }
 
 var errShuttingDown = errors.New("the daemon is shutting down")
@@ -377,120 +328,21 @@ func warnLowSpace(log *slog.Logger, arts *artifact.Store) {
 	}
 }
 
-// port returns the port of a listen address, "" when there is none.
-func port(addr string) string {
-	_, p, _ := net.SplitHostPort(addr)
-	return p
-}
-
-type listener struct {
-	name    string
-	flag    string // the flag that sets addr
-	addr    string
-	ln      net.Listener // bound by listen
-	handler http.Handler
-	tls     *tls.Config // nil for plain HTTP
-	// endStreams ends the contexts of the listener's requests when the
-	// daemon stops (the API's followed logs and deployments); the
-	// router's requests in flight finish instead.
-	endStreams bool
-}
-
-// listen binds every listener's address, before the daemon does
-// anything that cannot be undone; if one fails, those bound are closed.
-// Connections that come before serve wait in the kernel's queue.
-func listen(log *slog.Logger, ls []listener) error {
-	for i := range ls {
-		ln, err := net.Listen("tcp", ls[i].addr)
-		if err != nil {
-			closeListeners(ls)
-			hint := ""
-			if errors.Is(err, syscall.EADDRINUSE) {
-				hint = "another slipway server, or another program, listens there; "
-			}
-			return fmt.Errorf("%s: listening on %s: %w; %spick another address with %s", ls[i].name, ls[i].addr, err, hint, ls[i].flag)
-		}
-		ls[i].ln = ln
-		log.Info("listening", "listener", ls[i].name, "addr", ln.Addr().String(), "tls", ls[i].tls != nil)
+// validPublicURL checks --public-url: an absolute http or https URL, with
+// a path at most.
+func validPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--public-url %q: want the API's URL as clients reach it, like https://deploy.example.com:7443", s)
 	}
 	return nil
 }
 
-// closeListeners closes the listeners that serve has not taken.
-func closeListeners(ls []listener) {
-	for i := range ls {
-		if ls[i].ln != nil {
-			ls[i].ln.Close()
-			ls[i].ln = nil
-		}
-	}
-}
-
-// serve serves on every bound listener (see listen) until ctx ends or one
-// fails, and shuts all of them down gracefully, at once: stopping is
-// called first, and the requests' contexts end, so that streams (a
-// followed log) end at once instead of holding the shutdown.
-func serve(ctx context.Context, log *slog.Logger, ls []listener, stopping func()) error {
-	servers := make([]*http.Server, 0, len(ls))
-	errc := make(chan error, len(ls))
-	base, cancelBase := context.WithCancelCause(context.Background())
-	defer cancelBase(nil)
-	for i := range ls {
-		l := ls[i]
-		ln := l.ln
-		ls[i].ln = nil // the server closes it from now on
-		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, TLSConfig: l.tls,
-			// Handshake failures and the like are the clients' business: debug.
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-		if l.endStreams {
-			srv.BaseContext = func(net.Listener) context.Context { return base }
-		}
-		servers = append(servers, srv)
-		go func() {
-			serve := srv.Serve
-			if l.tls != nil {
-				serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
-			}
-			// A panic in a handler is net/http's to recover; one in its
-			// accept loop stops the daemon like any failed listener.
-			err := http.ErrServerClosed
-			if perr := safego.Run(log, l.name+" listener", func() { err = serve(ln) }); perr != nil {
-				err = perr
-			}
-			if !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("%s: %w", l.name, err)
-			}
-		}()
-	}
-	var err error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-errc:
-	}
-	stopping()
-	shutdown(servers, cancelBase)
-	return err
-}
-
-// shutdown stops every server's listener at once, waits for requests in
-// flight up to shutdownTimeout, and ends the contexts of the API's
-// streams; what still runs then is closed.
-func shutdown(servers []*http.Server, cancelBase context.CancelCauseFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, s := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.Shutdown(ctx); err != nil {
-				s.Close()
-			}
-		}()
-	}
-	if cancelBase != nil {
-		cancelBase(errShuttingDown)
-	}
-	wg.Wait()
+// port returns the port of a listen address, "" when there is none.
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
 }

@@ -175,3 +175,32 @@ func TestRotationOnFullDisk(t *testing.T) {
 		t.Errorf("once an inode is free the file should go on with a marker and the line; it ends with %q", texts[max(0, len(texts)-2):])
 	}
 }
+
+// TestLogsLeaveMinFree: while the disk has less free space than MinFree,
+// an app's log file takes no line (live readers still get them, the
+// daemon's log says why once), and once there is space again a marker
+// line counts those it missed.
+func TestLogsLeaveMinFree(t *testing.T) {
+	var said strings.Builder
+	h := NewHub(Options{Dir: t.TempDir(), MinFree: 1 << 62, Logger: slog.New(slog.NewTextHandler(&said, nil))})
+	defer h.Close()
+	h.Platform("shop", 1, "first")
+	h.Platform("shop", 1, "second")
+	if got := fileLines(t, h, "shop"); len(got) != 0 {
+		t.Errorf("the file took %q with less free space than MinFree", got)
+	}
+	if tail := h.Tail("shop", 10); len(tail) != 2 {
+		t.Errorf("the backlog holds %d lines, want both", len(tail))
+	}
+	if n := strings.Count(said.String(), "takes no more lines"); n != 1 || !strings.Contains(said.String(), "the logs leave") {
+		t.Errorf("the daemon's log said it %d times, want once with why:\n%s", n, said.String())
+	}
+	h.space.mu.Lock()
+	h.space.minFree, h.space.checked = 1, time.Time{} // space again, looked at on the next line
+	h.space.mu.Unlock()
+	h.Platform("shop", 1, "third")
+	got := fileLines(t, h, "shop")
+	if len(got) != 2 || !strings.Contains(got[0], "2 lines not written") || got[1] != "third" {
+		t.Errorf("the file holds %q, want the marker of 2 lines, then third", got)
+	}
+}

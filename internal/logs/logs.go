@@ -63,16 +63,21 @@ type Options struct {
 	// Retention is how long a closed log file is kept (DefaultRetention
 	// when 0).
 	Retention time.Duration
-	Logger    *slog.Logger
+	// MinFree is the free space, in bytes, that the log files leave on
+	// their disk, for the store: a line that would be written with less
+	// free is counted as unwritten instead (see writeFile). 0 for none.
+	MinFree int64
+	Logger  *slog.Logger
 }
 
 // Hub holds the logs of all apps.
 type Hub struct {
-	opts Options
-	mu   sync.Mutex // guards apps
-	apps map[string]*appLog
-	stop chan struct{}
-	done chan struct{}
+	opts  Options
+	space *spaceGuard
+	mu    sync.Mutex // guards apps
+	apps  map[string]*appLog
+	stop  chan struct{}
+	done  chan struct{}
 }
 
 // pruneEvery is how often closed files past their retention are removed
@@ -84,7 +89,8 @@ func NewHub(opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &Hub{opts: opts.withDefaults(), apps: make(map[string]*appLog), stop: make(chan struct{}), done: make(chan struct{})}
+	h := &Hub{opts: opts.withDefaults(), apps: make(map[string]*appLog), stop: make(chan struct{}), done: make(chan struct{}),
+		space: &spaceGuard{dir: opts.Dir, minFree: opts.MinFree}}
 	go h.janitor()
 	return h
 }
@@ -214,6 +220,9 @@ func (h *Hub) writeFile(app string, a *appLog, l Line) {
 // appendFile writes b to app's file, opening it if need be, after the
 // marker of the lines it did not take.
 func (h *Hub) appendFile(app string, a *appLog, b []byte) error {
+	if err := h.space.allow(len(b)); err != nil {
+		return err
+	}
 	if a.file == nil {
 		f, err := openAppFile(filepath.Join(h.opts.Dir, app))
 		if err != nil {

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -350,9 +351,24 @@ func pick(set []*Backend, start uint32) *Backend {
 
 // ServeHTTP routes the request by its Host header. If the backend cannot
 // take it (see retryable), it is tried once more on another backend.
+// HealthPath is the router's own health endpoint, for a load balancer in
+// front of the node: GET /healthz with a Host that is no app's (the
+// node's address, as a balancer's probe sends it) answers 200 while the
+// router serves, an upgrade included. An app's hosts pass every path, this
+// one too, to the app.
+const HealthPath = "/healthz"
+
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	host := NormalizeHost(req.Host)
 	rt := r.table.Load().lookup(host)
+	if rt == nil && req.URL.Path == HealthPath && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
+		// A load balancer's probe of this node: the router answers it
+		// itself, for any host that is no app's.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "ok\n")
+		return
+	}
 	if rt == nil {
 		r.logger.Debug("no app is served at this host; check the host name, or create the app with 'slipway apps create'", "host", host)
 		writePage(w, http.StatusNotFound)

@@ -207,17 +207,21 @@ func TestRouting(t *testing.T) {
 	r.Swap("promo", []*Backend{b.Backend})
 	tests := []struct {
 		name, host string
+		path       string
 		want       int
 	}{
-		{"exact", "promo.localhost", 200},
-		{"upper case and port", "PROMO.Localhost:8080", 200},
-		{"trailing dot", "promo.localhost.", 200},
-		{"unknown host", "other.localhost", 404},
-		{"app with nothing live", "empty.localhost", 503},
+		{"exact", "promo.localhost", "/", 200},
+		{"the router's health for a host no app has", "10.0.0.5:8080", "/healthz", 200},
+		{"an app's own /healthz goes to the app", "promo.localhost", "/healthz", 200},
+		{"an app's own /healthz with nothing live", "empty.localhost", "/healthz", 503},
+		{"upper case and port", "PROMO.Localhost:8080", "/", 200},
+		{"trailing dot", "promo.localhost.", "/", 200},
+		{"unknown host", "other.localhost", "/", 404},
+		{"app with nothing live", "empty.localhost", "/", 503},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req := httptest.NewRequest(http.MethodGet, tt.path, nil)
 			req.Host = tt.host
 			rec := httptest.NewRecorder()
 			r.ServeHTTP(rec, req)

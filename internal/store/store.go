@@ -31,13 +31,13 @@ var (
 // not a missing app. It wraps ErrNotFound.
 type NotFoundError struct {
 	// Kind is what is missing: "app", "release", "deployment",
-	// "credential" or "domain".
+	// "credential", "domain" or "lease".
 	Kind string
 	// App is the app the record belongs to; for Kind "app", its name. A
 	// credential found by its id alone has none.
 	App string
 	// ID is the release or deployment number, the credential id, or the
-	// domain name.
+	// domain name or the lease's name.
 	ID string
 }
 
@@ -51,6 +51,8 @@ func (e *NotFoundError) Error() string {
 		return fmt.Sprintf("app %s has no deployment %s; list them with 'slipway deployments -a %s'", e.App, e.ID, e.App)
 	case "domain":
 		return fmt.Sprintf("app %s has no domain %s; list them with 'slipway domains list -a %s'", e.App, e.ID, e.App)
+	case "lease":
+		return fmt.Sprintf("no instance of app %s holds lease %s", e.App, e.ID)
 	case "credential":
 		if e.App == "" {
 			return fmt.Sprintf("there is no credential %s", e.ID)
@@ -75,6 +77,12 @@ const (
 	startTimeout    = 60 * time.Second
 	prefix          = "/slipway/"
 )
+
+// memberName and peerURL name the embedded member in its cluster of one
+// (see Open); Restore makes a member of the same names.
+const memberName = "slipway"
+
+var peerURL = url.URL{Scheme: "unix", Path: "/slipway/peer"}
 
 // Options configures Open.
 type Options struct {
@@ -104,7 +112,7 @@ type Store struct {
 func Open(opts Options) (*Store, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = etcdDir(opts.Dir)
-	cfg.Name = "slipway"
+	cfg.Name = memberName
 	cfg.LogLevel = "fatal"
 	if opts.Debug {
 		cfg.LogLevel = "info"
@@ -121,7 +129,7 @@ func Open(opts Options) (*Store, error) {
 	// a length limit): nothing listens there.
 	cfg.ListenClientUrls, cfg.ListenPeerUrls = nil, nil
 	cfg.AdvertiseClientUrls = []url.URL{{Scheme: "unix", Path: "/slipway/client"}}
-	cfg.AdvertisePeerUrls = []url.URL{{Scheme: "unix", Path: "/slipway/peer"}}
+	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	// A bounded database that is compacted: history older than the
 	// retention goes, and a full quota refuses writes (each one fails
@@ -146,6 +154,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped}
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: stopped}
+	s.cli.Lease = guardedLease{Lease: s.cli.Lease, stopped: stopped}
 	if err := s.reclaim(); err != nil {
 		s.Close()
 		return nil, err
