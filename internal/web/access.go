@@ -8,14 +8,15 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/access"
 	"github.com/slipway-dev/slipway/internal/api"
+	"github.com/slipway-dev/slipway/internal/scm"
 )
 
 type accessData struct {
 	Policy      api.Policy
 	Domains     []api.Domain
 	Credentials []api.Credential
-	// New is a credential just made, whose token is shown this once.
-	New *api.NewCredential
+	// Leases are the leases the app's instances hold.
+	Leases []api.Lease
 }
 
 func (d *Dashboard) accessData(r *http.Request, c *call) (accessData, error) {
@@ -31,7 +32,10 @@ func (d *Dashboard) accessData(r *http.Request, c *call) (accessData, error) {
 	for _, dm := range ds {
 		out.Domains = append(out.Domains, api.Domain{Name: dm.Name, App: dm.App, ACME: dm.ACME, Created: dm.Created})
 	}
-	out.Credentials, err = d.opts.API.Credentials(r.Context(), c.app)
+	if out.Credentials, err = d.opts.API.Credentials(r.Context(), c.app); err != nil {
+		return out, err
+	}
+	out.Leases, err = d.opts.API.Leases(r.Context(), c.app)
 	return out, err
 }
 
@@ -135,6 +139,9 @@ func (d *Dashboard) createCredential(w http.ResponseWriter, r *http.Request, c *
 	if err != nil {
 		return err
 	}
+	if r.PostForm.Has("profile") {
+		return publishProfile(w, nc)
+	}
 	d.render(w, r, c.s, http.StatusCreated, "credential", view{Title: "New deploy credential of " + c.app, App: c.app, Tab: "access", Data: nc})
 	return nil
 }
@@ -147,4 +154,24 @@ func (d *Dashboard) revokeCredential(w http.ResponseWriter, r *http.Request, c *
 	d.sessions.setFlash(c.s, fmt.Sprintf("Credential %s revoked: its token no longer works, and its dashboard sessions have ended.", id))
 	see(w, r, "/apps/%s/access", c.app)
 	return nil
+}
+
+// publishProfile answers with the new credential as a publish profile
+// (.PublishSettings), a download, as 'slipway credentials create
+// --publish-profile' writes it: the token is in it, and shown nowhere
+// else.
+func publishProfile(w http.ResponseWriter, nc api.NewCredential) error {
+	if nc.SCMURL == "" {
+		return &pageError{status: http.StatusConflict, msg: "This daemon serves no App Service deploy endpoints, so a publish profile would point nowhere; the credential was made: revoke it, or use its token with slipway."}
+	}
+	b, err := scm.PublishProfile(scm.Profile{App: nc.App, SiteURL: nc.SCMURL, Password: nc.Token, AppURL: nc.AppURL})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.PublishSettings"`, nc.App))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusCreated)
+	_, err = w.Write(b)
+	return err
 }

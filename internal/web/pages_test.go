@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"flag"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,6 +29,8 @@ var normalize = []struct {
 	{regexp.MustCompile(`name="csrf" value="[A-Za-z0-9_-]+"`), `name="csrf" value="CSRF"`},
 	{regexp.MustCompile(`slw_[A-Za-z0-9_-]+`), `slw_TOKEN`},
 	{regexp.MustCompile(`\b[0-9a-f]{12}\b`), `CREDENTIAL`},
+	// A lease's expiry and fencing token come from etcd.
+	{regexp.MustCompile(`(<td>v\d+</td>)<td>\d+</td><td><time datetime="[^"]+">[^<]+</time>`), `$1<td>TOKEN</td><td>EXPIRES`},
 }
 
 // golden compares a page with testdata/name, or rewrites it with -update.
@@ -98,6 +101,10 @@ func (d *testDash) seed() {
 		d.t.Fatal(err)
 	}
 	if err := d.mgr.LoadDomains(ctx); err != nil {
+		d.t.Fatal(err)
+	}
+	if _, err := d.st.TakeLease(ctx, store.Lease{App: "promo", Name: "nightly-report", Holder: "promo-2-a", Release: 2,
+		TTL: 600, Taken: at}); err != nil {
 		d.t.Fatal(err)
 	}
 	if err := d.st.Lock(ctx, "promo", 2); err != nil {
@@ -177,5 +184,34 @@ func TestPages(t *testing.T) {
 			}
 			golden(t, tt.golden, page)
 		})
+	}
+}
+
+// TestPublishProfile: a credential made as a publish profile comes as a
+// download holding its token, the SCM site's URL and the app's.
+func TestPublishProfile(t *testing.T) {
+	d := newTestDash(t)
+	d.createApp(store.App{Name: "promo"})
+	c := d.client()
+	c.signin(d.admin)
+	req, _ := http.NewRequest(http.MethodPost, d.url+"/apps/promo/credentials", strings.NewReader(c.form("name", "gh", "profile", "1").Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Content-Disposition") != `attachment; filename="promo.PublishSettings"` {
+		t.Fatalf("a publish profile: %d %q\n%s", resp.StatusCode, resp.Header.Get("Content-Disposition"), b)
+	}
+	for _, want := range []string{`publishUrl="deploy.example.test/scm/promo"`, `userName="$promo"`, `userPWD="slw_`, `destinationAppUrl="http://promo.example.test"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the publish profile lacks %s:\n%s", want, b)
+		}
+	}
+	creds, err := d.st.Credentials(t.Context(), "promo")
+	if err != nil || len(creds) != 1 || creds[0].Name != "gh" {
+		t.Errorf("after the publish profile the app has credentials %+v, %v; want the one named gh", creds, err)
 	}
 }

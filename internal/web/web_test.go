@@ -18,8 +18,10 @@ import (
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
+	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -67,7 +69,11 @@ func newTestDash(t *testing.T) *testDash {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: logger})
+	// The SCM site (for publish profiles, with a fixed public URL) and the
+	// leases, as the daemon has them.
+	site := scm.New(scm.Options{Store: st, Deploys: mgr, Logs: hub, MaxUpload: arts.MaxUpload(), PublicURL: "https://deploy.example.test", Logger: logger})
+	srv := api.New(api.Options{Store: st, Deploys: mgr, Artifacts: arts, Logs: hub, Logger: logger, SCM: site,
+		Leases: lease.New(lease.Options{Store: st, Logger: logger})})
 	hs := httptest.NewServer(New(Options{API: srv, Deploys: mgr, Logger: logger, LiveEvery: 50 * time.Millisecond}))
 	t.Cleanup(hs.Close)
 	return &testDash{t: t, url: hs.URL, admin: admin, st: st, mgr: mgr, srv: srv}
