@@ -193,3 +193,31 @@ func TestCSRF(t *testing.T) {
 func htmlEscape(s string) string {
 	return strings.NewReplacer("'", "&#39;", `"`, "&#34;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
+
+// TestErrorsAreTheAPIs: what goes wrong says what the API says, with its
+// status.
+func TestErrorsAreTheAPIs(t *testing.T) {
+	d := newTestDash(t)
+	d.createApp(store.App{Name: "promo"})
+	c := d.client()
+	c.signin(d.admin)
+	for _, tt := range []struct {
+		path string
+		form []string
+		want int
+		say  string
+	}{
+		{"/apps/promo/cancel", nil, http.StatusConflict, "no deployment is running for app promo, or it has already switched traffic"},
+		{"/apps/promo/restart", nil, http.StatusConflict, "the app has no live release"},
+		{"/apps", []string{"name", "Bad_Name"}, http.StatusBadRequest, "invalid app name"},
+		{"/apps", []string{"name", "promo"}, http.StatusConflict, "an app named promo already exists"},
+		{"/apps/promo/access/rules", []string{"scope", "app", "priority", "1", "action", "allow", "network", "300.0.0.0/8"}, http.StatusBadRequest, "300.0.0.0/8"},
+		{"/apps/promo/domains", []string{"name", "nope"}, http.StatusBadRequest, "nope"},
+		{"/apps/nowhere/scale", []string{"instances", "2"}, http.StatusNotFound, "no app named nowhere"},
+	} {
+		code, _, body := c.post(tt.path, c.form(tt.form...))
+		if code != tt.want || !strings.Contains(body, htmlEscape(tt.say)) {
+			t.Errorf("POST %s %v: %d, want %d saying %q:\n%s", tt.path, tt.form, code, tt.want, tt.say, body)
+		}
+	}
+}

@@ -140,7 +140,13 @@ function logs(bar) {
     const q = new URLSearchParams();
     for (const s of bar.querySelectorAll("select")) if (s.value) q.set(s.name, s.value);
     es = new EventSource(bar.dataset.logs + (q.toString() ? "?" + q : ""));
-    es.onopen = () => { status.textContent = paused ? "paused" : "live"; };
+    let opened = false;
+    es.onopen = () => {
+      // A stream that reconnected by itself sends its recent lines again.
+      if (opened) { list.replaceChildren(); held = []; }
+      opened = true;
+      status.textContent = paused ? "paused" : "live";
+    };
     es.onerror = () => { status.textContent = "reconnecting…"; };
     es.addEventListener("log", (e) => {
       const l = JSON.parse(e.data);
