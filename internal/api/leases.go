@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,20 +13,27 @@ import (
 
 // listLeases shows the leases an app's instances hold.
 func (s *Server) listLeases(w http.ResponseWriter, r *http.Request) error {
-	app := r.PathValue("app")
-	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
-		return err
-	}
-	if s.opts.Leases == nil {
-		writeJSON(w, http.StatusOK, []Lease{})
-		return nil
-	}
-	ls, err := s.opts.Leases.List(r.Context(), app)
+	out, err := s.Leases(r.Context(), r.PathValue("app"))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, leasesOf(ls))
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// Leases lists the leases app's instances hold, as GET …/leases answers.
+func (s *Server) Leases(ctx context.Context, app string) ([]Lease, error) {
+	if _, err := s.opts.Store.App(ctx, app); err != nil {
+		return nil, err
+	}
+	if s.opts.Leases == nil {
+		return []Lease{}, nil
+	}
+	ls, err := s.opts.Leases.List(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	return leasesOf(ls), nil
 }
 
 // LeaseEndpoint is the lease endpoint that instances call at their

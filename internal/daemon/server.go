@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/safego"
+	"github.com/slipway-dev/slipway/internal/web"
 )
 
 // server is one `slipway server` process. Its router and listeners live
@@ -187,7 +188,8 @@ func (s *server) open(ctx context.Context, restored bool) error {
 		return err
 	}
 	s.core = k
-	return s.serveAPI(k.api)
+	// The dashboard takes the API listener's other paths (see web.New).
+	return s.serveAPI(web.New(web.Options{API: k.api, Deploys: k.mgr, Logger: s.log, Secure: s.apiTLS != nil}))
 }
 
 // release lets go of the data directory, for the new process of an

@@ -156,6 +156,10 @@ func (m *Manager) SetPolicy(app string, p access.Policy) { m.opts.Router.SetPoli
 // Traffic returns app's requests of the last minute, as the router saw them.
 func (m *Manager) Traffic(app string) router.Recent { return m.opts.Router.Recent(app) }
 
+// TrafficHistory returns app's requests of the last hour, a minute each,
+// as the router saw them.
+func (m *Manager) TrafficHistory(app string) []router.Minute { return m.opts.Router.History(app) }
+
 func (m *Manager) appDir(app string) string { return filepath.Join(m.opts.DataDir, "apps", app) }
 func (m *Manager) storageDir(app string) string {
 	return filepath.Join(m.appDir(app), "storage")
