@@ -2,11 +2,9 @@ package web
 
 import (
 	"context"
-	"flag"
+	"github.com/slipway-dev/slipway/internal/golden"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,8 +15,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with the pages rendered now")
 
 // normalize replaces what differs from run to run in a page: the CSRF
 // tokens, tokens and the ids of credentials made during the test.
@@ -33,26 +29,14 @@ var normalize = []struct {
 	{regexp.MustCompile(`(<td>v\d+</td>)<td>\d+</td><td><time datetime="[^"]+">[^<]+</time>`), `$1<td>TOKEN</td><td>EXPIRES`},
 }
 
-// golden compares a page with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, page string) {
+// goldenPage compares a page, normalized, with testdata/name, or rewrites
+// it with -update.
+func goldenPage(t *testing.T, name, page string) {
 	t.Helper()
 	for _, n := range normalize {
 		page = n.re.ReplaceAllString(page, n.with)
 	}
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if page != string(want) {
-		t.Errorf("%s differs; the page rendered now:\n%s", path, page)
-	}
+	golden.Check(t, name, []byte(page))
 }
 
 // seed records app promo with two releases, a failed deployment and a
@@ -124,11 +108,11 @@ func TestPages(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("the sign-in page: %d", code)
 	}
-	golden(t, "signin.html", page)
+	goldenPage(t, "signin.html", page)
 	admin := d.client()
 	admin.signin(d.admin)
 	_, _, page = admin.get("/")
-	golden(t, "apps-empty.html", page)
+	goldenPage(t, "apps-empty.html", page)
 	d.seed()
 	// The credential of the signed-in deployer, at a fixed id and time.
 	ci, hash := api.NewToken("5e55ed")
@@ -182,7 +166,7 @@ func TestPages(t *testing.T) {
 					t.Errorf("%s %s shows %q as it is", tt.method, tt.path, hostile)
 				}
 			}
-			golden(t, tt.golden, page)
+			goldenPage(t, tt.golden, page)
 		})
 	}
 }
