@@ -181,6 +181,40 @@ func TestLeaseIsExclusive(t *testing.T) {
 	}
 }
 
+// TestLeaseManyTakersAtOnce: instances that start together and each take
+// leases of their own all get them, however many at once, and the bound
+// on an app's leases holds exactly under the crowd: every take of a
+// fresh name counts the app's leases, and must not fail because others
+// were counting at the same moment.
+func TestLeaseManyTakersAtOnce(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	const takers = MaxLeasesPerApp + 20
+	errs := make([]error, takers)
+	var wg sync.WaitGroup
+	for i := range takers {
+		wg.Go(func() {
+			_, errs[i] = s.TakeLease(context.Background(), job(fmt.Sprintf("i%d", i), fmt.Sprintf("job-%d", i), 30))
+		})
+	}
+	wg.Wait()
+	took, tooMany := 0, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			took++
+		case errors.Is(err, ErrTooManyLeases):
+			tooMany++
+		default:
+			t.Errorf("taker %d: %v", i, err)
+		}
+	}
+	if took != MaxLeasesPerApp || tooMany != takers-MaxLeasesPerApp {
+		t.Errorf("%d takers at once: %d took a lease, %d were told there are too many; want %d and %d",
+			takers, took, tooMany, MaxLeasesPerApp, takers-MaxLeasesPerApp)
+	}
+}
+
 // TestRevokeAndSweepLeases: an instance's leases end at once, the others'
 // stay; a sweep ends those of instances it does not keep.
 func TestRevokeAndSweepLeases(t *testing.T) {
