@@ -42,7 +42,7 @@ var (
 	ErrUnknownSecret = errors.New("unknown lease secret: use the SLIPWAY_LEASE_URL of a running instance as it is")
 	// ErrStopping means the instance got its stop signal: its leases
 	// ended then, and it may take none any more.
-	ErrStopping = errors.New("the instance is stopping: its leases ended with its stop signal, and it can take none")
+	ErrStopping = errors.New("the instance is stopping: its leases ended with its stop signal (or with its app, which was deleted), and it can take none")
 	// ErrBadTTL is a TTL that is not a whole number of seconds in bounds.
 	ErrBadTTL = errors.New("invalid lease TTL")
 	// ErrRunnerName means the name is the app's single runner lease,
