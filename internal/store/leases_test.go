@@ -322,3 +322,45 @@ func TestLeasesGoWithTheirApp(t *testing.T) {
 		t.Errorf("leases after the app was deleted: %s", got)
 	}
 }
+
+// TestLeasesInAFullStore: a store at its quota keeps the leases that are
+// held: a renewal at the same TTL, a look and a release still work; what
+// would write (a fresh take, a move to another TTL, the single runner)
+// fails with ErrFull, which the endpoint answers 507.
+func TestLeasesInAFullStore(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(Options{Dir: t.TempDir(), QuotaBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	held, err := s.TakeLease(ctx, job("a", "held", 15))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 256<<10)
+	for n := 0; n < 200 && err == nil; n++ {
+		err = s.putJSON(ctx, fmt.Sprintf("%sfiller/%d", prefix, n), big)
+	}
+	if !errors.Is(err, ErrFull) {
+		t.Fatalf("filling the store: %v, want ErrFull", err)
+	}
+	if got, err := s.TakeLease(ctx, job("a", "held", 15)); err != nil || got.Token != held.Token {
+		t.Errorf("renewing at the same TTL: %+v, %v; want it renewed", got, err)
+	}
+	if _, err := s.TakeLease(ctx, job("a", "held", 20)); !errors.Is(err, ErrFull) {
+		t.Errorf("moving it to another TTL: %v, want ErrFull", err)
+	}
+	if _, err := s.TakeLease(ctx, job("a", "fresh", 15)); !errors.Is(err, ErrFull) {
+		t.Errorf("a fresh take: %v, want ErrFull", err)
+	}
+	if _, err := s.HoldRunner(ctx, Lease{App: "promo", Name: "runner", Holder: "a", Release: 1}); !errors.Is(err, ErrFull) {
+		t.Errorf("the single runner: %v, want ErrFull", err)
+	}
+	if got, err := s.GetLease(ctx, "promo", "held"); err != nil || got.Holder != "a" {
+		t.Errorf("reading it: %+v, %v", got, err)
+	}
+	if err := s.ReleaseLease(ctx, "promo", "held", "a"); err != nil {
+		t.Errorf("giving it up: %v", err)
+	}
+}
