@@ -104,23 +104,26 @@ func (e *LeaseEndpoint) adapt(h handler) http.HandlerFunc {
 	}
 }
 
-// query checks that r's query has no parameter but allowed: a mistyped
-// one (tll=5s) is refused rather than ignored.
+// query checks that r's query has no parameter but allowed, each once: a
+// mistyped one (tll=5s) is refused rather than ignored, and so is one
+// given twice (ttl=5s&ttl=10m), rather than read one way or the other.
 func query(r *http.Request, allowed ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "the query cannot be read: %v", err)
 	}
-	for k := range q {
+	for k, vs := range q {
 		ok := false
 		for _, a := range allowed {
 			ok = ok || k == a
 		}
-		if !ok {
-			if len(allowed) == 0 {
-				return nil, errorf(http.StatusBadRequest, "unknown parameter %q: %s takes none", shortened(k), r.Method)
-			}
+		switch {
+		case !ok && len(allowed) == 0:
+			return nil, errorf(http.StatusBadRequest, "unknown parameter %q: %s takes none", shortened(k), r.Method)
+		case !ok:
 			return nil, errorf(http.StatusBadRequest, "unknown parameter %q: %s takes only ttl, like ?ttl=15s", shortened(k), r.Method)
+		case len(vs) > 1:
+			return nil, errorf(http.StatusBadRequest, "parameter %q is given %d times: give it once", k, len(vs))
 		}
 	}
 	return q, nil

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 
@@ -31,10 +32,14 @@ type core struct {
 	cgroups   *runtime.Cgroups
 	mgr       *deploy.Manager
 	api       *api.Server
-	// leaseSrv serves the lease endpoint. It belongs to the core, not to
-	// the process: its address is kept in the store, so that the next
+	// leaseLn is the core's copy of the lease endpoint's socket (see
+	// leaseSocket), and leaseSrv serves it once the instances left
+	// running are adopted: their calls wait until then, rather than
+	// being refused as from instances nobody knows. The endpoint belongs
+	// to the core: its address is kept in the store, so that the next
 	// core (after a restart or an upgrade) listens where the adopted
 	// instances' SLIPWAY_LEASE_URL points.
+	leaseLn  net.Listener
 	leaseSrv *http.Server
 }
 
@@ -81,13 +86,10 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	}
 	// Listening before the instances start (or are adopted): their
 	// SLIPWAY_LEASE_URL names it.
-	leaseLn, err := leaseListener(ctx, k.st, cmp.Or(c.LeaseListen, DefaultLeaseListen), log)
-	if err != nil {
+	if k.leaseLn, err = leaseListener(ctx, k.st, &s.leaseSock, cmp.Or(c.LeaseListen, DefaultLeaseListen), log); err != nil {
 		return k, err
 	}
-	leases := lease.New(lease.Options{Store: k.st, URL: lease.EndpointURL(leaseLn.Addr().String()), Key: leaseKey, Logger: log})
-	k.leaseSrv = s.newHTTPServer(api.NewLeaseEndpoint(leases, log), nil)
-	s.goServe("lease", k.leaseSrv, leaseLn)
+	leases := lease.New(lease.Options{Store: k.st, URL: lease.EndpointURL(k.leaseLn.Addr().String()), Key: leaseKey, Logger: log})
 	k.mgr = deploy.New(deploy.Options{Store: k.st, Artifacts: k.arts, Router: s.rt, Logs: k.hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
 		HTTPS: s.certs != nil, ACME: s.certs != nil && s.certs.acme != nil,
@@ -104,6 +106,8 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	if err := k.mgr.Recover(ctx); err != nil {
 		return k, fmt.Errorf("recovering state: %w", err)
 	}
+	k.leaseSrv = s.newHTTPServer(api.NewLeaseEndpoint(leases, log), nil)
+	s.goServe("lease", k.leaseSrv, k.leaseLn)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(s.rt.Collector(), k.mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	site := scm.New(scm.Options{Store: k.st, Deploys: k.mgr, Logs: k.hub, MaxUpload: k.arts.MaxUpload(), PublicURL: c.PublicURL, Logger: log})
@@ -127,7 +131,9 @@ func (k *core) close(keep bool) {
 		k.mgr.Close(keep)
 	}
 	if k.leaseSrv != nil {
-		shutdownServers([]*http.Server{k.leaseSrv}, nil)
+		shutdownServers([]*http.Server{k.leaseSrv}, nil) // closes leaseLn
+	} else if k.leaseLn != nil {
+		k.leaseLn.Close()
 	}
 	if k.cgroups != nil {
 		k.cgroups.Close()

@@ -231,6 +231,7 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	defer s.up.Stop()
+	s.leaseSock.fds = s.up.Fds
 	s.rt = router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: s.writeAccess})
 	restored, err := s.take(ctx)
 	defer func() {

@@ -44,6 +44,10 @@ type server struct {
 	routerLns []namedListener
 	apiLn     net.Listener
 	routers   []*http.Server
+	// leaseSock is the lease endpoint's socket, which the first core
+	// opens (its address is in the store) and the next ones reuse; an
+	// upgrade hands it on too. Owned by the goroutine of run.
+	leaseSock leaseSocket
 
 	// accessLog is the current core's access log writer, nil while the
 	// process holds no core.

@@ -103,6 +103,9 @@ type Store struct {
 	cli     *clientv3.Client
 	lease   clientv3.LeaseID
 	cancel  context.CancelFunc
+	// creating serializes this process's takes of fresh lease names, a
+	// stripe per app (see createLease).
+	creating leaseStripes
 }
 
 // Open starts the embedded etcd member in opts.Dir and a session lease
