@@ -94,6 +94,10 @@ func TestSafeNext(t *testing.T) {
 	for next, want := range map[string]string{
 		"/apps/promo?x=1": "/apps/promo?x=1", "": "/", "//evil.example": "/", "/\\evil.example": "/",
 		"https://evil.example/": "/", "javascript:alert(1)": "/", "/a\r\nSet-Cookie: x": "/",
+		// Browsers drop tabs and newlines from a URL, and read a backslash
+		// as a slash: each of these is //evil.example to them.
+		"/\t/evil.example": "/", "/\n/evil.example": "/", "\t//evil.example": "/", "/\t\\evil.example": "/",
+		"/\x00/evil.example": "/",
 	} {
 		if got := safeNext(next); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", next, got, want)

@@ -102,9 +102,15 @@ func (d *Dashboard) toSignin(w http.ResponseWriter, r *http.Request, note string
 }
 
 // safeNext is where to go after signing in: a path of this site, "/"
-// for anything else (another site, a scheme, "//host").
+// for anything else (another site, a scheme, "//host"). A browser drops
+// tabs and newlines from a URL and reads a backslash as a slash, so that
+// "/\t/host" and "/\\host" are "//host" to it: a next with a control
+// character or a backslash anywhere is refused too (the dashboard's own
+// paths, escaped by RequestURI, have neither).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsFunc(next, func(r rune) bool {
+		return r < 0x20 || r == 0x7f || r == '\\'
+	}) {
 		return "/"
 	}
 	return next
