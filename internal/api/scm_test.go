@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/scm"
@@ -222,5 +223,42 @@ func TestCredentialAnswerNamesTheSCMSite(t *testing.T) {
 	c := a.credential("promo")
 	if want := a.url + "/scm/promo"; c.SCMURL != want {
 		t.Errorf("scm_url %q, want %q", c.SCMURL, want)
+	}
+}
+
+// TestStreamsEndWithTheirToken: a log stream held open — the SCM site's,
+// the API's — ends once its credential is revoked, within RecheckEvery.
+func TestStreamsEndWithTheirToken(t *testing.T) {
+	a := newTestAPI(t, withSCM)
+	a.createApp(store.App{Name: "promo"})
+	c := a.credential("promo")
+	var ended []chan struct{}
+	for _, path := range []string{"/scm/promo/api/logstream", "/api/v1/apps/promo/logs?follow=1"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, a.url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = basic("$promo", c.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d, want a stream", path, resp.StatusCode)
+		}
+		done := make(chan struct{})
+		go func() { io.Copy(io.Discard, resp.Body); close(done) }()
+		ended = append(ended, done)
+	}
+	if code, b := a.do(http.MethodDelete, "/api/v1/apps/promo/credentials/"+c.ID, a.admin, ""); code/100 != 2 {
+		t.Fatalf("revoking: %d %s", code, b)
+	}
+	for i, done := range ended {
+		select {
+		case <-done:
+		case <-time.After(RecheckEvery + 3*time.Second):
+			t.Errorf("stream %d still open after its credential was revoked", i)
+		}
 	}
 }

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -218,6 +220,47 @@ func TestErrorsAreTheAPIs(t *testing.T) {
 		code, _, body := c.post(tt.path, c.form(tt.form...))
 		if code != tt.want || !strings.Contains(body, htmlEscape(tt.say)) {
 			t.Errorf("POST %s %v: %d, want %d saying %q:\n%s", tt.path, tt.form, code, tt.want, tt.say, body)
+		}
+	}
+}
+
+// TestRevokedSessionStreamsEnd: a stream a session opened (a live part,
+// the log stream) ends once the session's credential is revoked, rather
+// than showing the app to a stranger for as long as the page stays open.
+func TestRevokedSessionStreamsEnd(t *testing.T) {
+	d := newTestDash(t)
+	d.createApp(store.App{Name: "promo"})
+	id, token := d.credential("promo")
+	ci, admin := d.client(), d.client()
+	ci.signin(token)
+	admin.signin(d.admin)
+	var ended []chan error
+	for _, path := range []string{"/apps/promo/live", "/apps/promo/logs/stream"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, d.url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := ci.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d, want a stream", path, resp.StatusCode)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, resp.Body); done <- err }()
+		ended = append(ended, done)
+	}
+	if code, _, body := admin.post("/apps/promo/credentials/revoke", admin.form("id", id)); code != http.StatusSeeOther {
+		t.Fatalf("revoking: %d\n%s", code, body)
+	}
+	for i, done := range ended {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("stream %d still open 5 s after its credential was revoked", i)
 		}
 	}
 }

@@ -78,7 +78,9 @@ func (d *Dashboard) handleWith(pattern string, sc api.Scope, h handler, ownCSRF 
 				return
 			}
 		}
-		if err := h(w, r, c); err != nil {
+		ctx, cancel := d.opts.API.WhileValid(r.Context(), s.p, s.gen)
+		defer cancel()
+		if err := h(w, r.WithContext(ctx), c); err != nil {
 			d.fail(w, r, s, err)
 		}
 	})
