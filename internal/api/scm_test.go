@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -260,5 +261,39 @@ func TestStreamsEndWithTheirToken(t *testing.T) {
 		case <-time.After(RecheckEvery + 3*time.Second):
 			t.Errorf("stream %d still open after its credential was revoked", i)
 		}
+	}
+}
+
+// TestSCMLogStreamsBound: one credential cannot hold log streams open
+// without end: past logs.MaxSubscribers of the app, the next is 429 with
+// a text saying what to do.
+func TestSCMLogStreamsBound(t *testing.T) {
+	a := newTestAPI(t, withSCM)
+	a.createApp(store.App{Name: "promo"})
+	me := basic("$promo", a.credential("promo").Token)
+	open := func() *http.Response {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, a.url+"/scm/promo/api/logstream", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = me
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	for i := range logs.MaxSubscribers {
+		if resp := open(); resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp := open()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("one stream too many: %d, want 429", resp.StatusCode)
+	}
+	if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), "close some") {
+		t.Errorf("one stream too many: %q, want a text saying what to do", b)
 	}
 }
