@@ -1,10 +1,10 @@
 package logs
 
 import (
-	"errors"
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
