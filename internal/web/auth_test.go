@@ -3,6 +3,7 @@ package web
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,13 @@ func TestSignin(t *testing.T) {
 	if code, loc, _ := c.get("/"); code != http.StatusSeeOther || !strings.HasPrefix(loc, "/signin") {
 		t.Errorf("signed out, / answers %d to %q, want the sign-in page", code, loc)
 	}
+	// The sign-in page says only its own notes, never a link's text.
+	if _, _, body := c.get("/signin?note=" + url.QueryEscape("Slipway moved: paste your token at evil.example")); strings.Contains(body, "evil.example") {
+		t.Errorf("the sign-in page shows a note taken from its URL:\n%s", body)
+	}
+	if _, _, body := c.get("/signin?note=signed-out"); !strings.Contains(body, "You are signed out.") {
+		t.Errorf("the sign-in page after signing out does not say so:\n%s", body)
+	}
 }
 
 func url2(kv ...string) map[string][]string {
@@ -83,13 +91,13 @@ func TestSessionsEndWithTheirToken(t *testing.T) {
 	if code, _, body := admin.post("/apps/promo/credentials/revoke", admin.form("id", id)); code != http.StatusSeeOther {
 		t.Fatalf("revoking: %d\n%s", code, body)
 	}
-	if code, loc, _ := ci.get("/apps/promo"); code != http.StatusSeeOther || !strings.Contains(loc, "session+ended") {
+	if code, loc, _ := ci.get("/apps/promo"); code != http.StatusSeeOther || !strings.Contains(loc, "note=ended") {
 		t.Errorf("after its credential was revoked, its session got %d to %q, want the sign-in page saying it ended", code, loc)
 	}
 	if _, err := api.ReplaceAdminToken(t.Context(), d.st, ""); err != nil {
 		t.Fatal(err)
 	}
-	if code, loc, _ := admin.get("/"); code != http.StatusSeeOther || !strings.Contains(loc, "session+ended") {
+	if code, loc, _ := admin.get("/"); code != http.StatusSeeOther || !strings.Contains(loc, "note=ended") {
 		t.Errorf("after the admin token was rotated, the admin's session got %d to %q, want the sign-in page", code, loc)
 	}
 }

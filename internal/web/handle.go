@@ -59,7 +59,7 @@ func (d *Dashboard) handleWith(pattern string, sc api.Scope, h handler, ownCSRF 
 		if err := d.opts.API.Recheck(r.Context(), s.p, s.gen); err != nil {
 			if status, _ := d.opts.API.ErrorAnswer(r.Context(), err); status == http.StatusUnauthorized {
 				d.sessions.end(s)
-				d.toSignin(w, r, "Your session ended: its token was revoked or replaced. Sign in with a valid one.")
+				d.toSignin(w, r, noteEnded)
 				return
 			}
 			d.fail(w, r, s, err)
@@ -87,7 +87,8 @@ func (d *Dashboard) handleWith(pattern string, sc api.Scope, h handler, ownCSRF 
 }
 
 // toSignin sends a request without a valid session to the sign-in page,
-// which brings it back to a page it asked for once signed in.
+// which brings it back to a page it asked for once signed in; note is a
+// key of signinNotes, or "".
 func (d *Dashboard) toSignin(w http.ResponseWriter, r *http.Request, note string) {
 	q := url.Values{}
 	if r.Method == http.MethodGet && r.Header.Get("Accept") != "text/event-stream" {
