@@ -135,7 +135,7 @@ func TestSCMRefusals(t *testing.T) {
 		{"an upload past the bound", "POST", "/scm/promo/api/zipdeploy", "application/octet-stream", strings.Repeat("x", 1001), 413, "limit"},
 		{"not an archive", "POST", "/scm/promo/api/zipdeploy", "application/octet-stream", "not a zip", 400, "not a valid"},
 		{"a record with another status", "PUT", "/scm/promo/api/deployments/42", "application/json", `{"status": 1}`, 400, "3 (failed) or 4"},
-		{"a record with a bad id", "PUT", "/scm/promo/api/deployments/a%20b", "application/json", `{"status": 4}`, 400, "letters, digits"},
+		{"a record with a bad id", "PUT", "/scm/promo/api/deployments/a%20b", "application/json", `{"status": 4}`, 400, "invalid deployment details: a record's id may hold letters, digits"},
 		{"settings that are not strings", "POST", "/scm/promo/api/settings", "application/json", `{"A": 1}`, 400, "JSON object of strings"},
 		{"a control character in the deployer", "POST", "/scm/promo/api/zipdeploy?deployer=a%1bb", "application/octet-stream", "PK", 400, "control characters"},
 	}
