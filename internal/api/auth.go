@@ -95,6 +95,9 @@ func (s *Server) guard(sc scope, h handler) handler {
 		if sc == scopePublic {
 			return h(w, r)
 		}
+		if err := crossOrigin.Check(r); err != nil {
+			return errCrossSite
+		}
 		p, gen, err := s.authenticate(r)
 		if err != nil {
 			return err
@@ -107,6 +110,19 @@ func (s *Server) guard(sc scope, h handler) handler {
 		return h(w, r.WithContext(context.WithValue(ctx, principalKey{}, p)))
 	}
 }
+
+// crossOrigin refuses a change (POST, PUT, PATCH, DELETE) that a browser
+// sends from a page of another origin, as its Sec-Fetch-Site or Origin
+// header says. A browser keeps the basic credentials it was asked for
+// (the API's 401 offers basic auth, as App Service clients need) and
+// sends them along with any site's form post, whose text/plain body can
+// be JSON: without this check, any page an operator visits could create
+// apps, change settings or rotate the admin token. Pipelines and the CLI
+// send neither header and pass.
+var crossOrigin = http.NewCrossOriginProtection()
+
+var errCrossSite = errorf(http.StatusForbidden,
+	"this request came from a page of another site, through a browser: it was refused, whatever its credentials; call the API from a pipeline, the CLI or curl, or use the dashboard")
 
 var errNoToken = errorf(http.StatusUnauthorized,
 	"this API needs a token: run 'slipway login', set SLIPWAY_TOKEN, or send 'Authorization: Bearer TOKEN'; the admin token is in admin.token in the server's data directory")
