@@ -345,7 +345,11 @@ func TestFullDiskStopsOnlyTheStore(t *testing.T) {
 		t.Skip("needs root to mount a small tmpfs as a disk to fill; CI runs as root")
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=100m", "tmpfs", dir).CombinedOutput(); err != nil {
+	// 256 MiB: etcd's first WAL file (64 MB), the next one its file
+	// pipeline preallocates meanwhile (64 MB) and the database must all fit
+	// while the store opens; with 100 MiB the two WALs sometimes left the
+	// database no room, and the store stopped inside Open.
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Fatalf("mounting a tmpfs: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
@@ -359,7 +363,7 @@ func TestFullDiskStopsOnlyTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 1<<20)
-	for i := 0; i < 200; i++ { // 100 MiB is more than the disk
+	for i := 0; i < 300; i++ { // 300 MiB is more than the disk
 		if _, err := f.Write(buf); err != nil {
 			break
 		}
