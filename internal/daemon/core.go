@@ -10,6 +10,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/runtime"
@@ -20,6 +21,7 @@ import (
 // store, the artifacts, the logs, the instances' cgroups, the deployment
 // manager and the API handler.
 type core struct {
+	cl        *cluster.Cluster
 	st        *store.Store
 	arts      *artifact.Store
 	hub       *logs.Hub
@@ -44,7 +46,13 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 		}
 	}()
 	c, log := s.c, s.log
-	if k.st, err = store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log}); err != nil {
+	if k.cl, err = cluster.Prepare(ctx, s.clusterOptions()); err != nil {
+		return k, err
+	}
+	if k.st, err = store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log, Node: s.nodeName(), Peer: k.cl.Peer()}); err != nil {
+		return k, err
+	}
+	if err := k.cl.Start(k.st); err != nil {
 		return k, err
 	}
 	tokenFile := AdminTokenFile(c.DataDir)
@@ -86,7 +94,7 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	reg.MustRegister(s.rt.Collector(), k.mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	k.api = api.New(api.Options{Store: k.st, Deploys: k.mgr, Artifacts: k.arts, Logs: k.hub, Logger: log, Metrics: reg,
 		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, HTTPSListener: c.HTTPSListen != "",
-		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}})
+		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}, Cluster: k.cl})
 	// The admin token last, once nothing else can fail the start: a start
 	// that fails must not consume the one showing of the token (the next
 	// start would have none to show).
@@ -114,5 +122,8 @@ func (k *core) close(keep bool) {
 	}
 	if k.st != nil {
 		k.st.Close()
+	}
+	if k.cl != nil {
+		k.cl.Close()
 	}
 }

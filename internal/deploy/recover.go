@@ -110,6 +110,11 @@ func (m *Manager) adoptOrKill(ctx context.Context) (map[string][]*instance, erro
 	for _, r := range recs {
 		if inst := m.adopt(ctx, r, len(adopted[r.App])); inst != nil {
 			adopted[r.App] = append(adopted[r.App], inst)
+			// Recorded again with this node's name: a record of an
+			// earlier version has none.
+			if err := m.opts.Store.PutInstance(ctx, r); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if n := runtime.KillGroup(r.PID, r.StartTicks, r.Cgroup); n > 0 {
@@ -176,6 +181,10 @@ func (m *Manager) failUnfinished(ctx context.Context) error {
 	}
 	for _, d := range deps {
 		if d.Done() {
+			continue
+		}
+		// A deployment another node runs holds its app's lock.
+		if holder, err := m.opts.Store.LockHolder(ctx, d.App); err != nil || holder == d.ID {
 			continue
 		}
 		d.State, d.Reason, d.Finished = store.StateFailed, ErrInterrupted.Error(), time.Now().UTC()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -253,15 +254,39 @@ func (s *Store) Unlock(ctx context.Context, app string, id int) error {
 	return nil
 }
 
-// ClearLocks removes every lock. Only a daemon that knows no deployment is
-// running — the single node, at start — may call it.
+// ClearLocks removes the locks that hang on no live node's lease: those
+// an earlier process of this node left (its lease may not have lapsed
+// yet), and on a single node every lock. Call it once the node is
+// registered (RegisterNode), or on a single node at start: the locks of
+// the deployments other nodes run stay.
 func (s *Store) ClearLocks(ctx context.Context) error {
-	_, err := s.cli.Delete(ctx, prefix+"locks/", clientv3.WithPrefix())
-	return err
+	nodes, err := s.cli.Get(ctx, prefix+"nodes/", clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	live := map[int64]bool{int64(s.lease): true}
+	for _, kv := range nodes.Kvs {
+		live[kv.Lease] = true
+	}
+	locks, err := s.cli.Get(ctx, prefix+"locks/", clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	for _, kv := range locks.Kvs {
+		if live[kv.Lease] && kv.Lease != int64(s.lease) {
+			continue
+		}
+		if _, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)).
+			Then(clientv3.OpDelete(string(kv.Key))).Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PutInstance records a running instance.
 func (s *Store) PutInstance(ctx context.Context, r InstanceRecord) error {
+	r.Node = s.node
 	return s.putJSON(ctx, instanceKey(r.ID), r)
 }
 
@@ -271,8 +296,16 @@ func (s *Store) DeleteInstance(ctx context.Context, id string) error {
 	return err
 }
 
-// Instances lists the recorded instances.
+// Instances lists the recorded instances of this node. A record without
+// a node is of a daemon from before there were clusters: a single node,
+// this one (a node joins only with an empty data directory).
 func (s *Store) Instances(ctx context.Context) ([]InstanceRecord, error) {
+	all, err := s.AllInstances(ctx)
+	return slices.DeleteFunc(all, func(r InstanceRecord) bool { return r.Node != s.node && r.Node != "" }), err
+}
+
+// AllInstances lists the recorded instances of every node.
+func (s *Store) AllInstances(ctx context.Context) ([]InstanceRecord, error) {
 	return listJSON[InstanceRecord](ctx, s, prefix+"instances/")
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/etcdhttp"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 )
 
@@ -91,6 +93,35 @@ type Options struct {
 	Logger *slog.Logger
 	// QuotaBytes bounds the database; 0 means QuotaBytes.
 	QuotaBytes int64
+	// Node is this node's name: its instance records carry it, and only
+	// its own are its to adopt or kill.
+	Node string
+	// Peer is the member's peer link (see Peer); nil for a member that
+	// can never have peers (a tool's, like reset-token's).
+	Peer *Peer
+}
+
+// Peer configures the member's side of the peer link. etcd listens on
+// nothing itself: the daemon serves the member's peer handler on its own
+// mutual-TLS listener (see PeerHandler), and etcd dials its peers with
+// the node's certificate, which it reads from CertFile and KeyFile at
+// every handshake (so a new one takes effect at once).
+type Peer struct {
+	// Name is the member's name in etcd; the first node's is "slipway".
+	Name string
+	// URL is the advertised peer URL; nil for a node that has no peers
+	// yet (it gets one with SetPeerURL when it admits the first).
+	URL *url.URL
+	// CAFile, CertFile and KeyFile are the cluster CA and the node's
+	// certificate and key.
+	CAFile, CertFile, KeyFile string
+	// InitialCluster is set for a member joining a running cluster, on
+	// its first start only: name=url pairs of every member, this one too.
+	InitialCluster string
+	// Started is called once etcd runs, before it is ready, with the
+	// member's peer handler: a member of a cluster is ready only once
+	// its peers reach it.
+	Started func(http.Handler)
 }
 
 // Store is the typed view of Slipway's state in etcd.
@@ -101,6 +132,8 @@ type Store struct {
 	cli     *clientv3.Client
 	lease   clientv3.LeaseID
 	cancel  context.CancelFunc
+	// node is this node's name (Options.Node).
+	node string
 }
 
 // Open starts the embedded etcd member in opts.Dir and a session lease
@@ -111,6 +144,9 @@ func Open(opts Options) (*Store, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = etcdDir(opts.Dir)
 	cfg.Name = memberName
+	if opts.Peer != nil && opts.Peer.Name != "" {
+		cfg.Name = opts.Peer.Name
+	}
 	cfg.LogLevel = "fatal"
 	if opts.Debug {
 		cfg.LogLevel = "info"
@@ -129,6 +165,9 @@ func Open(opts Options) (*Store, error) {
 	cfg.AdvertiseClientUrls = []url.URL{{Scheme: "unix", Path: "/slipway/client"}}
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if p := opts.Peer; p != nil {
+		configurePeer(cfg, p)
+	}
 	// A bounded database that is compacted: history older than the
 	// retention goes, and a full quota refuses writes (each one fails
 	// with ErrNoSpace) instead of growing until the disk is full.
@@ -142,6 +181,9 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded etcd in %s: %w", cfg.Dir, err)
 	}
+	if opts.Peer != nil && opts.Peer.Started != nil {
+		opts.Peer.Started(etcdhttp.NewPeerHandler(e.GetLogger(), e.Server))
+	}
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-stopped.done:
@@ -150,7 +192,7 @@ func Open(opts Options) (*Store, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s was not ready after %s", cfg.Dir, startTimeout)
 	}
-	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped}
+	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped, node: opts.Node}
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: stopped}
 	if err := s.reclaim(); err != nil {
 		s.Close()
