@@ -78,7 +78,10 @@ type daemon struct {
 	// cred runs the daemon as another user; nil for the test's own.
 	cred *syscall.Credential
 	// token is the admin token, read from admin.token once the daemon is up.
-	token     string
+	token string
+	// joined is a node that joined a cluster: it has no admin.token of
+	// its own (the cluster's is the first node's), token is set by the test.
+	joined    bool
 	apiClient *http.Client
 }
 
@@ -178,6 +181,9 @@ func (d *daemon) start() {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+	if d.joined {
+		return
+	}
 	b, err := os.ReadFile(filepath.Join(d.dataDir, "admin.token"))
 	if err != nil {
 		d.t.Fatalf("the daemon left no admin.token: %v", err)
@@ -254,6 +260,9 @@ func (d *daemon) cli(args ...string) (string, error) { return d.cliEnv(nil, args
 func (d *daemon) cliEnv(env []string, args ...string) (string, error) {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(append(os.Environ(), "SLIPWAY_URL="+d.apiURL, "SLIPWAY_DATA_DIR="+d.dataDir), env...)
+	if d.joined {
+		cmd.Env = append(cmd.Env, "SLIPWAY_TOKEN="+d.token)
+	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

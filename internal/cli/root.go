@@ -130,6 +130,7 @@ func newRoot() *cobra.Command {
 		newAccessCmd(g),
 		newDomainsCmd(g),
 		newAdminCmd(g),
+		newNodesCmd(g),
 		newVersionCmd(g),
 	)
 	root.SetVersionTemplate("slipway {{.Version}}\n")

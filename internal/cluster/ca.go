@@ -195,10 +195,10 @@ func Files(dataDir string) TLSFiles {
 	return TLSFiles{CA: filepath.Join(d, caCertFile), Cert: filepath.Join(d, nodeCertFile), Key: filepath.Join(d, nodeKeyFile)}
 }
 
-func (f TLSFiles) dir() string    { return filepath.Dir(f.CA) }
-func (f TLSFiles) caKey() string  { return filepath.Join(f.dir(), caKeyFile) }
-func (f TLSFiles) exist() bool    { _, err := os.Stat(f.CA); return err == nil }
-func (f TLSFiles) hasCert() bool  { _, err := os.Stat(f.Cert); return err == nil }
+func (f TLSFiles) dir() string              { return filepath.Dir(f.CA) }
+func (f TLSFiles) caKey() string            { return filepath.Join(f.dir(), caKeyFile) }
+func (f TLSFiles) exist() bool              { _, err := os.Stat(f.CA); return err == nil }
+func (f TLSFiles) hasCert() bool            { _, err := os.Stat(f.Cert); return err == nil }
 func writeFile(path string, b []byte) error { return atomicfile.WriteFile(path, b, 0o600) }
 
 // EnsureCA makes the cluster CA in the data directory at the node's

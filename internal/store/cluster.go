@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -32,6 +33,9 @@ func configurePeer(cfg *embed.Config, p *Peer) {
 		cfg.ClusterState = embed.ClusterStateFlagExisting
 	}
 }
+
+// addTimeout bounds AddLearner.
+const addTimeout = 20 * time.Second
 
 // Member is one etcd member of the node's cluster.
 type Member struct {
@@ -67,10 +71,21 @@ func membersOf(ms []*etcdMember) []Member {
 // returns its id and the members with it. A learner does not count for
 // the quorum until it is promoted (see PromoteLearners), so a node that
 // never starts does not stop the cluster.
+//
+// etcd refuses a change of membership until every voting member has been
+// up for a few seconds (a node just promoted has not); that refusal is
+// waited out, up to addTimeout.
 func (s *Store) AddLearner(ctx context.Context, peerURL string) (uint64, []Member, error) {
-	ctx, cancel := bound(ctx)
+	ctx, cancel := context.WithTimeout(ctx, addTimeout)
 	defer cancel()
 	resp, err := s.cli.MemberAddAsLearner(ctx, []string{peerURL})
+	for err != nil && strings.Contains(err.Error(), "unhealthy cluster") && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+		resp, err = s.cli.MemberAddAsLearner(ctx, []string{peerURL})
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("adding a member at %s: %w", peerURL, s.wrapCluster(err))
 	}
