@@ -149,6 +149,20 @@ func (l *load) check(t *testing.T) {
 	}
 }
 
+// startedAfterOn counts the requests that started after at and were
+// answered by version.
+func (l *load) startedAfterOn(at time.Time, version int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range slices.Concat(l.quick, l.slow) {
+		if c.start.After(at) && c.version == version {
+			n++
+		}
+	}
+	return n
+}
+
 // inFlightAt counts the slow requests that were in flight at t and were
 // answered by version.
 func (l *load) inFlightAt(at time.Time, version int) int {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"net/http"
 	"strings"
 
@@ -95,13 +96,28 @@ func (s *Server) route(pattern string, sc scope, h handler) {
 		if err := p.may(sc, r.PathValue("app")); err != nil {
 			return err
 		}
-		if sc == scopeDeploy {
+		// A request forwarded by a peer had its client's address checked
+		// at the node it reached first.
+		if sc == scopeDeploy && !cluster.FromPeer(r) {
 			if err := s.checkDeployAccess(r); err != nil {
+				return err
+			}
+		}
+		if s.opts.Cluster != nil && changes(r) {
+			// The coordinator carries out every change.
+			if forwarded, err := s.opts.Cluster.Forward(w, r); forwarded {
 				return err
 			}
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	}))
+}
+
+// changes reports whether r asks to change an app: those requests go to
+// the coordinator. A node's own matters (its tokens, upgrades, backups,
+// join tokens) stay with it.
+func changes(r *http.Request) bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead && strings.HasPrefix(r.URL.Path, "/api/v1/apps")
 }
 
 var errNoToken = errorf(http.StatusUnauthorized,

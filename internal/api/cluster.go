@@ -16,6 +16,9 @@ type Cluster interface {
 	Admit(ctx context.Context, req cluster.JoinRequest) (cluster.JoinResponse, error)
 	Nodes(ctx context.Context) ([]cluster.NodeStatus, error)
 	RemoveNode(ctx context.Context, name string) error
+	// Forward carries a request to the coordinator, unless this node is
+	// the coordinator (false: the request is this node's to handle).
+	Forward(w http.ResponseWriter, r *http.Request) (bool, error)
 }
 
 // JoinTokenRequest is the body of POST /api/v1/admin/join-token.

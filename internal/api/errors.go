@@ -63,7 +63,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, cluster.ErrBadJoin), errors.Is(err, cluster.ErrBadCertificate), errors.Is(err, cluster.ErrNoAddress):
 		return http.StatusBadRequest
-	case errors.Is(err, store.ErrNoQuorum):
+	case errors.Is(err, store.ErrNoQuorum), errors.Is(err, cluster.ErrNoCoordinator):
 		// This node is cut off from the majority: another node, or this
 		// one later, takes the same request.
 		return http.StatusServiceUnavailable

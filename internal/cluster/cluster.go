@@ -126,8 +126,15 @@ type Cluster struct {
 	log   *slog.Logger
 	files TLSFiles
 
-	// etcd is the member's peer handler, once it runs.
+	// etcd is the member's peer handler, once it runs; api the node's API.
 	etcd atomic.Pointer[http.Handler]
+	api  atomic.Pointer[http.Handler]
+	// tr is the peer link's client transport, once made.
+	tr atomic.Pointer[http.Transport]
+	// arts is the node's artifact store, once open.
+	arts atomic.Pointer[Artifacts]
+	// leading is set while this node is the coordinator.
+	leading atomic.Bool
 
 	mu    sync.Mutex // guards state and peer
 	state state
@@ -255,6 +262,14 @@ func (c *Cluster) listen(peerURL string) error {
 
 // servePeer serves the peer link: etcd's member, until it runs a 503.
 func (c *Cluster) servePeer(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, apiPrefix+"/"):
+		c.servePeerAPI(w, r)
+		return
+	case strings.HasPrefix(r.URL.Path, artifactPrefix):
+		c.serveArtifact(w, r)
+		return
+	}
 	h := c.etcd.Load()
 	if h == nil {
 		http.Error(w, "the member is starting", http.StatusServiceUnavailable)
@@ -430,11 +445,9 @@ type NodeStatus struct {
 // memberNode is the node name of member m: the first node's member is
 // named "slipway", whatever its node's name.
 func (c *Cluster) memberNode(m store.Member) string {
-	nodes, _ := c.st.Nodes(c.ctx)
-	for _, n := range nodes {
-		if n.MemberID == strconv.FormatUint(m.ID, 16) {
-			return n.Name
-		}
+	names, _ := c.st.MemberNames(c.ctx)
+	if name, ok := names[strconv.FormatUint(m.ID, 16)]; ok {
+		return name
 	}
 	return m.Name
 }
@@ -454,6 +467,10 @@ func (c *Cluster) Nodes(ctx context.Context) ([]NodeStatus, error) {
 	if err != nil {
 		return nil, err
 	}
+	names, err := c.st.MemberNames(ctx)
+	if err != nil {
+		return nil, err
+	}
 	byMember := make(map[string]store.Node)
 	for _, n := range nodes {
 		byMember[n.MemberID] = n
@@ -463,6 +480,9 @@ func (c *Cluster) Nodes(ctx context.Context) ([]NodeStatus, error) {
 	for _, m := range ms {
 		id := strconv.FormatUint(m.ID, 16)
 		ns := NodeStatus{Name: m.Name, MemberID: id, State: store.NodeDown, Self: id == self}
+		if name, ok := names[id]; ok {
+			ns.Name = name
+		}
 		if len(m.PeerURLs) > 0 {
 			ns.PeerURL = m.PeerURLs[0]
 		}
@@ -507,7 +527,14 @@ func (c *Cluster) RemoveNode(ctx context.Context, name string) error {
 			return err
 		}
 		c.log.Info("cluster: removed a node", "node", name)
-		return c.st.ForgetNode(ctx, name)
+		return c.st.ForgetNode(ctx, name, n.MemberID)
 	}
 	return fmt.Errorf("%w: there is no node %s; list them with 'slipway nodes'", ErrNoNode, name)
+}
+
+// HasPeers reports whether the node whose data directory is dataDir has,
+// or had, peers.
+func HasPeers(dataDir string) bool {
+	s, err := readState(dataDir)
+	return err == nil && s.PeerURL != ""
 }

@@ -78,7 +78,9 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
 		HTTPS: s.certs != nil, ACME: s.certs != nil && s.certs.acme != nil,
 		Isolation: s.isolation, AppUIDBase: c.AppUIDBase, Cgroups: k.cgroups, JDKs: c.JDKs,
-		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey}})
+		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey},
+		Clustered: k.st.Clustered, Fetch: k.cl.Fetch})
+	k.cl.SetArtifacts(k.arts)
 	listeners := api.Listeners{HTTPPort: port(c.HTTPListen)}
 	if s.certs != nil {
 		s.certs.acmeDomain = k.mgr.ACMEDomain // before the HTTPS listener serves
@@ -95,6 +97,8 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	k.api = api.New(api.Options{Store: k.st, Deploys: k.mgr, Artifacts: k.arts, Logs: k.hub, Logger: log, Metrics: reg,
 		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, HTTPSListener: c.HTTPSListen != "",
 		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}, Cluster: k.cl})
+	k.cl.SetAPI(k.api)
+	k.cl.Campaign(k.mgr.TakeOver)
 	// The admin token last, once nothing else can fail the start: a start
 	// that fails must not consume the one showing of the token (the next
 	// start would have none to show).

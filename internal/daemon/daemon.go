@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
@@ -233,6 +234,11 @@ func Run(ctx context.Context, c Config) error {
 	}
 	defer s.up.Stop()
 	s.rt = router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: s.writeAccess})
+	if c.Cluster.Join != "" || cluster.HasPeers(c.DataDir) {
+		// A node of a cluster is ready for the load balancer once it
+		// runs every app's live release (see deploy's converge).
+		s.rt.SetNotReady("starting")
+	}
 	restored, err := s.take(ctx)
 	defer func() {
 		if s.unlock != nil {

@@ -81,6 +81,11 @@ type Options struct {
 	// Cgroups gives each instance a cgroup of its own; nil for none.
 	Cgroups *runtime.Cgroups
 	Logger  *slog.Logger
+	// Clustered reports whether the node has peers: then deployments are
+	// rollouts across the nodes (see cluster.go). nil for a single node.
+	Clustered func() bool
+	// Fetch copies an artifact from a peer by its digest.
+	Fetch func(ctx context.Context, digest string) error
 }
 
 // Manager runs deployments, one per app at a time, and owns the instances
@@ -105,6 +110,19 @@ type Manager struct {
 
 	// domains are the apps' custom domains.
 	domains domainTable
+
+	stageMu sync.Mutex // guards staged, catching, failedCatchUp, caughtUp
+	// staged is this node's part in each app's rollout.
+	staged map[string]*staged
+	// catching are the apps whose live release this node is starting
+	// (see converge); failedCatchUp when it last failed to, by app.
+	catching      map[string]bool
+	failedCatchUp map[string]time.Time
+	// caughtUp is set once the node ran every app's live release.
+	caughtUp bool
+	// routed are the apps this node's router knows, for converge; only
+	// its goroutine uses it.
+	routed map[string]bool
 
 	// uidMu makes apps take their uids one at a time; it guards nothing
 	// in memory (the owners of the storage directories are the record).
@@ -132,6 +150,7 @@ func New(opts Options) *Manager {
 	return &Manager{
 		opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel, metrics: newMetrics(),
 		live: make(map[string][]*instance), sick: make(map[string][]*instance), cancels: make(map[string]context.CancelCauseFunc),
+		staged: make(map[string]*staged), routed: make(map[string]bool), catching: make(map[string]bool), failedCatchUp: make(map[string]time.Time),
 	}
 }
 
@@ -308,6 +327,12 @@ func (m *Manager) Stop() {
 // so that no request is cut off.
 func (m *Manager) Close(keep bool) {
 	m.Stop()
+	m.wg.Wait()
+	m.stageMu.Lock()
+	for app := range m.staged {
+		m.dropStagedLocked(app)
+	}
+	m.stageMu.Unlock()
 	m.wg.Wait()
 	m.mu.Lock()
 	live, sick := m.live, m.sick

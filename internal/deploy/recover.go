@@ -58,12 +58,18 @@ func (m *Manager) Recover(ctx context.Context) error {
 		if len(insts) > 0 {
 			m.serveAdopted(ctx, a, insts)
 		}
-		if want := a.Settings.WithDefaults().Instances; len(insts) < want {
+		if want := a.Settings.WithDefaults().Instances; len(insts) < want && !m.clustered() {
 			if err := m.restore(ctx, a, len(insts) > 0); err != nil {
 				m.logger.Error("restarting app", "app", a.Name, "err", err)
 			}
 		}
 	}
+	if m.clustered() {
+		// A node of a cluster starts what it lacks of each live release
+		// by itself, without a deployment (see converge).
+		m.opts.Router.SetNotReady("catching up to the apps' live releases")
+	}
+	m.supervise("following rollouts", m.followRollouts)
 	return nil
 }
 

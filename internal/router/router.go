@@ -40,6 +40,19 @@ type Router struct {
 	// reads it without a lock.
 	table atomic.Pointer[table]
 	mu    sync.Mutex // serialises writers of table
+	// notReady says why the node is not ready for a load balancer's
+	// traffic (a node of a cluster catching up); nil when it is.
+	notReady atomic.Pointer[string]
+}
+
+// SetNotReady makes the router's health endpoint answer 503 with reason,
+// so that a load balancer sends the node no traffic; "" makes it ready.
+func (r *Router) SetNotReady(reason string) {
+	if reason == "" {
+		r.notReady.Store(nil)
+		return
+	}
+	r.notReady.Store(&reason)
 }
 
 // table is the routing table. It is never changed in place: writers copy
@@ -366,6 +379,11 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		// itself, for any host that is no app's.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		if why := r.notReady.Load(); why != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready: "+*why+"\n")
+			return
+		}
 		io.WriteString(w, "ok\n")
 		return
 	}

@@ -190,6 +190,21 @@ const (
 
 func nodeKey(name string) string { return prefix + "nodes/" + name }
 
+func memberNameKey(id string) string { return prefix + "member-names/" + id }
+
+// MemberNames maps member ids (hex) to the names of their nodes.
+func (s *Store) MemberNames(ctx context.Context) (map[string]string, error) {
+	resp, err := s.cli.Get(ctx, prefix+"member-names/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		out[strings.TrimPrefix(string(kv.Key), prefix+"member-names/")] = string(kv.Value)
+	}
+	return out, nil
+}
+
 // RegisterNode records n under the node's session lease.
 func (s *Store) RegisterNode(ctx context.Context, n Node) error {
 	n.MemberID = strconv.FormatUint(s.MemberID(), 16)
@@ -197,7 +212,10 @@ func (s *Store) RegisterNode(ctx context.Context, n Node) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.cli.Put(ctx, nodeKey(n.Name), b, clientv3.WithLease(s.lease)); err != nil {
+	// The node's name by its member id outlives the registration, so
+	// that a node that is down is still called by its name.
+	if _, err := s.cli.Txn(ctx).Then(clientv3.OpPut(nodeKey(n.Name), b, clientv3.WithLease(s.lease)),
+		clientv3.OpPut(memberNameKey(n.MemberID), n.Name)).Commit(); err != nil {
 		return fmt.Errorf("registering node %s: %w", n.Name, s.wrapCluster(err))
 	}
 	return nil
@@ -209,13 +227,13 @@ func (s *Store) Nodes(ctx context.Context) ([]Node, error) {
 }
 
 // ForgetNode removes what the store keeps of a node that is gone: its
-// registration and its instance records.
-func (s *Store) ForgetNode(ctx context.Context, name string) error {
+// registration, its name and its instance records.
+func (s *Store) ForgetNode(ctx context.Context, name, memberID string) error {
 	recs, err := s.AllInstances(ctx)
 	if err != nil {
 		return err
 	}
-	ops := []clientv3.Op{clientv3.OpDelete(nodeKey(name))}
+	ops := []clientv3.Op{clientv3.OpDelete(nodeKey(name)), clientv3.OpDelete(memberNameKey(memberID))}
 	for _, r := range recs {
 		if r.Node == name {
 			ops = append(ops, clientv3.OpDelete(instanceKey(r.ID)))

@@ -130,6 +130,9 @@ type Store struct {
 	stopped *stopCause
 	etcd    *embed.Etcd
 	cli     *clientv3.Client
+	// rawCli is cli without the guard on its KV, for etcd's concurrency
+	// package, which needs the client itself.
+	rawCli *clientv3.Client
 	lease   clientv3.LeaseID
 	cancel  context.CancelFunc
 	// node is this node's name (Options.Node).
@@ -193,6 +196,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("embedded etcd in %s was not ready after %s", cfg.Dir, startTimeout)
 	}
 	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped, node: opts.Node}
+	s.rawCli = v3client.New(e.Server)
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: stopped}
 	if err := s.reclaim(); err != nil {
 		s.Close()
@@ -244,6 +248,7 @@ func (s *Store) Close() error {
 		s.cancel()
 	}
 	s.cli.Close()
+	s.rawCli.Close()
 	if err := s.stopped.get(); err != nil {
 		return err
 	}
