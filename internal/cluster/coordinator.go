@@ -146,4 +146,3 @@ func (c *Cluster) servePeerAPI(w http.ResponseWriter, r *http.Request) {
 	r2.URL.RawPath = ""
 	(*h).ServeHTTP(w, r2)
 }
-

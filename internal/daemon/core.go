@@ -78,7 +78,7 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
 		HTTPS: s.certs != nil, ACME: s.certs != nil && s.certs.acme != nil,
 		Isolation: s.isolation, AppUIDBase: c.AppUIDBase, Cgroups: k.cgroups, JDKs: c.JDKs,
-		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey},
+		Hidden:    []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey},
 		Clustered: k.st.Clustered, Fetch: k.cl.Fetch})
 	k.cl.SetArtifacts(k.arts)
 	listeners := api.Listeners{HTTPPort: port(c.HTTPListen)}

@@ -411,7 +411,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-
 // convergeEvery is how often a node of a cluster compares what it runs
 // with each app's live release.
 const convergeEvery = time.Second

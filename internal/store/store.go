@@ -133,8 +133,8 @@ type Store struct {
 	// rawCli is cli without the guard on its KV, for etcd's concurrency
 	// package, which needs the client itself.
 	rawCli *clientv3.Client
-	lease   clientv3.LeaseID
-	cancel  context.CancelFunc
+	lease  clientv3.LeaseID
+	cancel context.CancelFunc
 	// node is this node's name (Options.Node).
 	node string
 }
