@@ -104,6 +104,11 @@ func (s *Server) route(pattern string, sc scope, h handler) {
 			}
 		}
 		if s.opts.Cluster != nil && changes(r) {
+			// A node cut off from the majority says so at once, rather
+			// than after its store's timeout.
+			if err := s.opts.Cluster.CheckQuorum(); err != nil {
+				return err
+			}
 			// The coordinator carries out every change.
 			if forwarded, err := s.opts.Cluster.Forward(w, r); forwarded {
 				return err

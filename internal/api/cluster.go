@@ -19,6 +19,9 @@ type Cluster interface {
 	// Forward carries a request to the coordinator, unless this node is
 	// the coordinator (false: the request is this node's to handle).
 	Forward(w http.ResponseWriter, r *http.Request) (bool, error)
+	// CheckQuorum fails, wrapping store.ErrNoQuorum, on a node cut off
+	// from the majority of its cluster.
+	CheckQuorum() error
 }
 
 // JoinTokenRequest is the body of POST /api/v1/admin/join-token.

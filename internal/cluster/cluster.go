@@ -291,6 +291,13 @@ func (c *Cluster) Start(st *store.Store) error {
 	if err := c.register(store.NodeReady); err != nil {
 		return err
 	}
+	st.OnLease(func() {
+		if err := c.register(store.NodeReady); err != nil {
+			c.log.Warn("cluster: registering the node again", "err", err)
+			return
+		}
+		c.log.Info("cluster: the node's lease had lapsed (cut off from the majority?); registered again")
+	})
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

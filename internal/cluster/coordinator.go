@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/safego"
+	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // ErrNoCoordinator says that no coordinator is elected at the moment: a
@@ -145,4 +146,13 @@ func (c *Cluster) servePeerAPI(w http.ResponseWriter, r *http.Request) {
 	r2.URL.Path = strings.TrimPrefix(r.URL.Path, apiPrefix)
 	r2.URL.RawPath = ""
 	(*h).ServeHTTP(w, r2)
+}
+
+// CheckQuorum fails on a node cut off from the majority of its cluster:
+// it changes nothing then, and says why.
+func (c *Cluster) CheckQuorum() error {
+	if c.st.Clustered() && !c.st.HasQuorum() {
+		return fmt.Errorf("node %s: %w", c.opts.Name, store.ErrNoQuorum)
+	}
+	return nil
 }

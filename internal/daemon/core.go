@@ -93,7 +93,9 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 		return k, fmt.Errorf("recovering state: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(s.rt.Collector(), k.mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every series carries the node's name, so that the nodes of a
+	// cluster can be scraped into one place.
+	prometheus.WrapRegistererWith(prometheus.Labels{"node": s.nodeName()}, reg).MustRegister(s.rt.Collector(), k.mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	k.api = api.New(api.Options{Store: k.st, Deploys: k.mgr, Artifacts: k.arts, Logs: k.hub, Logger: log, Metrics: reg,
 		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, HTTPSListener: c.HTTPSListen != "",
 		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}, Cluster: k.cl})

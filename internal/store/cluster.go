@@ -214,7 +214,7 @@ func (s *Store) RegisterNode(ctx context.Context, n Node) error {
 	}
 	// The node's name by its member id outlives the registration, so
 	// that a node that is down is still called by its name.
-	if _, err := s.cli.Txn(ctx).Then(clientv3.OpPut(nodeKey(n.Name), b, clientv3.WithLease(s.lease)),
+	if _, err := s.cli.Txn(ctx).Then(clientv3.OpPut(nodeKey(n.Name), b, clientv3.WithLease(s.leaseID())),
 		clientv3.OpPut(memberNameKey(n.MemberID), n.Name)).Commit(); err != nil {
 		return fmt.Errorf("registering node %s: %w", n.Name, s.wrapCluster(err))
 	}

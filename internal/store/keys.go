@@ -225,7 +225,7 @@ func (e *LockedError) Unwrap() error { return ErrLocked }
 // daemon's session lease, so it cannot outlive the daemon. A *LockedError
 // names the holder when the lock is taken.
 func (s *Store) Lock(ctx context.Context, app string, id int) error {
-	err := s.createJSON(ctx, lockKey(app), id, clientv3.WithLease(s.lease))
+	err := s.createJSON(ctx, lockKey(app), id, clientv3.WithLease(s.leaseID()))
 	if errors.Is(err, ErrExists) {
 		holder, herr := s.LockHolder(ctx, app)
 		if herr != nil {
@@ -264,7 +264,7 @@ func (s *Store) ClearLocks(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	live := map[int64]bool{int64(s.lease): true}
+	live := map[int64]bool{int64(s.leaseID()): true}
 	for _, kv := range nodes.Kvs {
 		live[kv.Lease] = true
 	}
@@ -273,7 +273,7 @@ func (s *Store) ClearLocks(ctx context.Context) error {
 		return err
 	}
 	for _, kv := range locks.Kvs {
-		if live[kv.Lease] && kv.Lease != int64(s.lease) {
+		if live[kv.Lease] && kv.Lease != int64(s.leaseID()) {
 			continue
 		}
 		if _, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)).

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -133,8 +134,11 @@ type Store struct {
 	// rawCli is cli without the guard on its KV, for etcd's concurrency
 	// package, which needs the client itself.
 	rawCli *clientv3.Client
-	lease  clientv3.LeaseID
-	cancel context.CancelFunc
+	// lease is the session lease (a clientv3.LeaseID), which locks and
+	// the node's registration hang on; onLease is called when it changed.
+	lease   atomic.Int64
+	onLease atomic.Pointer[func()]
+	cancel  context.CancelFunc
 	// node is this node's name (Options.Node).
 	node string
 }
@@ -222,23 +226,64 @@ func etcdDir(dir string) string { return filepath.Join(dir, "etcd") }
 
 func (s *Store) startLease() error {
 	ctx, cancel := context.WithCancel(context.Background())
-	lease, err := s.cli.Grant(ctx, int64(DefaultLeaseTTL/time.Second))
+	ch, err := s.grantLease(ctx)
 	if err != nil {
 		cancel()
-		return fmt.Errorf("granting session lease: %w", err)
+		return err
+	}
+	s.cancel = cancel
+	go s.keepLease(ctx, ch)
+	return nil
+}
+
+// grantLease grants a new session lease and keeps it alive.
+func (s *Store) grantLease(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	lease, err := s.cli.Grant(ctx, int64(DefaultLeaseTTL/time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("granting session lease: %w", err)
 	}
 	ch, err := s.cli.KeepAlive(ctx, lease.ID)
 	if err != nil {
-		cancel()
-		return fmt.Errorf("keeping session lease alive: %w", err)
+		return nil, fmt.Errorf("keeping session lease alive: %w", err)
 	}
-	go func() {
-		for range ch { // drain keep-alive answers until ctx is cancelled
-		}
-	}()
-	s.lease, s.cancel = lease.ID, cancel
-	return nil
+	s.lease.Store(int64(lease.ID))
+	return ch, nil
 }
+
+// keepLease drains the keep-alive answers until ctx is cancelled. If the
+// lease lapses meanwhile (a node of a cluster cut off from the majority
+// for longer than its TTL), a new one is granted once the cluster answers
+// again, and onLease is called, for what hangs on the lease to be made
+// again (the node's registration).
+func (s *Store) keepLease(ctx context.Context, ch <-chan *clientv3.LeaseKeepAliveResponse) {
+	for {
+		for range ch {
+		}
+		for ctx.Err() == nil {
+			var err error
+			if ch, err = s.grantLease(ctx); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if f := s.onLease.Load(); f != nil {
+			(*f)()
+		}
+	}
+}
+
+// OnLease sets what is called after the session lease lapsed and a new
+// one was granted.
+func (s *Store) OnLease(f func()) { s.onLease.Store(&f) }
+
+// leaseID is the current session lease.
+func (s *Store) leaseID() clientv3.LeaseID { return clientv3.LeaseID(s.lease.Load()) }
 
 // Close stops the lease keep-alive and the embedded etcd member. A member
 // that stopped on a fault (see stopCause) is left as it is: its
