@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
-	"github.com/slipway-dev/slipway/internal/testapp"
 	"math/big"
 	"net/http"
 	"path/filepath"
@@ -27,8 +26,14 @@ import (
 // node whose API is at join.apiURL, with a token made there.
 func startNode(t *testing.T, name string, join *daemon, extra ...string) *daemon {
 	t.Helper()
+	return startNodeWith(t, &daemon{}, name, join, extra...)
+}
+
+// startNodeWith is startNode for a daemon with its host or wrapper set.
+func startNodeWith(t *testing.T, d *daemon, name string, join *daemon, extra ...string) *daemon {
+	t.Helper()
 	args := append([]string{"--node-name", name, "--peer-port", strconv.Itoa(freePort(t))}, extra...)
-	d := &daemon{t: t, dataDir: filepath.Join(passableTempDir(t), "data")}
+	d.t, d.dataDir = t, filepath.Join(passableTempDir(t), "data")
 	if join != nil {
 		d.joined, d.token = true, join.token
 		args = append(args, "--join", join.apiURL, "--join-token", joinToken(t, join))
@@ -175,19 +180,6 @@ func otherCACert(t *testing.T) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// cluster3 starts three nodes, the second joining the first and the third
-// the second.
-func cluster3(t *testing.T) (a, b, c *daemon) {
-	t.Helper()
-	a = startNode(t, "a", nil)
-	b = startNode(t, "b", a)
-	c = startNode(t, "c", b)
-	for _, name := range []string{"a", "b", "c"} {
-		waitNodeState(t, a, name, "ready")
-	}
-	return a, b, c
-}
-
 // waitVersion waits until every node's router answers app with version.
 func waitVersion(t *testing.T, app string, version int, nodes ...*daemon) {
 	t.Helper()
@@ -198,45 +190,4 @@ func waitVersion(t *testing.T, app string, version int, nodes ...*daemon) {
 			return err == nil && code == 200 && strings.HasPrefix(body, want)
 		})
 	}
-}
-
-// TestClusterDeploy deploys through one node's API while every node's
-// router is under load: v1, then v2 that takes 30 s to start. Not one
-// request may fail, every node ends on v2, and no request that started
-// after the last node switched is answered by v1.
-func TestClusterDeploy(t *testing.T) {
-	a, b, c := cluster3(t)
-	v1 := testapp.Jar(t, "promo-1.0.jar", map[string]string{"version": "1"})
-	v2 := testapp.Jar(t, "promo-2.0.jar", map[string]string{"version": "2", "startDelaySeconds": "30"})
-	b.mustCLI("apps", "create", "promo")
-	if out := c.mustCLI("deploy", "-a", "promo", v1, "-m", "first"); !strings.Contains(out, "succeeded") {
-		t.Fatalf("deploy v1 through c:\n%s", out)
-	}
-	waitVersion(t, "promo", 1, a, b, c)
-
-	var loads []*load
-	for _, d := range []*daemon{a, b, c} {
-		loads = append(loads, startLoad(t, d, "promo", loadOptions{Steady: 1, Hammer: 2, Slow: 1, MaxDuration: 3 * time.Minute}))
-	}
-	time.Sleep(2 * time.Second) // load on v1 before the deploy starts
-	out := b.mustCLI("deploy", "-a", "promo", v2, "-m", "second")
-	t.Logf("slipway deploy v2 through b:\n%s", out)
-	for _, want := range []string{"Node a: warm", "Node b: warm", "Node c: warm", "switch window", "succeeded"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("deploy output lacks %q", want)
-		}
-	}
-	time.Sleep(2 * time.Second) // load on v2 after the deploy
-	deps := a.deployments("promo")
-	switched := stepTime(t, deps[len(deps)-1], api.StepSwitched)
-	for i, l := range loads {
-		l.check(t)
-		if n := l.startedAfterOn(switched, 1); n > 0 {
-			t.Errorf("node %d: %d requests that started after every node had switched were answered by v1", i, n)
-		}
-		if l.versions[1] == 0 || l.versions[2] == 0 {
-			t.Errorf("node %d: answers per version %v: want both versions under load", i, l.versions)
-		}
-	}
-	waitVersion(t, "promo", 2, a, b, c)
 }

@@ -48,11 +48,13 @@ type Node struct {
 	Instances int               `json:"instances"`
 	// Self is the node that answered.
 	Self bool `json:"self,omitempty"`
+	// Coordinator is the elected coordinator, which carries out changes.
+	Coordinator bool `json:"coordinator,omitempty"`
 }
 
 func nodeOf(n cluster.NodeStatus) Node {
 	return Node{Name: n.Name, APIURL: n.APIURL, PeerURL: n.PeerURL, Labels: n.Labels, State: n.State,
-		Apps: n.Apps, Instances: n.Instances, Self: n.Self}
+		Apps: n.Apps, Instances: n.Instances, Self: n.Self, Coordinator: n.Coordinator}
 }
 
 func (s *Server) clusterRoutes() {

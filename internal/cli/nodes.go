@@ -62,6 +62,9 @@ func listNodes(cmd *cobra.Command, g *globals) error {
 	rows := make([][]string, 0, len(nodes))
 	for _, n := range nodes {
 		name := n.Name
+		if n.Coordinator {
+			name += " (coordinator)"
+		}
 		if n.Self {
 			name += " (this one)"
 		}

@@ -447,6 +447,8 @@ type NodeStatus struct {
 	Instances int               `json:"instances"`
 	Self      bool              `json:"self,omitempty"`
 	MemberID  string            `json:"member_id,omitempty"`
+	// Coordinator is the elected coordinator.
+	Coordinator bool `json:"coordinator,omitempty"`
 }
 
 // memberNode is the node name of member m: the first node's member is
@@ -478,6 +480,10 @@ func (c *Cluster) Nodes(ctx context.Context) ([]NodeStatus, error) {
 	if err != nil {
 		return nil, err
 	}
+	coordinator, err := c.st.Coordinator(ctx)
+	if err != nil {
+		return nil, err
+	}
 	byMember := make(map[string]store.Node)
 	for _, n := range nodes {
 		byMember[n.MemberID] = n
@@ -506,6 +512,7 @@ func (c *Cluster) Nodes(ctx context.Context) ([]NodeStatus, error) {
 			}
 		}
 		ns.Apps = len(apps)
+		ns.Coordinator = ns.Name == coordinator && ns.State != store.NodeDown
 		out = append(out, ns)
 	}
 	slices.SortFunc(out, func(a, b NodeStatus) int { return strings.Compare(a.Name, b.Name) })

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -549,23 +550,34 @@ func (m *Manager) takeOver(r store.Rollout) {
 	}
 }
 
-// route gives this node's router the apps made or removed at another
-// node: their hosts and access rules, or their removal with their
-// instances.
+// route keeps this node's router in step with the changes made at the
+// coordinator: the apps made or removed, their access rules and their
+// custom domains.
 func (m *Manager) route(apps []store.App) {
+	if m.domains.mu.TryLock() { // a domain change under way here reloads them itself
+		err := m.LoadDomains(m.ctx)
+		m.domains.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
 	now := make(map[string]bool, len(apps))
 	for _, a := range apps {
 		now[a.Name] = true
-		if m.routed[a.Name] {
-			continue
-		}
 		p, err := m.opts.Store.Policy(m.ctx, a.Name)
 		if err != nil {
 			continue
 		}
-		m.routed[a.Name] = true
-		m.opts.Router.SetPolicy(a.Name, p)
-		m.opts.Router.SetHosts(a.Name, m.Hosts(a.Name))
+		pj, _ := json.Marshal(p)
+		hosts := m.Hosts(a.Name)
+		seen := m.routed[a.Name]
+		if seen.policy != string(pj) {
+			m.opts.Router.SetPolicy(a.Name, p)
+		}
+		if !slices.Equal(seen.hosts, hosts) {
+			m.opts.Router.SetHosts(a.Name, hosts)
+		}
+		m.routed[a.Name] = routed{policy: string(pj), hosts: hosts}
 	}
 	for app := range m.routed {
 		if now[app] {
@@ -580,4 +592,10 @@ func (m *Manager) route(apps []store.App) {
 		m.mu.Unlock()
 		m.spawn("removing "+app, func() { m.stopAll(app, old, settings.Settings{}.WithDefaults().StopGrace) })
 	}
+}
+
+// routed is what this node's router was last given of an app.
+type routed struct {
+	policy string
+	hosts  []string
 }

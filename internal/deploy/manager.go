@@ -122,7 +122,7 @@ type Manager struct {
 	caughtUp bool
 	// routed are the apps this node's router knows, for converge; only
 	// its goroutine uses it.
-	routed map[string]bool
+	routed map[string]routed
 
 	// uidMu makes apps take their uids one at a time; it guards nothing
 	// in memory (the owners of the storage directories are the record).
@@ -150,7 +150,7 @@ func New(opts Options) *Manager {
 	return &Manager{
 		opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel, metrics: newMetrics(),
 		live: make(map[string][]*instance), sick: make(map[string][]*instance), cancels: make(map[string]context.CancelCauseFunc),
-		staged: make(map[string]*staged), routed: make(map[string]bool), catching: make(map[string]bool), failedCatchUp: make(map[string]time.Time),
+		staged: make(map[string]*staged), routed: make(map[string]routed), catching: make(map[string]bool), failedCatchUp: make(map[string]time.Time),
 	}
 }
 
