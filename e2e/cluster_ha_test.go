@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -210,7 +211,7 @@ func TestClusterHA(t *testing.T) {
 	ns := newNetns(t)
 	a := startNodeWith(t, &daemon{host: ns.hostIP, name: "a"}, "a", nil)
 	b := startNodeWith(t, &daemon{host: ns.hostIP, name: "b"}, "b", a)
-	c := startNodeWith(t, &daemon{host: ns.nsIP, name: "c", wrap: []string{"ip", "netns", "exec", ns.name}}, "c", b)
+	c := startNodeWith(t, &daemon{host: ns.nsIP, name: "c", wrap: []string{"ip", "netns", "exec", ns.name}}, "c", b, "--label", "zone=west")
 	all := []*daemon{a, b, c}
 	for _, name := range []string{"a", "b", "c"} {
 		waitNodeState(t, a, name, "ready")
@@ -296,6 +297,25 @@ func TestClusterHA(t *testing.T) {
 		}
 		co.start()
 		waitVersion(t, "promo", 5, all...)
+	})
+
+	t.Run("placement", func(t *testing.T) {
+		// An app placed on the nodes labelled zone=west runs on c only;
+		// a and b forward its requests to c over the peer link.
+		a.mustCLI("apps", "create", "west", "--placement", "zone=west")
+		a.mustCLI("deploy", "-a", "west", jar(7), "-m", "west only")
+		var st api.Status
+		a.getJSON("/api/v1/apps/west/status", &st)
+		if len(st.Nodes) != 1 || st.Nodes[0].Node != "c" || len(st.Nodes[0].Instances) != 1 {
+			t.Errorf("the placed app's instances per node: %+v, want one on c", st.Nodes)
+		}
+		want := "instance=" + st.Nodes[0].Instances[0].ID
+		for _, d := range []*daemon{a, b, lb} {
+			waitFor(t, 30*time.Second, "west at "+d.httpURL+" to be answered by c's instance", func() bool {
+				code, body, err := d.get(context.Background(), http.DefaultClient, "west", "/")
+				return err == nil && code == 200 && strings.Contains(body, want)
+			})
+		}
 	})
 
 	// A node cut off serves its release while the others go on to the

@@ -131,14 +131,16 @@ type Cluster struct {
 	api  atomic.Pointer[http.Handler]
 	// tr is the peer link's client transport, once made.
 	tr atomic.Pointer[http.Transport]
-	// arts is the node's artifact store, once open.
-	arts atomic.Pointer[Artifacts]
+	// arts is the node's artifact store, once open; router its router.
+	arts   atomic.Pointer[Artifacts]
+	router atomic.Pointer[Router]
 	// leading is set while this node is the coordinator.
 	leading atomic.Bool
 
-	mu    sync.Mutex // guards state and peer
+	mu    sync.Mutex // guards state, peer and fwd
 	state state
 	peer  *http.Server
+	fwd   *forwarder
 
 	st     *store.Store
 	ctx    context.Context
@@ -269,6 +271,9 @@ func (c *Cluster) servePeer(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, artifactPrefix):
 		c.serveArtifact(w, r)
 		return
+	case strings.HasPrefix(r.URL.Path, routePrefix+"/"):
+		c.servePeerRoute(w, r)
+		return
 	}
 	h := c.etcd.Load()
 	if h == nil {
@@ -342,10 +347,13 @@ func (c *Cluster) Close() {
 	c.cancel()
 	c.wg.Wait()
 	c.mu.Lock()
-	srv := c.peer
+	srv, fwd := c.peer, c.fwd
 	c.mu.Unlock()
 	if srv != nil {
 		srv.Close()
+	}
+	if fwd != nil {
+		fwd.srv.Close()
 	}
 }
 

@@ -74,12 +74,16 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	k.accessLog = k.hub.NewAsync(logs.DefaultAsyncBuffer)
 	s.accessLog.Store(k.accessLog)
 	k.cgroups = instanceCgroups(c.DataDir, log)
+	forward, err := k.cl.SetRouter(s.rt)
+	if err != nil {
+		log.Warn("cluster: no forwarder: this node cannot pass the requests of an app it runs no instance of to a node that does", "err", err)
+	}
 	k.mgr = deploy.New(deploy.Options{Store: k.st, Artifacts: k.arts, Router: s.rt, Logs: k.hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
 		HTTPS: s.certs != nil, ACME: s.certs != nil && s.certs.acme != nil,
 		Isolation: s.isolation, AppUIDBase: c.AppUIDBase, Cgroups: k.cgroups, JDKs: c.JDKs,
 		Hidden:    []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey},
-		Clustered: k.st.Clustered, Fetch: k.cl.Fetch})
+		Clustered: k.st.Clustered, Fetch: k.cl.Fetch, ForwardAddr: forward})
 	k.cl.SetArtifacts(k.arts)
 	listeners := api.Listeners{HTTPPort: port(c.HTTPListen)}
 	if s.certs != nil {

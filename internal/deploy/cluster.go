@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -105,6 +106,7 @@ func (m *Manager) follow(rs []store.Rollout) {
 		switch {
 		case r.Phase == store.PhaseSwap && st.ready && st.err == nil && !st.switched:
 			st.switched = true
+			delete(m.forwarding, r.App)
 			m.swapStaged(r, st.started)
 		case r.Phase == store.PhaseAbort && !st.aborted && !st.switched:
 			st.aborted = true
@@ -236,7 +238,7 @@ func (m *Manager) abortStaged(r store.Rollout, started []*instance) {
 func (m *Manager) clusterRollout(ctx context.Context, t *tracker, p plan) error {
 	rel := p.rel
 	s := rel.Settings.WithDefaults()
-	nodes, err := m.liveNodes(ctx)
+	nodes, err := m.placedNodes(ctx, s.Placement)
 	if err != nil {
 		return err
 	}
@@ -389,6 +391,27 @@ func (m *Manager) waitNodes(ctx context.Context, t *tracker, r *store.Rollout, w
 	}
 }
 
+// ErrNoPlace fails a deployment whose placement no node fits.
+var ErrNoPlace = errors.New("no node of the cluster has the labels the app's placement asks for")
+
+// placedNodes names the registered nodes whose labels fit placement.
+func (m *Manager) placedNodes(ctx context.Context, placement string) ([]string, error) {
+	ns, err := m.opts.Store.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range ns {
+		if settings.Places(placement, n.Labels) {
+			out = append(out, n.Name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w (%s): give nodes --label, or change the app's placement", ErrNoPlace, placement)
+	}
+	return out, nil
+}
+
 // liveNodes names the registered nodes.
 func (m *Manager) liveNodes(ctx context.Context) ([]string, error) {
 	ns, err := m.opts.Store.Nodes(ctx)
@@ -438,11 +461,19 @@ func (m *Manager) converge() {
 		under[r.App] = true
 	}
 	m.route(apps)
+	labels, err := m.ownLabels()
+	if err != nil {
+		return
+	}
 	m.stageMu.Lock()
 	defer m.stageMu.Unlock()
 	behind := 0
 	for _, a := range apps {
 		if a.CurrentRelease == 0 || under[a.Name] {
+			continue
+		}
+		if !settings.Places(m.settingsOf(a.Name, a.CurrentRelease).Placement, labels) {
+			m.forward(a.Name)
 			continue
 		}
 		live := m.liveInstances(a.Name)
@@ -463,6 +494,40 @@ func (m *Manager) converge() {
 	}
 }
 
+// ownLabels are this node's labels, from its registration.
+func (m *Manager) ownLabels() (map[string]string, error) {
+	ns, err := m.opts.Store.Nodes(m.ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range ns {
+		if n.Name == m.opts.Store.NodeName() {
+			return n.Labels, nil
+		}
+	}
+	return nil, errors.New("this node is not registered")
+}
+
+// forward makes the forwarder app's backend on this node, which the
+// app's placement leaves out, and retires the instances it ran here.
+func (m *Manager) forward(app string) {
+	if m.forwarding[app] != nil || m.opts.ForwardAddr == "" {
+		return
+	}
+	b := router.NewBackend("forwarder", m.opts.ForwardAddr)
+	m.forwarding[app] = b
+	m.mu.Lock()
+	old := slices.Concat(m.live[app], m.sick[app])
+	delete(m.live, app)
+	delete(m.sick, app)
+	m.opts.Router.Swap(app, []*router.Backend{b})
+	m.mu.Unlock()
+	m.logger.Info("cluster: this node runs no instance of the app; its requests go to a node that does", "app", app)
+	if len(old) > 0 {
+		m.spawn("retiring "+app, func() { m.retire(nil, app, old) })
+	}
+}
+
 // catchUp starts a's live release on this node and swaps to it.
 func (m *Manager) catchUp(a store.App) {
 	n := a.Settings.WithDefaults().Instances
@@ -480,6 +545,9 @@ func (m *Manager) catchUp(a store.App) {
 		return
 	}
 	s := m.settingsOf(a.Name, a.CurrentRelease)
+	m.stageMu.Lock()
+	delete(m.forwarding, a.Name)
+	m.stageMu.Unlock()
 	m.mu.Lock()
 	old := slices.Concat(m.live[a.Name], m.sick[a.Name])
 	delete(m.sick, a.Name)

@@ -86,6 +86,9 @@ type Options struct {
 	Clustered func() bool
 	// Fetch copies an artifact from a peer by its digest.
 	Fetch func(ctx context.Context, digest string) error
+	// ForwardAddr is the cluster's forwarder (see package cluster): the
+	// backend of an app whose placement leaves this node out; "" for none.
+	ForwardAddr string
 }
 
 // Manager runs deployments, one per app at a time, and owns the instances
@@ -111,7 +114,7 @@ type Manager struct {
 	// domains are the apps' custom domains.
 	domains domainTable
 
-	stageMu sync.Mutex // guards staged, catching, failedCatchUp, caughtUp
+	stageMu sync.Mutex // guards staged, catching, failedCatchUp, caughtUp, forwarding
 	// staged is this node's part in each app's rollout.
 	staged map[string]*staged
 	// catching are the apps whose live release this node is starting
@@ -123,6 +126,9 @@ type Manager struct {
 	// routed are the apps this node's router knows, for converge; only
 	// its goroutine uses it.
 	routed map[string]routed
+	// forwarding holds the forwarder's backend of each app this node
+	// runs no instance of; guarded by stageMu.
+	forwarding map[string]*router.Backend
 
 	// uidMu makes apps take their uids one at a time; it guards nothing
 	// in memory (the owners of the storage directories are the record).
@@ -150,7 +156,7 @@ func New(opts Options) *Manager {
 	return &Manager{
 		opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel, metrics: newMetrics(),
 		live: make(map[string][]*instance), sick: make(map[string][]*instance), cancels: make(map[string]context.CancelCauseFunc),
-		staged: make(map[string]*staged), routed: make(map[string]routed), catching: make(map[string]bool), failedCatchUp: make(map[string]time.Time),
+		staged: make(map[string]*staged), routed: make(map[string]routed), forwarding: make(map[string]*router.Backend), catching: make(map[string]bool), failedCatchUp: make(map[string]time.Time),
 	}
 }
 
