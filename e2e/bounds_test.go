@@ -72,16 +72,18 @@ func (d *daemon) send(method, path, body string) (int, string) {
 }
 
 // TestLocalUserReachesNothing plays another local user (nobody): the
-// daemon listens on no port but the router's and the API's, and its data
-// directory, where the admin token and the store's socket are, is closed.
+// daemon listens on no port but the router's, the API's and the lease
+// endpoint's (which needs an instance's secret), and its data directory,
+// where the admin token and the store's socket are, is closed.
 func TestLocalUserReachesNothing(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to act as another user; CI runs as root")
 	}
-	d := startDaemon(t)
+	lease := strconv.Itoa(freePort(t))
+	d := startDaemon(t, "--lease-listen", "127.0.0.1:"+lease)
 	ports := listening(t, d.cmd.Process.Pid)
-	want := []string{port(d.httpURL), port(d.apiURL)}
-	if len(ports) != 2 || !ports[want[0]] || !ports[want[1]] {
+	want := []string{port(d.httpURL), port(d.apiURL), lease}
+	if len(ports) != 3 || !ports[want[0]] || !ports[want[1]] || !ports[want[2]] {
 		t.Errorf("the daemon listens on TCP ports %v, want only %v", ports, want)
 	}
 	for _, args := range [][]string{

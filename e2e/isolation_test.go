@@ -30,20 +30,27 @@ try read-other-logs 'cat "$DATA/logs/victim/app.log"'
 try write-own-release 'touch ./intruder'
 try write-own-storage 'echo mine > "$SLIPWAY_STORAGE/mine" && cat "$SLIPWAY_STORAGE/mine"'
 try write-own-tmp 'echo mine > "$TMPDIR/mine" && cat "$TMPDIR/mine"'
+try read-lease-key 'cat "$DATA/lease.key"'
+try list-own-lease-dir 'ls "$SLIPWAY_LEASE_DIR"'
+try write-own-lease-dir 'touch "$SLIPWAY_LEASE_DIR/runner"'
 try signal-daemon "kill -0 $PPID"
 echo "PROBE uid: $(id -u)"
 `
 
 // TestAppTakesNothingThatIsNotItsOwn: an app that only a deploy
-// credential put there tries to read the admin token, the store, the
-// artifacts, another app's storage, release and logs, and to write its own
-// release; all of it is denied, under each isolation mode, while it can
-// write its storage and temp directory. With isolation none, the control,
+// credential put there tries to read the admin token, the lease key, the
+// store, the artifacts, another app's storage, release and logs, and to
+// write its own release and lease directory; all of it is denied, under
+// each isolation mode, while it can write its storage and temp directory
+// and read its lease directory. With isolation none, the control,
 // every attempt succeeds (as root).
 func TestAppTakesNothingThatIsNotItsOwn(t *testing.T) {
 	denied := map[string]string{"read-admin-token": "denied", "list-data-dir": "denied", "list-store": "denied", "read-artifact": "denied",
 		"read-other-storage": "denied", "read-other-release": "denied", "read-other-logs": "denied", "write-own-release": "denied",
-		"write-own-storage": "ok", "write-own-tmp": "ok", "signal-daemon": "denied"}
+		"write-own-storage": "ok", "write-own-tmp": "ok", "signal-daemon": "denied",
+		// It reads its lease directory, where only the daemon may say it is
+		// the single runner; the key that signs lease URLs is the daemon's.
+		"read-lease-key": "denied", "list-own-lease-dir": "ok", "write-own-lease-dir": "denied"}
 	// The control: with nothing isolated, each attempt succeeds, so a
 	// "denied" above is the isolation's doing, not a wrong path.
 	allowed := make(map[string]string)

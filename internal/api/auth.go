@@ -85,7 +85,12 @@ type principalKey struct{}
 // app does not exist. Checking the rules first would tell an anonymous
 // caller which apps exist and which are guarded.
 func (s *Server) route(pattern string, sc scope, h handler) {
-	s.mux.HandleFunc(pattern, s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+	s.mux.HandleFunc(pattern, s.adapt(s.guard(sc, h), writeJSONError))
+}
+
+// guard runs the checks of scope sc (see route) before h.
+func (s *Server) guard(sc scope, h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		if sc == scopePublic {
 			return h(w, r)
 		}
@@ -115,14 +120,15 @@ func (s *Server) route(pattern string, sc scope, h handler) {
 			}
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
-	}))
+	}
 }
 
-// changes reports whether r asks to change an app: those requests go to
-// the coordinator. A node's own matters (its tokens, upgrades, backups,
-// join tokens) stay with it.
+// changes reports whether r asks to change an app, through the API or
+// the SCM site: those requests go to the coordinator. A node's own
+// matters (its tokens, upgrades, backups, join tokens) stay with it.
 func changes(r *http.Request) bool {
-	return r.Method != http.MethodGet && r.Method != http.MethodHead && strings.HasPrefix(r.URL.Path, "/api/v1/apps")
+	return r.Method != http.MethodGet && r.Method != http.MethodHead &&
+		(strings.HasPrefix(r.URL.Path, "/api/v1/apps") || strings.HasPrefix(r.URL.Path, "/scm/"))
 }
 
 var errNoToken = errorf(http.StatusUnauthorized,

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/store"
@@ -17,6 +18,11 @@ func now() time.Time { return time.Now().UTC() }
 type NewCredential struct {
 	Credential
 	Token string `json:"token"`
+	// SCMURL is the app's App Service deploy endpoints (its SCM site) as
+	// this client reaches them, for a publish profile; AppURL where the
+	// app is served. Empty where there are none.
+	SCMURL string `json:"scm_url,omitempty"`
+	AppURL string `json:"app_url,omitempty"`
 }
 
 // CreateCredentialRequest is the body of POST …/credentials.
@@ -50,7 +56,11 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusCreated, NewCredential{Credential: credentialOf(c), Token: token})
+		answer := NewCredential{Credential: credentialOf(c), Token: token}
+		if s.opts.SCM != nil {
+			answer.SCMURL, answer.AppURL = s.opts.SCM.URL(r, app), s.appURL(app)
+		}
+		writeJSON(w, http.StatusCreated, answer)
 		return nil
 	}
 }
@@ -86,4 +96,19 @@ func (s *Server) revokeCredential(w http.ResponseWriter, r *http.Request) error 
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// appURL is where a publish profile says app is served: its first https
+// URL, else its first.
+func (s *Server) appURL(app string) string {
+	urls := s.opts.Listeners.urls(s.opts.Deploys.Hosts(app))
+	for _, u := range urls {
+		if strings.HasPrefix(u, "https://") {
+			return u
+		}
+	}
+	if len(urls) == 0 {
+		return ""
+	}
+	return urls[0]
 }

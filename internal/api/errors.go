@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/runtime"
+	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -19,6 +22,9 @@ type Error struct {
 	Error string `json:"error"`
 	// Deployment names the running deployment on a 409.
 	Deployment *Deployment `json:"deployment,omitempty"`
+	// Lease is the lease another instance holds, on the lease endpoint's
+	// 409.
+	Lease *Lease `json:"lease,omitempty"`
 }
 
 // httpError is an error with the status to answer it with.
@@ -40,8 +46,16 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &he):
 		return he.status
+	case errors.Is(err, lease.ErrUnknownSecret):
+		// The lease endpoint's secret, its only credential.
+		return http.StatusUnauthorized
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, store.ErrLeaseHeld), errors.Is(err, lease.ErrStopping), errors.Is(err, lease.ErrRunnerName),
+		errors.Is(err, store.ErrTooManyLeases):
+		// The lease is not the caller's to take now; another instance's,
+		// the platform's, or one too many.
+		return http.StatusConflict
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLocked), errors.Is(err, deploy.ErrNotRunning),
 		errors.Is(err, deploy.ErrNothingLive), errors.Is(err, deploy.ErrArtifactGone), errors.Is(err, ErrUpgradeBusy),
 		// A domain another app has (the message names it), or one too many.
@@ -74,11 +88,17 @@ func statusOf(err error) int {
 		// The server's disk, not the request, is at fault; the same upload
 		// works once space is freed (RFC 4918 11.5).
 		return http.StatusInsufficientStorage
+	case errors.Is(err, scm.ErrNotFinished):
+		// The daemon stopped while a synchronous deploy waited; the
+		// deployment is followed at its URL once the daemon is back.
+		return http.StatusServiceUnavailable
 	case errors.Is(err, settings.ErrInvalidName), errors.Is(err, settings.ErrInvalidSettings),
+		errors.Is(err, scm.ErrUnsupported), errors.Is(err, scm.ErrBadRequest),
 		errors.Is(err, artifact.ErrEmpty), errors.Is(err, artifact.ErrCorrupt),
 		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta),
 		errors.Is(err, settings.ErrInvalidDomain), errors.Is(err, deploy.ErrNoACME),
-		errors.Is(err, artifact.ErrJavax), errors.Is(err, runtime.ErrStack):
+		errors.Is(err, artifact.ErrJavax), errors.Is(err, runtime.ErrStack),
+		errors.Is(err, settings.ErrInvalidLeaseName), errors.Is(err, lease.ErrBadTTL), errors.Is(err, store.ErrBadLease):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError
@@ -108,27 +128,48 @@ func outcomeStatus(state string) int {
 // handler is an API handler that returns its error instead of writing it.
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// ServeHTTP renders a returned error as JSON.
-func (s *Server) adapt(h handler) http.HandlerFunc {
+// adapt renders a returned error with write, after the headers every
+// error answer gets.
+func (s *Server) adapt(h handler, write errorWriter) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		err := h(w, r)
 		if err == nil {
 			return
 		}
 		status := statusOf(err)
-		body := Error{Error: err.Error()}
 		if status == http.StatusInternalServerError {
 			s.logger.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
-		var locked *store.LockedError
-		if errors.As(err, &locked) {
-			if d, derr := s.opts.Store.Deployment(r.Context(), locked.App, locked.Deployment); derr == nil {
-				body.Deployment = new(deploymentOf(d))
-				body.Error = fmt.Sprintf("deployment %d of app %s is running (started %s); wait for it to finish or cancel it", d.ID, d.App, d.Started.Format("15:04:05 MST"))
-			}
+		if status == http.StatusUnauthorized {
+			// App Service clients send basic auth (RFC 7235 section 4.1).
+			w.Header()["Www-Authenticate"] = []string{"Bearer", `Basic realm="slipway", charset="UTF-8"`}
 		}
-		writeJSON(w, status, body)
+		write(s, w, r, status, err)
 	}
+}
+
+// errorWriter writes an error answer.
+type errorWriter func(s *Server, w http.ResponseWriter, r *http.Request, status int, err error)
+
+// writeJSONError writes an Error; a 409 of a running deployment names it.
+func writeJSONError(s *Server, w http.ResponseWriter, r *http.Request, status int, err error) {
+	body := Error{Error: err.Error()}
+	var locked *store.LockedError
+	if errors.As(err, &locked) {
+		if d, derr := s.opts.Store.Deployment(r.Context(), locked.App, locked.Deployment); derr == nil {
+			body.Deployment = new(deploymentOf(d))
+			body.Error = fmt.Sprintf("deployment %d of app %s is running (started %s); wait for it to finish or cancel it", d.ID, d.App, d.Started.Format("15:04:05 MST"))
+		}
+	}
+	writeJSON(w, status, body)
+}
+
+// writeTextError writes the error's text, for App Service clients, which
+// print an error answer's body as it is.
+func writeTextError(_ *Server, w http.ResponseWriter, _ *http.Request, status int, err error) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	io.WriteString(w, err.Error()+"\n")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

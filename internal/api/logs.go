@@ -1,8 +1,6 @@
 package api
 
 import (
-	"archive/zip"
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -146,23 +144,7 @@ func (s *Server) downloadLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-logs.zip"`, app))
-	zw := zip.NewWriter(w)
-	f, err := zw.CreateHeader(&zip.FileHeader{Name: app + ".log", Method: zip.Deflate, Modified: time.Now()})
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 64<<10)
-	err = s.opts.Logs.ReadFiles(app, keep, func(l logs.Line) error {
-		bw.WriteString(l.Format())
-		return bw.WriteByte('\n')
-	})
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = zw.Close()
-	}
-	if err != nil { // the answer has begun: all that is left is to say so in the log
+	if err := s.opts.Logs.WriteZip(w, app, keep); err != nil { // the answer has begun: all that is left is to say so in the log
 		s.logger.Warn("downloading logs", "app", app, "err", err)
 	}
 	return nil

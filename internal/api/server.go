@@ -17,7 +17,9 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/logs"
+	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -44,12 +46,17 @@ type Options struct {
 	// AdminTokenFile is where the admin token is kept for the operator on
 	// the daemon's machine; a rotated token is written there too.
 	AdminTokenFile string
+	// SCM serves each app's App Service deploy endpoints under /scm/APP,
+	// as deploy endpoints of the app; nil for none.
+	SCM *scm.Site
 	// Listeners are the router's, for the URLs an app is shown with.
 	Listeners Listeners
 	// Operator is the daemon itself: its version, upgrades and backups.
 	Operator Operator
 	// Cluster is the node's part in its cluster.
 	Cluster Cluster
+	// Leases are the apps' named leases; nil for none.
+	Leases *lease.Service
 }
 
 // Listeners describe the router's listeners, for an app's URLs.
@@ -144,6 +151,7 @@ func (s *Server) routes() {
 	s.route("GET /api/v1/apps/{app}/status", scopeApp, s.status)
 	s.route("GET /api/v1/apps/{app}/logs", scopeApp, s.streamLogs)
 	s.route("GET /api/v1/apps/{app}/logs/download", scopeApp, s.downloadLogs)
+	s.route("GET /api/v1/apps/{app}/leases", scopeApp, s.listLeases)
 	s.route("GET /api/v1/apps/{app}/releases", scopeAdmin, s.listReleases)
 	s.route("GET /api/v1/apps/{app}/settings", scopeAdmin, s.showSettings)
 	s.route("PATCH /api/v1/apps/{app}/settings", scopeAdmin, s.changeSettings)
@@ -160,6 +168,12 @@ func (s *Server) routes() {
 	s.route("PATCH /api/v1/apps/{app}/access", scopeAdmin, s.changePolicy)
 	s.route("POST /api/v1/apps/{app}/access/rules", scopeAdmin, s.addRule)
 	s.route("DELETE /api/v1/apps/{app}/access/rules/{scope}/{priority}", scopeAdmin, s.removeRule)
+	if s.opts.SCM != nil {
+		// App Service clients print an error answer's body as it is: text.
+		s.opts.SCM.Routes(func(pattern string, h scm.Handler) {
+			s.mux.HandleFunc(pattern, s.adapt(s.guard(scopeDeploy, handler(h)), writeTextError))
+		})
+	}
 	s.route("/", scopePublic, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no API route %s %s; the API lives under /api/v1", r.Method, r.URL.Path)
 	})

@@ -197,7 +197,9 @@ const (
 type Deployment struct {
 	App string `json:"app"`
 	ID  int    `json:"id"`
-	// Kind is deploy, settings, scale, restart, rollback or start.
+	// Kind is deploy, settings, scale, restart, rollback, start, stage (an
+	// upload kept for the next restart) or record (a pipeline's report of
+	// its run, which took nothing live).
 	Kind     string   `json:"kind"`
 	Release  int      `json:"release"`
 	Artifact Artifact `json:"artifact"`
@@ -212,11 +214,17 @@ type Deployment struct {
 	// Events is the deployment's log; null where a summary leaves it out
 	// (an app's status).
 	Events []Event `json:"events"`
+	// Deployer names the App Service client that asked for it
+	// (GITHUB_ONE_DEPLOY, VSTS_ZIP_DEPLOY, …); empty for the native API.
+	Deployer string `json:"deployer,omitempty"`
+	// ExternalID is the pipeline's own id of a record (kind record).
+	ExternalID string `json:"external_id,omitempty"`
 }
 
 func deploymentOf(d store.Deployment) Deployment {
 	out := Deployment{App: d.App, ID: d.ID, Kind: d.Kind, Release: d.Release, Artifact: artifactOf(d.Artifact),
-		State: d.State, Reason: d.Reason, Author: d.Author, Message: d.Message, Started: d.Started, Finished: d.Finished}
+		State: d.State, Reason: d.Reason, Author: d.Author, Message: d.Message, Started: d.Started, Finished: d.Finished,
+		Deployer: d.Deployer, ExternalID: d.ExternalID}
 	if d.Events != nil {
 		out.Events = make([]Event, 0, len(d.Events))
 		for _, e := range d.Events {
@@ -355,4 +363,38 @@ type Upgrade struct {
 	Binary string `json:"binary"`
 	// Error says why it failed; the old process serves on.
 	Error string `json:"error,omitempty"`
+}
+
+// Lease is a named lease of an app and who holds it, as the lease
+// endpoint and the API show it.
+type Lease struct {
+	Name string `json:"name"`
+	// Holder is the instance that holds it, Release that instance's
+	// release.
+	Holder  string `json:"holder"`
+	Release int    `json:"release"`
+	// FencingToken grows with every new holder, so that a job can refuse
+	// the work of one that has lost the lease.
+	FencingToken int64 `json:"fencing_token"`
+	// Expires is when the lease ends unless it is renewed; left out for
+	// the single runner, which the platform holds as long as its holder
+	// runs.
+	Expires time.Time `json:"expires,omitzero"`
+	// SingleRunner marks the app's single runner lease (its
+	// single_runner option), which the platform holds.
+	SingleRunner bool `json:"single_runner,omitempty"`
+}
+
+func leaseOf(l store.Lease) Lease {
+	return Lease{Name: l.Name, Holder: l.Holder, Release: l.Release, FencingToken: l.Token,
+		Expires: l.Expires.UTC(), SingleRunner: l.Runner}
+}
+
+// leasesOf converts a list; never nil, so that it shows as [].
+func leasesOf(ls []store.Lease) []Lease {
+	out := make([]Lease, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, leaseOf(l))
+	}
+	return out
 }

@@ -63,7 +63,7 @@ func TestWireFormat(t *testing.T) {
 	}
 	for _, d := range []store.Deployment{
 		{App: "promo", Kind: store.KindDeploy, Release: 1, Artifact: art, State: store.StateFailed, Reason: "instance promo-1-a exited",
-			Author: "ana", Message: "first", Started: at, Finished: at.Add(90 * time.Second), Events: []store.Event{
+			Author: "ana", Message: "first", Deployer: "GITHUB_ONE_DEPLOY", Started: at, Finished: at.Add(90 * time.Second), Events: []store.Event{
 				{At: at, Step: store.StepReceived, Message: "Received promo-1.0.jar"},
 				{At: at.Add(time.Second), Message: "Waiting for response to warmup request"},
 			}},

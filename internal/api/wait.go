@@ -53,19 +53,12 @@ func acceptsNDJSON(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), ndjson)
 }
 
-// waitEnd returns deployment id of app once it has ended, watching its
-// record in the store (store.WatchDeployment). It fails if ctx ends first:
+// waitEnd returns deployment id of app once it has ended (see
+// store.WaitDeployment). It fails if ctx ends first:
 // the client went away (the deployment goes on), or the daemon is
 // stopping (which cancels a deployment that has not switched traffic).
 func (s *Server) waitEnd(ctx context.Context, app string, id int) (store.Deployment, error) {
-	var end store.Deployment
-	err := s.opts.Store.WatchDeployment(ctx, app, id, func(d store.Deployment) bool {
-		end = d
-		return !d.Done()
-	})
-	if err == nil && !end.Done() {
-		err = ctx.Err()
-	}
+	end, err := s.opts.Store.WaitDeployment(ctx, app, id)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return end, errorf(http.StatusServiceUnavailable,
 			"stopped waiting for deployment %d of app %s before it ended (%v); see how it ended with 'slipway deployments show -a %s %d'",

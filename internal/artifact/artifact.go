@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -117,32 +118,107 @@ func (s *Store) Path(digest string) string { return filepath.Join(s.opts.Dir, di
 // fails with ErrNoSpace before reading, or as soon as it sees, that the
 // upload would leave less than the reserve free (MinFreeSpace).
 func (s *Store) Put(r io.Reader, name string, size int64) (store.ArtifactRef, error) {
-	if err := s.checkSpace(s.opts.Dir, max(size, 0), "the upload"); err != nil {
+	up, err := s.receive(r, size)
+	if err != nil {
 		return store.ArtifactRef{}, err
+	}
+	defer up.Close() // removes it, unless committed
+	return s.commit(up, name)
+}
+
+// upload is an upload received under a temporary name.
+type upload struct {
+	*atomicfile.File
+	digest string
+	size   int64
+}
+
+// receive streams r to a temporary file within the bounds (see Put).
+func (s *Store) receive(r io.Reader, size int64) (*upload, error) {
+	if err := s.checkSpace(s.opts.Dir, max(size, 0), "the upload"); err != nil {
+		return nil, err
 	}
 	tmp, err := atomicfile.Create(s.opts.Dir, 0o400)
 	if err != nil {
-		return store.ArtifactRef{}, err
+		return nil, err
 	}
-	defer tmp.Close() // removes it, unless committed
 	h := sha256.New()
 	w := &spaceWriter{w: tmp, s: s, dir: s.opts.Dir, what: "the upload"}
 	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(r, s.opts.MaxUpload+1))
+	switch {
+	case err != nil:
+		err = fmt.Errorf("receiving upload: %w", err)
+	case n > s.opts.MaxUpload:
+		err = fmt.Errorf("%w of %d bytes (--max-upload)", ErrTooLarge, s.opts.MaxUpload)
+	case n == 0:
+		err = ErrEmpty
+	}
 	if err != nil {
-		return store.ArtifactRef{}, fmt.Errorf("receiving upload: %w", err)
+		tmp.Close()
+		return nil, err
 	}
-	if n > s.opts.MaxUpload {
-		return store.ArtifactRef{}, fmt.Errorf("%w of %d bytes (--max-upload)", ErrTooLarge, s.opts.MaxUpload)
-	}
-	if n == 0 {
-		return store.ArtifactRef{}, ErrEmpty
-	}
-	kind, err := inspect(tmp.Name(), name, s.opts.MaxEntries)
+	return &upload{File: tmp, digest: "sha256-" + hex.EncodeToString(h.Sum(nil)), size: n}, nil
+}
+
+// commit inspects a received upload and renames it to its digest.
+func (s *Store) commit(up *upload, name string) (store.ArtifactRef, error) {
+	kind, err := inspect(up.Name(), name, s.opts.MaxEntries)
 	if err != nil {
 		return store.ArtifactRef{}, err
 	}
-	ref := store.ArtifactRef{Digest: "sha256-" + hex.EncodeToString(h.Sum(nil)), Name: filepath.Base(name), Size: n, Kind: kind}
-	return ref, tmp.Commit(s.Path(ref.Digest))
+	ref := store.ArtifactRef{Digest: up.digest, Name: filepath.Base(name), Size: up.size, Kind: kind}
+	return ref, up.Commit(s.Path(ref.Digest))
+}
+
+// PutUnwrapped is Put for an upload that may be a zip holding one jar or
+// war and nothing else, as the Azure Pipelines tasks send a jar: the jar
+// or war inside is stored instead, under its own name, within the same
+// bounds. Its entry is checked as unpacking checks entries (a name with
+// "..", a link, a zip bomb: ErrUnsafe). Any other upload is stored as Put
+// stores it.
+func (s *Store) PutUnwrapped(r io.Reader, name string, size int64) (store.ArtifactRef, error) {
+	up, err := s.receive(r, size)
+	if err != nil {
+		return store.ArtifactRef{}, err
+	}
+	defer up.Close()
+	a, err := openArchive(up.Name(), s.opts.MaxEntries)
+	if errors.Is(err, ErrCorrupt) {
+		return s.commit(up, name) // which says what is wrong with it
+	}
+	if err != nil {
+		return store.ArtifactRef{}, err
+	}
+	defer a.Close()
+	f := wrapped(a.File)
+	if f == nil {
+		return s.commit(up, name)
+	}
+	if err := checkEntry(f); err != nil {
+		return store.ArtifactRef{}, err
+	}
+	if _, err := s.checkSizes(a.File); err != nil {
+		return store.ArtifactRef{}, err
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return store.ArtifactRef{}, fmt.Errorf("%w: %q: %v", ErrCorrupt, f.Name, err)
+	}
+	defer rc.Close()
+	return s.Put(rc, path.Base(f.Name), int64(f.UncompressedSize64))
+}
+
+// wrapped returns the one entry of an archive that is a jar or war and
+// nothing else, or nil.
+func wrapped(files []*zip.File) *zip.File {
+	if len(files) != 1 {
+		return nil
+	}
+	lower := strings.ToLower(files[0].Name)
+	if !strings.HasSuffix(lower, ".jar") && !strings.HasSuffix(lower, ".war") || files[0].FileInfo().IsDir() {
+		return nil
+	}
+	return files[0]
 }
 
 // inspect tells what kind of archive the file at path is: a jar with a
@@ -176,6 +252,12 @@ func inspect(path, name string, maxEntries int) (string, error) {
 		}
 		return KindJar, nil
 	default:
+		// Refused now, not when a deployment unpacks it.
+		for _, f := range zr.File {
+			if err := checkEntry(f); err != nil {
+				return "", err
+			}
+		}
 		return KindZip, nil
 	}
 }

@@ -212,3 +212,79 @@ func prepareZip(s *Store, path, dir string) error {
 	}
 	return s.Prepare(ref, dir, LayoutDefault)
 }
+
+// TestPutRefusesHostileZips: a zip whose entries could not be unpacked
+// safely is refused when it is uploaded, not when a deployment unpacks
+// it, and leaves nothing behind.
+func TestPutRefusesHostileZips(t *testing.T) {
+	for name, entries := range map[string][][2]string{
+		"zip slip":      {{"ok.txt", "x"}, {"../evil.txt", "x"}},
+		"absolute path": {{"/tmp/evil.txt", "x"}},
+		"symlink":       {{"link@", "/etc/passwd"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(t, 1<<20)
+			if _, err := s.Put(bytes.NewReader(zipBytes(t, entries...)), "site.zip", -1); !errors.Is(err, ErrUnsafe) {
+				t.Fatalf("got %v, want ErrUnsafe", err)
+			}
+			if left, _ := os.ReadDir(s.opts.Dir); len(left) != 0 {
+				t.Errorf("the refused upload left %v", left)
+			}
+		})
+	}
+}
+
+// TestPutUnwrapped: a zip holding one jar (as the Azure Pipelines tasks
+// wrap one) is stored as that jar, under its own name; anything else as
+// Put stores it; a wrapped entry that is unsafe is refused, leaving
+// nothing.
+func TestPutUnwrapped(t *testing.T) {
+	jar := zipBytes(t, executableJar...)
+	tests := []struct {
+		name    string
+		body    []byte
+		file    string // the stored artifact's name
+		kind    string
+		content []byte // the stored bytes, when not the body
+		err     error
+	}{
+		{"wrapped jar", zipBytes(t, [2]string{"promo-2.0.jar", string(jar)}), "promo-2.0.jar", KindJar, jar, nil},
+		{"wrapped jar in a folder", zipBytes(t, [2]string{"target/promo.JAR", string(jar)}), "promo.JAR", KindJar, jar, nil},
+		{"a jar sent as a zip", jar, "upload.zip", KindZip, nil, nil},
+		{"a zip of two files", zipBytes(t, [2]string{"a.jar", string(jar)}, [2]string{"run.sh", "x"}), "upload.zip", KindZip, nil, nil},
+		{"a zip of one other file", zipBytes(t, [2]string{"run.sh", "x"}), "upload.zip", KindZip, nil, nil},
+		{"wrapped zip slip", zipBytes(t, [2]string{"../app.jar", string(jar)}), "", "", nil, ErrUnsafe},
+		{"wrapped link", zipBytes(t, [2]string{"app.jar@", "/etc/passwd"}), "", "", nil, ErrUnsafe},
+		{"wrapped bomb", zipBytes(t, [2]string{"app.jar", strings.Repeat("0", 2<<20)}), "", "", nil, ErrUnsafe},
+		{"wrapped non-jar", zipBytes(t, [2]string{"app.jar", "not a zip"}), "", "", nil, ErrCorrupt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t, 1<<20)
+			ref, err := s.PutUnwrapped(bytes.NewReader(tt.body), "upload.zip", -1)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("got error %v, want %v", err, tt.err)
+			}
+			left, _ := os.ReadDir(s.opts.Dir)
+			if err != nil {
+				if len(left) != 0 {
+					t.Errorf("the refused upload left %v", left)
+				}
+				return
+			}
+			if ref.Name != tt.file || ref.Kind != tt.kind {
+				t.Errorf("stored %s of kind %s, want %s of kind %s", ref.Name, ref.Kind, tt.file, tt.kind)
+			}
+			want := tt.content
+			if want == nil {
+				want = tt.body
+			}
+			if b, _ := os.ReadFile(s.Path(ref.Digest)); !bytes.Equal(b, want) {
+				t.Errorf("the stored artifact is not what was wrapped")
+			}
+			if len(left) != 1 {
+				t.Errorf("the store holds %v, want the artifact only", left)
+			}
+		})
+	}
+}

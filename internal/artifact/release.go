@@ -167,8 +167,10 @@ func (s *Store) checkSizes(files []*zip.File) (int64, error) {
 	return int64(total), nil
 }
 
-// unpackEntry writes f under dir through w, which it points at the file.
-func unpackEntry(f *zip.File, dir string, budget *int64, w *spaceWriter) error {
+// checkEntry refuses an entry that would land outside the directory it
+// is unpacked in (an absolute name, ".."), a link, or what is neither a
+// regular file nor a directory.
+func checkEntry(f *zip.File) error {
 	if !filepath.IsLocal(f.Name) {
 		return fmt.Errorf("%w: %q points outside the release directory", ErrUnsafe, f.Name)
 	}
@@ -176,12 +178,21 @@ func unpackEntry(f *zip.File, dir string, budget *int64, w *spaceWriter) error {
 	if mode&os.ModeSymlink != 0 {
 		return fmt.Errorf("%w: %q is a symbolic link; put the file itself in the archive", ErrUnsafe, f.Name)
 	}
+	if !f.FileInfo().IsDir() && !mode.IsRegular() {
+		return fmt.Errorf("%w: %q is not a regular file", ErrUnsafe, f.Name)
+	}
+	return nil
+}
+
+// unpackEntry writes f under dir through w, which it points at the file.
+func unpackEntry(f *zip.File, dir string, budget *int64, w *spaceWriter) error {
+	if err := checkEntry(f); err != nil {
+		return err
+	}
+	mode := f.Mode()
 	dst := filepath.Join(dir, f.Name)
 	if f.FileInfo().IsDir() {
 		return os.MkdirAll(dst, 0o700)
-	}
-	if !mode.IsRegular() {
-		return fmt.Errorf("%w: %q is not a regular file", ErrUnsafe, f.Name)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err

@@ -33,9 +33,9 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 			for i := len(deps) - 1; i >= 0; i-- {
 				d := deps[i]
 				rows = append(rows, []string{"#" + strconv.Itoa(d.ID), orDash(d.Kind), releaseName(d.Release), d.State, ago(d.Started), duration(d),
-					orDash(d.Artifact.Name), orDash(d.Author), orDash(firstLine(d.Reason, d.Message))})
+					orDash(d.Artifact.Name), orDash(d.Author), orDash(d.Deployer), orDash(firstLine(d.Reason, d.Message))})
 			}
-			return table(cmd.OutOrStdout(), []string{"ID", "KIND", "RELEASE", "STATE", "STARTED", "TOOK", "ARTIFACT", "AUTHOR", "MESSAGE / REASON"}, rows)
+			return table(cmd.OutOrStdout(), []string{"ID", "KIND", "RELEASE", "STATE", "STARTED", "TOOK", "ARTIFACT", "AUTHOR", "DEPLOYER", "MESSAGE / REASON"}, rows)
 		},
 	}
 	addAppFlag(cmd, &app)
@@ -99,7 +99,11 @@ func printDeployment(w io.Writer, g *globals, d api.Deployment) {
 	if d.Reason != "" {
 		fmt.Fprintf(w, "Reason:    %s\n", strings.ReplaceAll(d.Reason, "\n", "\n           "))
 	}
-	fmt.Fprintf(w, "Author:    %s\nMessage:   %s\nStarted:   %s\n", orDash(d.Author), orDash(strings.ReplaceAll(d.Message, "\n", "\n           ")), d.Started.Local().Format(at))
+	fmt.Fprintf(w, "Author:    %s\n", orDash(d.Author))
+	if d.Deployer != "" { // an App Service client's name for itself
+		fmt.Fprintf(w, "Deployer:  %s\n", d.Deployer)
+	}
+	fmt.Fprintf(w, "Message:   %s\nStarted:   %s\n", orDash(strings.ReplaceAll(d.Message, "\n", "\n           ")), d.Started.Local().Format(at))
 	if !d.Finished.IsZero() {
 		fmt.Fprintf(w, "Finished:  %s (took %s)\n", d.Finished.Local().Format(at), duration(d))
 	}

@@ -168,9 +168,15 @@ func (s *session) golden(name string) {
 	s.mu.Lock()
 	got := s.normalize(s.out.String())
 	s.mu.Unlock()
-	path := filepath.Join("testdata", name+".golden")
+	golden(t, name+".golden", []byte(got))
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
 	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -179,7 +185,7 @@ func (s *session) golden(name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != string(want) {
+	if string(got) != string(want) {
 		t.Errorf("%s: got\n%s\nwant\n%s", path, got, want)
 	}
 }

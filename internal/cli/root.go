@@ -124,6 +124,7 @@ func newRoot() *cobra.Command {
 		newRollbackCmd(g),
 		newReleasesCmd(g),
 		newStatusCmd(g),
+		newLeasesCmd(g),
 		newLoginCmd(g),
 		newLogoutCmd(g),
 		newCredentialsCmd(g),

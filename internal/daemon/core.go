@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,8 +14,10 @@ import (
 	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/runtime"
+	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -29,6 +33,11 @@ type core struct {
 	cgroups   *runtime.Cgroups
 	mgr       *deploy.Manager
 	api       *api.Server
+	// leaseSrv serves the lease endpoint. It belongs to the core, not to
+	// the process: its address is kept in the store, so that the next
+	// core (after a restart or an upgrade) listens where the adopted
+	// instances' SLIPWAY_LEASE_URL points.
+	leaseSrv *http.Server
 }
 
 // openCore opens the store and everything that needs it, and recovers
@@ -74,6 +83,19 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	k.accessLog = k.hub.NewAsync(logs.DefaultAsyncBuffer)
 	s.accessLog.Store(k.accessLog)
 	k.cgroups = instanceCgroups(c.DataDir, log)
+	leaseKey, err := lease.LoadKey(filepath.Join(c.DataDir, "lease.key"))
+	if err != nil {
+		return k, err
+	}
+	// Listening before the instances start (or are adopted): their
+	// SLIPWAY_LEASE_URL names it.
+	leaseLn, err := leaseListener(ctx, k.st, cmp.Or(c.LeaseListen, DefaultLeaseListen), log)
+	if err != nil {
+		return k, err
+	}
+	leases := lease.New(lease.Options{Store: k.st, URL: lease.EndpointURL(leaseLn.Addr().String()), Key: leaseKey, Logger: log})
+	k.leaseSrv = s.newHTTPServer(api.NewLeaseEndpoint(leases, log), nil)
+	s.goServe("lease", k.leaseSrv, leaseLn)
 	forward, err := k.cl.SetRouter(s.rt)
 	if err != nil {
 		log.Warn("cluster: no forwarder: this node cannot pass the requests of an app it runs no instance of to a node that does", "err", err)
@@ -81,7 +103,7 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	k.mgr = deploy.New(deploy.Options{Store: k.st, Artifacts: k.arts, Router: s.rt, Logs: k.hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
 		HTTPS: s.certs != nil, ACME: s.certs != nil && s.certs.acme != nil,
-		Isolation: s.isolation, AppUIDBase: c.AppUIDBase, Cgroups: k.cgroups, JDKs: c.JDKs,
+		Isolation: s.isolation, AppUIDBase: c.AppUIDBase, Cgroups: k.cgroups, JDKs: c.JDKs, Leases: leases,
 		Hidden:    []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey},
 		Clustered: k.st.Clustered, Fetch: k.cl.Fetch, ForwardAddr: forward})
 	k.cl.SetArtifacts(k.arts)
@@ -100,9 +122,10 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	// Every series carries the node's name, so that the nodes of a
 	// cluster can be scraped into one place.
 	prometheus.WrapRegistererWith(prometheus.Labels{"node": s.nodeName()}, reg).MustRegister(s.rt.Collector(), k.mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	site := scm.New(scm.Options{Store: k.st, Deploys: k.mgr, Logs: k.hub, MaxUpload: k.arts.MaxUpload(), PublicURL: c.PublicURL, Logger: log})
 	k.api = api.New(api.Options{Store: k.st, Deploys: k.mgr, Artifacts: k.arts, Logs: k.hub, Logger: log, Metrics: reg,
 		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, HTTPSListener: c.HTTPSListen != "",
-		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}, Cluster: k.cl})
+		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}, Leases: leases, SCM: site, Cluster: k.cl})
 	k.cl.SetAPI(k.api)
 	k.cl.Campaign(k.mgr.TakeOver)
 	// The admin token last, once nothing else can fail the start: a start
@@ -120,6 +143,9 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 func (k *core) close(keep bool) {
 	if k.mgr != nil {
 		k.mgr.Close(keep)
+	}
+	if k.leaseSrv != nil {
+		shutdownServers([]*http.Server{k.leaseSrv}, nil)
 	}
 	if k.cgroups != nil {
 		k.cgroups.Close()

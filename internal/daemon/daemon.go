@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,7 +32,10 @@ import (
 const (
 	DefaultHTTPListen = ":8080"
 	DefaultAPIListen  = "127.0.0.1:7070"
-	DefaultBaseDomain = "localhost"
+	// DefaultLeaseListen is the lease endpoint's address: loopback, on a
+	// port chosen at the first start and kept (see leaseListener).
+	DefaultLeaseListen = "127.0.0.1:0"
+	DefaultBaseDomain  = "localhost"
 	// shutdownTimeout bounds the wait for requests in flight on the router
 	// and the API when the daemon stops.
 	shutdownTimeout = 30 * time.Second
@@ -41,7 +46,11 @@ type Config struct {
 	DataDir    string
 	HTTPListen string
 	APIListen  string
-	BaseDomain string
+	// LeaseListen is the lease endpoint's address, which instances reach
+	// at SLIPWAY_LEASE_URL; it must be on loopback. Empty means
+	// DefaultLeaseListen.
+	LeaseListen string
+	BaseDomain  string
 	// MaxUpload bounds an artifact upload, in bytes.
 	MaxUpload int64
 	// MinFreeSpace is the free space, in bytes, that uploads and unpacked
@@ -63,6 +72,11 @@ type Config struct {
 	TLS         TLSConfig
 	// APITLSCert and APITLSKey make the API listener serve TLS.
 	APITLSCert, APITLSKey string
+	// PublicURL is the API's URL as clients reach it, when that is not
+	// the listen address (a proxy, a name): the URLs of the App Service
+	// deploy endpoints and of publish profiles start with it. Empty means
+	// the scheme and Host of each request.
+	PublicURL string
 	// Logs bounds the apps' log files: file size, quota, retention.
 	Logs logs.Options
 	// LogHeartbeat is how long a followed log stream stays silent before
@@ -160,6 +174,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s %q: want host:port, like 127.0.0.1:7070 or :8080", flag, addr)
 		}
 	}
+	if err := checkLoopback(cmp.Or(c.LeaseListen, DefaultLeaseListen)); err != nil {
+		return err
+	}
 	if c.BaseDomain == "" {
 		return errors.New("--base-domain is empty")
 	}
@@ -171,6 +188,9 @@ func (c Config) Validate() error {
 	}
 	if c.MinFreeSpace < 0 {
 		return fmt.Errorf("--min-free-space must be a number of bytes, or 0 for the default, not %d", c.MinFreeSpace)
+	}
+	if err := validPublicURL(c.PublicURL); err != nil {
+		return err
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return err
@@ -333,6 +353,19 @@ func warnLowSpace(log *slog.Logger, arts *artifact.Store) {
 		log.Warn("the data directory's disk has less free space than Slipway keeps (--min-free-space): uploads and new releases are refused until space is freed",
 			"free_bytes", now.Free, "min_free_space_bytes", keep)
 	}
+}
+
+// validPublicURL checks --public-url: an absolute http or https URL, with
+// a path at most.
+func validPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--public-url %q: want the API's URL as clients reach it, like https://deploy.example.com:7443", s)
+	}
+	return nil
 }
 
 // port returns the port of a listen address, "" when there is none.

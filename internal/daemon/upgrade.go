@@ -69,6 +69,10 @@ type upgrader struct {
 	// parent is the old process's handoff pipe, in a process an upgrade
 	// started; nil otherwise.
 	parent *os.File
+	// parentGone is closed once the old process has exited, in a process
+	// an upgrade started; stopWaiting ends the goroutine that closes it.
+	parentGone  chan struct{}
+	stopWaiting context.CancelFunc
 }
 
 func newUpgrader(log *slog.Logger) (*upgrader, error) {
@@ -82,6 +86,7 @@ func newUpgrader(log *slog.Logger) (*upgrader, error) {
 			upg.Stop()
 			return nil, fmt.Errorf("%w: the old process passed no handoff pipe (%v): it is not a slipway this one can take over from; restart the daemon instead", ErrUpgrade, err)
 		}
+		u.watchParent()
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -97,6 +102,36 @@ func newUpgrader(log *slog.Logger) (*upgrader, error) {
 	u.handoff = r
 	go u.readAsks(log)
 	return u, nil
+}
+
+// watchParent closes parentGone once the old process has exited.
+// tableflip's WaitForParent with a context that is already done cannot
+// tell: its select then picks at random between the parent's exit and
+// the context's end, so an upgrade long after the old process exited was
+// refused about every other time.
+func (u *upgrader) watchParent() {
+	ctx, cancel := context.WithCancel(context.Background())
+	u.parentGone, u.stopWaiting = make(chan struct{}), cancel
+	go func() {
+		u.WaitForParent(ctx) // an error says how the old process left, which does not matter here
+		if ctx.Err() == nil {
+			close(u.parentGone)
+		}
+	}()
+}
+
+// parentExited reports whether the process this one replaced has exited:
+// true in a process no upgrade started.
+func (u *upgrader) parentExited() bool {
+	if u.parentGone == nil {
+		return true
+	}
+	select {
+	case <-u.parentGone:
+		return true
+	default:
+		return false
+	}
 }
 
 // child reports whether an upgrade started this process.
@@ -143,6 +178,9 @@ func (u *upgrader) start() <-chan error {
 
 // Stop ends upgrades and closes the handoff pipe.
 func (u *upgrader) Stop() {
+	if u.stopWaiting != nil {
+		u.stopWaiting()
+	}
 	u.Upgrader.Stop()
 	u.handoff.Close()
 }
@@ -168,12 +206,8 @@ func (s *server) requestUpgrade() (api.Upgrade, error) {
 	if s.last != nil && s.last.State == api.UpgradeRunning {
 		return api.Upgrade{}, fmt.Errorf("%w: an upgrade started at %s is still running", api.ErrUpgradeBusy, s.last.Started.Format(time.TimeOnly))
 	}
-	if s.up.child() {
-		ctx, cancel := context.WithTimeout(context.Background(), 0)
-		defer cancel()
-		if err := s.up.WaitForParent(ctx); errors.Is(err, context.DeadlineExceeded) {
-			return api.Upgrade{}, fmt.Errorf("%w: the process this one replaced is still finishing its requests (up to %s); try again then", api.ErrUpgradeBusy, shutdownTimeout)
-		}
+	if !s.up.parentExited() {
+		return api.Upgrade{}, fmt.Errorf("%w: the process this one replaced is still finishing its requests (up to %s); try again then", api.ErrUpgradeBusy, shutdownTimeout)
 	}
 	s.last = &api.Upgrade{State: api.UpgradeRunning, Started: time.Now().UTC(), PID: os.Getpid(), Binary: binary()}
 	s.upgrades <- struct{}{} // room for one, and no other is running

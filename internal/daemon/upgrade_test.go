@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,9 @@ const childEnv = "SLIPWAY_TEST_UPGRADE_CHILD"
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(failAfterHandoff(dir))
+	}
+	if os.Getenv(parentEnv) != "" {
+		os.Exit(playUpgradedPair())
 	}
 	os.Exit(m.Run())
 }
@@ -166,4 +170,83 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// parentEnv makes the test binary play an old process that upgrades to
+// a new one (the test binary again) and exits once it is ready; the new
+// one then asks parentExited many times, as SIGHUPs would, and prints
+// what it saw on the output they share.
+const parentEnv = "SLIPWAY_TEST_UPGRADE_PARENT"
+
+// parentExitedChecks is how many times the new process asks: the
+// answer must be true every time.
+const parentExitedChecks = 200
+
+func playUpgradedPair() int {
+	up, err := newUpgrader(slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Println("newUpgrader:", err)
+		return 2
+	}
+	if !up.child() { // the old process: upgrade, and exit once the new one is ready
+		if err := up.Ready(); err != nil {
+			fmt.Println("ready:", err)
+			return 2
+		}
+		// tableflip's loop takes Ready and an upgrade in either order when
+		// both are there: an upgrade right after Ready may be "not ready".
+		err := up.Upgrade()
+		for deadline := time.Now().Add(5 * time.Second); err != nil && strings.Contains(err.Error(), "not ready") && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			err = up.Upgrade()
+		}
+		if err != nil {
+			fmt.Println("upgrade:", err)
+			return 2
+		}
+		return 0
+	}
+	if err := up.Ready(); err != nil {
+		fmt.Println("ready:", err)
+		return 2
+	}
+	for deadline := time.Now().Add(time.Minute); !up.parentExited(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fmt.Println("the old process never exited")
+			return 2
+		}
+	}
+	n := 0
+	for range parentExitedChecks {
+		if up.parentExited() {
+			n++
+		}
+	}
+	fmt.Printf("after the old process exited, parentExited was true %d times of %d\n", n, parentExitedChecks)
+	return 0
+}
+
+// TestUpgradeAfterTheOldProcessExited: a process an upgrade started can
+// upgrade again, every time it is asked, once the process it replaced
+// has exited. (tableflip's WaitForParent, asked with a context already
+// done, said "still running" about every other time.)
+func TestUpgradeAfterTheOldProcessExited(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), parentEnv+"=1")
+	cmd.Stderr = testWriter{t}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(out) // until both processes have closed it
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the old process: %v (%s)", err, b)
+	}
+	want := fmt.Sprintf("parentExited was true %d times of %d", parentExitedChecks, parentExitedChecks)
+	if got := strings.TrimSpace(string(b)); !strings.Contains(got, want) {
+		t.Errorf("the new process said %q, want %q", got, want)
+	}
 }

@@ -13,8 +13,8 @@ import (
 // op is one change to take live under the app's lock: an upload, a settings
 // change, a scale, a restart, a rollback. All of them go through begin.
 type op struct {
-	kind            string
-	author, message string
+	kind                      string
+	author, message, deployer string
 	// wait queues the op behind a running deployment instead of failing
 	// with a *store.LockedError.
 	wait bool
@@ -39,7 +39,7 @@ type plan struct {
 // begin records a deployment for o, takes the app's lock for it, and runs
 // it in the background.
 func (m *Manager) begin(ctx context.Context, app string, o op) (store.Deployment, error) {
-	if err := (Meta{Author: o.author, Message: o.message}).Validate(); err != nil {
+	if err := (Meta{Author: o.author, Message: o.message, Deployer: o.deployer}).Validate(); err != nil {
 		return store.Deployment{}, err
 	}
 	for {
@@ -55,7 +55,7 @@ func (m *Manager) begin(ctx context.Context, app string, o op) (store.Deployment
 }
 
 func (m *Manager) tryBegin(ctx context.Context, app string, o op) (store.Deployment, error) {
-	d := store.Deployment{App: app, Kind: o.kind, Author: o.author, Message: o.message,
+	d := store.Deployment{App: app, Kind: o.kind, Author: o.author, Message: o.message, Deployer: o.deployer,
 		State: store.StateRunning, Started: time.Now().UTC()}
 	if err := m.opts.Store.CreateDeployment(ctx, &d); err != nil {
 		return d, err
@@ -92,7 +92,7 @@ func (m *Manager) tryBegin(ctx context.Context, app string, o op) (store.Deploym
 
 // waitFinished blocks until deployment id of app has ended.
 func (m *Manager) waitFinished(ctx context.Context, app string, id int) error {
-	err := m.opts.Store.WatchDeployment(ctx, app, id, func(d store.Deployment) bool { return !d.Done() })
+	_, err := m.opts.Store.WaitDeployment(ctx, app, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

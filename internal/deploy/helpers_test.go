@@ -45,6 +45,7 @@ type harness struct {
 	hub    *logs.Hub
 	router *router.Router
 	m      *deploy.Manager
+	opts   deploy.Options // what m was made with
 	front  *httptest.Server
 	client *http.Client
 	log    *syncBuffer // the manager's own log, shown when a test fails
@@ -55,6 +56,13 @@ type harness struct {
 // newHarness starts the parts, recovers (nothing, on an empty data
 // directory) and creates testApp with testSettings changed by edit.
 func newHarness(t *testing.T, edit func(*settings.Settings)) *harness {
+	t.Helper()
+	return newHarnessWith(t, edit, nil)
+}
+
+// newHarnessWith is newHarness with the manager's options changed by
+// withOpts, if not nil (the store and the other parts are set already).
+func newHarnessWith(t *testing.T, edit func(*settings.Settings), withOpts func(*deploy.Options)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, ctl: filepath.Join(dir, "ctl"), log: &syncBuffer{}}
@@ -71,8 +79,12 @@ func newHarness(t *testing.T, edit func(*settings.Settings)) *harness {
 	logger := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.hub = logs.NewHub(logs.Options{Dir: filepath.Join(dir, "logs"), Logger: logger})
 	h.router = router.New(router.Options{Logger: logger})
-	h.m = deploy.New(deploy.Options{Store: st, Artifacts: arts, Router: h.router, Logs: h.hub,
-		DataDir: dir, BaseDomain: baseDomain, Logger: logger})
+	h.opts = deploy.Options{Store: st, Artifacts: arts, Router: h.router, Logs: h.hub,
+		DataDir: dir, BaseDomain: baseDomain, Logger: logger}
+	if withOpts != nil {
+		withOpts(&h.opts)
+	}
+	h.m = deploy.New(h.opts)
 	h.front = httptest.NewServer(h.router)
 	h.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 20 * time.Second}
 	t.Cleanup(h.cleanup)

@@ -52,7 +52,7 @@ var inheritedEnv = []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "JAV
 // defaults, then the app's settings, then the bindings the platform needs.
 // The JVM takes its temp directory from java.io.tmpdir, not TMPDIR: it is
 // given in JAVA_TOOL_OPTIONS, before the app's own, which may override it.
-func (m *Manager) environment(rel store.Release, id string, index, port int) []string {
+func (m *Manager) environment(rel store.Release, id string, index, port int, leaseURL string) []string {
 	var env []string
 	for _, k := range inheritedEnv {
 		if v, ok := os.LookupEnv(k); ok {
@@ -86,6 +86,8 @@ func (m *Manager) environment(rel store.Release, id string, index, port int) []s
 		"SLIPWAY_STORAGE="+m.storageDir(rel.App),
 		"WEBSITE_INSTANCE_ID="+id,
 		"WEBSITE_ROLE_INSTANCE_ID="+strconv.Itoa(index),
+		"SLIPWAY_LEASE_DIR="+m.leaseDir(rel.App, id),
+		"SLIPWAY_LEASE_URL="+leaseURL,
 	)
 }
 
@@ -128,6 +130,10 @@ func (m *Manager) startInstance(rel store.Release, index int) (*instance, error)
 	if _, err := m.makeTmp(rel.App, id, uid); err != nil {
 		return nil, err
 	}
+	if err := m.makeLeaseDir(rel.App, id, uid); err != nil {
+		os.RemoveAll(m.tmpDir(rel.App, id))
+		return nil, err
+	}
 	if l.tomcat != nil {
 		if err := m.makeCatalinaBase(l, rel, id, port, uid); err != nil {
 			os.RemoveAll(m.tmpDir(rel.App, id))
@@ -135,7 +141,8 @@ func (m *Manager) startInstance(rel store.Release, index int) (*instance, error)
 		}
 	}
 	spec := m.spec(rel.App, rel.Number, port, id)
-	spec.Command, spec.Env = l.command, l.env(m.environment(rel, id, index, port), m.catalinaBase(rel.App, id))
+	spec.Command = l.command
+	spec.Env = l.env(m.environment(rel, id, index, port, m.registerLeases(rel.App, id, rel.Number)), m.catalinaBase(rel.App, id))
 	spec.Sandbox = m.sandbox(rel.App, rel.Number, id, uid)
 	if l.jdk != nil && spec.Sandbox.Mode == runtime.IsolationLandlock {
 		spec.Sandbox.ReadOnly = append(spec.Sandbox.ReadOnly, l.jdk.Home)
@@ -145,10 +152,12 @@ func (m *Manager) startInstance(rel store.Release, index int) (*instance, error)
 	}
 	ri, err := runtime.Start(spec)
 	if err != nil {
+		m.forgetLeases(rel.App, id)
 		os.RemoveAll(m.tmpDir(rel.App, id))
 		return nil, err
 	}
 	inst := m.newInstance(ri, rel.App, rel.Number, index, spec)
+	m.watchLeases(inst)
 	rec := store.InstanceRecord{ID: id, App: rel.App, Release: rel.Number, PID: ri.PID, StartTicks: ri.StartTicks, Port: port, Cgroup: ri.Cgroup}
 	if err := m.opts.Store.PutInstance(context0(), rec); err != nil {
 		m.logger.Error("recording instance", "instance", id, "err", err)
@@ -179,14 +188,19 @@ func (m *Manager) newInstance(ri *runtime.Instance, app string, release, index i
 		backend: router.NewBackend(ri.ID, fmt.Sprintf("127.0.0.1:%d", ri.Port))}
 }
 
-// stopInstance stops inst with the grace period and forgets it.
+// stopInstance stops inst with the grace period and forgets it. Its
+// leases end with its stop signal (it kept them while it drained); the
+// single runner lease goes to another instance once it has exited.
 func (m *Manager) stopInstance(app string, inst *instance, grace int) {
 	m.mu.Lock()
 	inst.state = StateStopping
 	m.mu.Unlock()
+	m.endLeases(inst)
 	if err := inst.Stop(secs(grace)); err != nil {
 		m.logger.Error("stopping instance", "instance", inst.ID, "err", err)
 	}
+	m.releaseRunner(inst)
+	m.forgetLeases(app, inst.ID)
 	inst.backend.Close()
 	inst.WaitOutput()
 	runtime.RemoveOutput(inst.spec)

@@ -21,6 +21,9 @@ import (
 //	DATA/apps/APP/storage       the app's storage, kept across releases: read-write
 //	DATA/apps/APP/tmp/ID        its private temp directory (TMPDIR,
 //	                            java.io.tmpdir), removed when it stops
+//	DATA/apps/APP/leases/ID     its lease directory (SLIPWAY_LEASE_DIR): read-only;
+//	                            the file NAME there says it holds the single
+//	                            runner lease NAME; removed when it stops
 //
 // Its output files (DATA/apps/APP/instances) are opened by the daemon and
 // handed to it; it needs no path to them. Everything else in DATA — the
@@ -35,11 +38,12 @@ import (
 // the system does not name as a user or group; deleting the app frees it. The permissions:
 //
 //	DATA, DATA/apps, DATA/apps/APP,      0711 root: anyone may pass through,
-//	  …/releases, …/tmp                  nobody but root may list them
+//	  …/releases, …/tmp, …/leases        nobody but root may list them
 //	every other entry of DATA            0700 or 0600 root (see SecureDataDir)
 //	…/releases/vN                        root:U 0750; what is inside is readable
 //	                                     by all, which here means by root and U
 //	…/storage, …/tmp/ID                  U:U 0700
+//	…/leases/ID                          root:U 0750, its files 0644: U reads, only root writes
 //	…/instances                          0700 root
 //
 // Each directory above DATA must let others pass too (o+x), which the
@@ -196,6 +200,31 @@ func (m *Manager) makeTmp(app, id string, uid uint32) (string, error) {
 	return dir, nil
 }
 
+func (m *Manager) leaseDir(app, id string) string { return filepath.Join(m.appDir(app), "leases", id) }
+
+// makeLeaseDir makes the lease directory of instance id of app, which it
+// may read but not write: only the daemon says who holds a lease.
+func (m *Manager) makeLeaseDir(app, id string, uid uint32) error {
+	dir := m.leaseDir(app, id)
+	mode := os.FileMode(0o700)
+	if m.user() {
+		mode = 0o711
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), mode); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("making the instance's lease directory: %w", err)
+	}
+	if m.user() {
+		if err := os.Chown(dir, 0, int(uid)); err != nil {
+			return err
+		}
+		return os.Chmod(dir, 0o750)
+	}
+	return nil
+}
+
 // sandbox is how instance id of app's release runs.
 func (m *Manager) sandbox(app string, release int, id string, uid uint32) runtime.Sandbox {
 	switch m.opts.Isolation {
@@ -203,7 +232,7 @@ func (m *Manager) sandbox(app string, release int, id string, uid uint32) runtim
 		return runtime.Sandbox{Mode: runtime.IsolationUser, UID: uid, GID: uid}
 	case runtime.IsolationLandlock:
 		return runtime.Sandbox{Mode: runtime.IsolationLandlock,
-			ReadOnly: []string{m.releaseDir(app, release)}, ReadWrite: []string{m.storageDir(app), m.tmpDir(app, id)},
+			ReadOnly: []string{m.releaseDir(app, release), m.leaseDir(app, id)}, ReadWrite: []string{m.storageDir(app), m.tmpDir(app, id)},
 			Hidden: append([]string{m.opts.DataDir}, m.opts.Hidden...)}
 	}
 	return runtime.Sandbox{Mode: runtime.IsolationNone}

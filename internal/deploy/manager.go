@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/runtime"
@@ -80,7 +81,10 @@ type Options struct {
 	TomcatLib string
 	// Cgroups gives each instance a cgroup of its own; nil for none.
 	Cgroups *runtime.Cgroups
-	Logger  *slog.Logger
+	// Leases gives each instance SLIPWAY_LEASE_URL, and ends an
+	// instance's leases when it stops or exits; nil for none.
+	Leases *lease.Service
+	Logger *slog.Logger
 	// Clustered reports whether the node has peers: then deployments are
 	// rollouts across the nodes (see cluster.go). nil for a single node.
 	Clustered func() bool
@@ -102,7 +106,7 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // deployments and instance watchers
 
-	mu sync.Mutex // guards live and cancels
+	mu sync.Mutex // guards live, sick, cancels, runnerNames and runners
 	// live holds each app's instances that are in the router's set.
 	live map[string][]*instance
 	// sick holds instances out of rotation that are being replaced.
@@ -110,6 +114,15 @@ type Manager struct {
 	// cancels holds the cancel function of each app's running deployment,
 	// until it has switched traffic (after which it cannot be cancelled).
 	cancels map[string]context.CancelCauseFunc
+	// runnerNames holds each app's single runner lease name, from the
+	// settings of its live release; runners, which instance holds it.
+	runnerNames map[string]string
+	runners     map[string]*runnerHold
+
+	// runnerPoke wakes runRunners, which hands out the single runner
+	// leases; runnerBlocked is its own (see noteRunnerBlocked).
+	runnerPoke    chan struct{}
+	runnerBlocked map[string]string
 
 	// domains are the apps' custom domains.
 	domains domainTable
@@ -157,6 +170,8 @@ func New(opts Options) *Manager {
 		opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel, metrics: newMetrics(),
 		live: make(map[string][]*instance), sick: make(map[string][]*instance), cancels: make(map[string]context.CancelCauseFunc),
 		staged: make(map[string]*staged), routed: make(map[string]routed), forwarding: make(map[string]*router.Backend), catching: make(map[string]bool), failedCatchUp: make(map[string]time.Time),
+		runnerNames: make(map[string]string), runners: make(map[string]*runnerHold),
+		runnerPoke: make(chan struct{}, 1), runnerBlocked: make(map[string]string),
 	}
 }
 
@@ -185,6 +200,15 @@ func (m *Manager) CreateApp(ctx context.Context, name string, s settings.Setting
 	a := store.App{Name: name, Created: time.Now().UTC(), Settings: s}
 	m.domains.mu.Lock()
 	defer m.domains.mu.Unlock()
+	// A custom domain is never under the base domain, unless it was added
+	// under another --base-domain: then an app whose default name it is
+	// would take it from its owner in the router.
+	host := router.NormalizeHost(m.defaultHost(name))
+	if owner, err := m.opts.Store.DomainOwner(ctx, host); err != nil {
+		return store.App{}, err
+	} else if owner != "" {
+		return store.App{}, fmt.Errorf("creating app %s, served at %s: %w", name, host, &store.DomainTakenError{Name: host, Owner: owner})
+	}
 	if err := m.opts.Store.CreateApp(ctx, a); err != nil {
 		return store.App{}, fmt.Errorf("creating app %s: %w", name, err)
 	}
@@ -207,6 +231,8 @@ func (m *Manager) DeleteApp(ctx context.Context, name string) error {
 	old := slices.Concat(m.live[name], m.sick[name])
 	delete(m.live, name)
 	delete(m.sick, name)
+	m.setRunnerLocked(name, "")
+	delete(m.runners, name) // its key went with the app's records
 	m.mu.Unlock()
 	s := a.Settings.WithDefaults()
 	router.Drain(ctx, backends(old), secs(s.DrainTimeout))
@@ -251,9 +277,11 @@ func (m *Manager) Cancel(app string) error {
 func (m *Manager) publishLocked(app string, insts []*instance, s *settings.Settings) {
 	if s != nil {
 		m.opts.Router.Configure(app, routeConfig(*s))
+		m.setRunnerLocked(app, s.SingleRunner)
 	}
 	m.live[app] = insts
 	m.opts.Router.Swap(app, backends(insts))
+	m.pokeRunners()
 }
 
 // routeConfig is how the router treats the requests of an app whose live

@@ -18,6 +18,9 @@ import (
 type Meta struct {
 	Author  string
 	Message string
+	// Deployer names the client asking, as App Service pipelines name
+	// themselves (GITHUB_ONE_DEPLOY, …); empty for the native API.
+	Deployer string
 	// Wait queues the change behind a running deployment instead of
 	// failing with a *store.LockedError.
 	Wait bool
@@ -26,17 +29,18 @@ type Meta struct {
 // ErrBadMeta is wrapped by Meta.Validate's errors.
 var ErrBadMeta = errors.New("invalid author or message")
 
-// Validate bounds the author and the message before anything is stored.
-// A message may span lines; neither may hold other control characters.
+// Validate bounds the author, the message and the deployer before
+// anything is stored. A message may span lines; none may hold other
+// control characters.
 func (m Meta) Validate() error {
 	for _, f := range []struct {
 		name, v string
 		max     int
-	}{{"author", m.Author, store.MaxAuthorBytes}, {"message", m.Message, store.MaxMessageBytes}} {
+	}{{"author", m.Author, store.MaxAuthorBytes}, {"message", m.Message, store.MaxMessageBytes}, {"deployer", m.Deployer, store.MaxDeployerBytes}} {
 		if len(f.v) > f.max {
 			return fmt.Errorf("%w: the %s is %d bytes long; the limit is %d, shorten it", ErrBadMeta, f.name, len(f.v), f.max)
 		}
-		if !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, func(r rune) bool { return unicode.IsControl(r) && (r != '\n' && r != '\t' || f.name == "author") }) {
+		if !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, func(r rune) bool { return unicode.IsControl(r) && (r != '\n' && r != '\t' || f.name != "message") }) {
 			return fmt.Errorf("%w: the %s must be UTF-8 text without control characters", ErrBadMeta, f.name)
 		}
 	}
@@ -52,7 +56,19 @@ type DeployRequest struct {
 	// Size is the artifact's length in bytes when known (Content-Length),
 	// else -1: an upload the disk cannot hold is refused before it is read.
 	Size int64
+	// Unwrap takes a zip that holds one jar or war and nothing else as
+	// that jar or war, as App Service pipelines send one (see
+	// artifact.Store.PutUnwrapped).
+	Unwrap bool
 	Meta
+}
+
+// putArtifact stores req's upload.
+func (m *Manager) putArtifact(req DeployRequest) (store.ArtifactRef, error) {
+	if req.Unwrap {
+		return m.opts.Artifacts.PutUnwrapped(req.Artifact, req.FileName, req.Size)
+	}
+	return m.opts.Artifacts.Put(req.Artifact, req.FileName, req.Size)
 }
 
 // Deploy stores the artifact, records a new release with the app's current
@@ -71,14 +87,17 @@ func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployme
 			return store.Deployment{}, err
 		}
 	}
-	ref, err := m.opts.Artifacts.Put(req.Artifact, req.FileName, req.Size)
+	ref, err := m.putArtifact(req)
 	if err != nil {
 		return store.Deployment{}, err
 	}
-	return m.begin(ctx, req.App, op{kind: store.KindDeploy, author: req.Author, message: req.Message, wait: req.Wait,
+	return m.begin(ctx, req.App, op{kind: store.KindDeploy, author: req.Author, message: req.Message, deployer: req.Deployer, wait: req.Wait,
 		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
 			a, err := m.opts.Store.App(ctx, req.App)
 			if err != nil {
+				return plan{}, err
+			}
+			if err := m.dropStaged(ctx, a); err != nil { // this upload replaces it
 				return plan{}, err
 			}
 			rel := store.Release{App: req.App, Artifact: ref, Settings: releaseSettings(a.Settings), Author: req.Author, Message: req.Message}
@@ -120,7 +139,7 @@ func (m *Manager) ChangeSettings(ctx context.Context, app string, c settings.Cha
 		return nil, s, err
 	}
 	var ns settings.Settings
-	d, err := m.begin(ctx, app, op{kind: store.KindSettings, author: meta.Author, message: meta.Message, wait: meta.Wait,
+	d, err := m.begin(ctx, app, op{kind: store.KindSettings, author: meta.Author, message: meta.Message, deployer: meta.Deployer, wait: meta.Wait,
 		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
 			a, cur, err := m.liveRelease(ctx, app)
 			if err != nil {
@@ -131,7 +150,8 @@ func (m *Manager) ChangeSettings(ctx context.Context, app string, c settings.Cha
 			if ns, err = apply(a.Settings); err != nil {
 				return plan{}, err
 			}
-			rel := store.Release{App: app, Artifact: cur.Artifact, Settings: releaseSettings(ns), Author: meta.Author, Message: meta.Message}
+			art := takeStaged(&a, cur.Artifact) // a is written below
+			rel := store.Release{App: app, Artifact: art, Settings: releaseSettings(ns), Author: meta.Author, Message: meta.Message}
 			if err := m.resolveStack(&rel); err != nil {
 				return plan{}, err
 			}
@@ -206,7 +226,7 @@ func (m *Manager) Scale(ctx context.Context, app string, n int, meta Meta) (*sto
 		_, err := m.saveSettings(ctx, app, meta.Wait, setN)
 		return nil, err
 	}
-	d, err := m.begin(ctx, app, op{kind: store.KindScale, author: meta.Author, message: meta.Message, wait: meta.Wait,
+	d, err := m.begin(ctx, app, op{kind: store.KindScale, author: meta.Author, message: meta.Message, deployer: meta.Deployer, wait: meta.Wait,
 		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
 			a, cur, err := m.liveRelease(ctx, app)
 			if err != nil {
@@ -226,15 +246,19 @@ func (m *Manager) Scale(ctx context.Context, app string, n int, meta Meta) (*sto
 }
 
 // Restart replaces every instance of app's live release with a fresh one,
-// warmed up before the swap.
+// warmed up before the swap. With a staged artifact (see Stage), the fresh
+// instances run a new release of it, with the app's settings.
 func (m *Manager) Restart(ctx context.Context, app string, meta Meta) (store.Deployment, error) {
-	return m.begin(ctx, app, op{kind: store.KindRestart, author: meta.Author, message: meta.Message, wait: meta.Wait,
+	return m.begin(ctx, app, op{kind: store.KindRestart, author: meta.Author, message: meta.Message, deployer: meta.Deployer, wait: meta.Wait,
 		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
 			a, cur, err := m.liveRelease(ctx, app)
 			if err != nil {
 				return plan{}, err
 			}
 			n := a.Settings.WithDefaults().Instances
+			if a.Staged != nil {
+				return m.releaseStaged(ctx, a, d, meta, n)
+			}
 			return plan{rel: cur, instances: n, received: fmt.Sprintf("Restart %s with %d fresh instance(s)", cur.Version(), n)}, nil
 		}})
 }
@@ -243,7 +267,7 @@ func (m *Manager) Restart(ctx context.Context, app string, meta Meta) (store.Dep
 // artifact and settings (the instance count stays). to 0 means the release
 // that was live before the current one.
 func (m *Manager) Rollback(ctx context.Context, app string, to int, meta Meta) (store.Deployment, error) {
-	return m.begin(ctx, app, op{kind: store.KindRollback, author: meta.Author, message: meta.Message, wait: meta.Wait,
+	return m.begin(ctx, app, op{kind: store.KindRollback, author: meta.Author, message: meta.Message, deployer: meta.Deployer, wait: meta.Wait,
 		prepare: func(ctx context.Context, d *store.Deployment) (plan, error) {
 			a, cur, err := m.liveRelease(ctx, app)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,10 +17,11 @@ import (
 // Recover makes the state a previous daemon left behind whole again, before
 // the router serves: it removes the release directories left half made,
 // adopts the instances of each app's live release that outlived their
-// daemon and kills the others, clears stale locks, marks unfinished
-// deployments failed ("interrupted"), routes every app's hosts (its custom
-// domains included), and starts what is missing of each app's live
-// release.
+// daemon and kills the others, ends the leases those others held (the
+// adopted keep theirs, and their SLIPWAY_LEASE_URL), clears stale locks,
+// marks unfinished deployments failed ("interrupted"), routes every app's
+// hosts (its custom domains included), and starts what is missing of each
+// app's live release.
 func (m *Manager) Recover(ctx context.Context) error {
 	m.removePartialReleases()
 	adopted, err := m.adoptOrKill(ctx)
@@ -27,6 +29,12 @@ func (m *Manager) Recover(ctx context.Context) error {
 		return err
 	}
 	m.sweep(adopted)
+	if err := m.opts.Store.SweepLeases(ctx, func(app, holder string) bool {
+		return slices.ContainsFunc(adopted[app], func(i *instance) bool { return i.ID == holder })
+	}); err != nil {
+		return fmt.Errorf("ending the leases of instances that are gone: %w", err)
+	}
+	m.supervise("single runners", m.runRunners)
 	if err := m.opts.Store.ClearLocks(ctx); err != nil {
 		return fmt.Errorf("clearing locks: %w", err)
 	}
@@ -146,7 +154,10 @@ func (m *Manager) adopt(ctx context.Context, r store.InstanceRecord, index int) 
 	if err != nil {
 		return nil
 	}
-	return m.newInstance(ri, r.App, r.Release, index, spec)
+	inst := m.newInstance(ri, r.App, r.Release, index, spec)
+	m.registerLeases(r.App, r.ID, r.Release) // the same SLIPWAY_LEASE_URL it was given (see lease.LoadKey)
+	m.watchLeases(inst)
+	return inst
 }
 
 // sweep removes what instances that no longer run left behind: their
@@ -168,6 +179,12 @@ func (m *Manager) sweep(adopted map[string][]*instance) {
 		for _, e := range tmps {
 			if !keep[e.Name()] {
 				os.RemoveAll(filepath.Join(dir, "tmp", e.Name()))
+			}
+		}
+		leases, _ := os.ReadDir(filepath.Join(dir, "leases"))
+		for _, e := range leases {
+			if !keep[e.Name()] {
+				os.RemoveAll(filepath.Join(dir, "leases", e.Name()))
 			}
 		}
 		outs, _ := os.ReadDir(filepath.Join(dir, "instances"))

@@ -41,6 +41,9 @@ func (m *Manager) pruneReleaseDirs(ctx context.Context) (keep, known map[string]
 	}
 	keep, known = make(map[string]bool), make(map[string]bool)
 	for _, a := range apps {
+		if a.Staged != nil { // no release refers to it yet
+			keep[a.Staged.Digest] = true
+		}
 		rels, err := m.opts.Store.Releases(ctx, a.Name)
 		if err != nil {
 			return nil, nil, err

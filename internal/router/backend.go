@@ -3,12 +3,12 @@
 package router
 
 import (
-	"strings"
 	"context"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 )

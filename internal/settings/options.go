@@ -53,6 +53,8 @@ var options = []Option{
 		value: number{field: func(s *Settings) *int { return &s.HoldTimeout }, def: 10, min: 1, max: maxSecs, seconds: true}},
 	{Key: "access_log", Flag: "access-log", Name: "access log", Help: "write a line per request to the app's log (--access-log=false turns it off)",
 		value: toggle{field: func(s *Settings) *bool { return &s.AccessLog }}},
+	{Key: "single_runner", Flag: "single-runner", Name: "single runner", Help: "a lease NAME the platform holds for one instance of the live release, which finds the file $SLIPWAY_LEASE_DIR/NAME",
+		value: text{field: func(s *Settings) *string { return &s.SingleRunner }, unset: "none", defText: "none", rule: checkLeaseName}},
 }
 
 func warmupPath(s Settings) string { return s.WarmupPath }
@@ -258,6 +260,14 @@ func checkPath(name, p string) error {
 	}
 	if _, err := url.ParseRequestURI(p); err != nil {
 		return fmt.Errorf("%s %q is not a URL path (escape '%%' as %%25)", name, p)
+	}
+	return nil
+}
+
+// checkLeaseName is the rule of a lease's name (see ValidateLeaseName).
+func checkLeaseName(name, v string) error {
+	if err := ValidateLeaseName(v); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }

@@ -100,6 +100,7 @@ func TestOptionUsage(t *testing.T) {
 		"health_threshold": "failed checks in a row before an instance is replaced (default 3, at most 3600)",
 		"access_log":       "write a line per request to the app's log (--access-log=false turns it off)",
 		"java_version":     "the Java feature release to run on, like 17 or 21: a JDK the node has (default: the node's default, the java on the daemon's PATH)",
+		"single_runner":    "a lease NAME the platform holds for one instance of the live release, which finds the file $SLIPWAY_LEASE_DIR/NAME (default: none)",
 	}
 	for key, want := range tests {
 		o, ok := lookup(key)
@@ -129,6 +130,7 @@ func TestOptionFormat(t *testing.T) {
 		"stack":            "from the artifact",
 		"java_version":     "the node's default",
 		"placement":        "every node",
+		"single_runner":    "none",
 	}
 	if len(tests) != len(Options()) {
 		t.Errorf("%d options tested, want all %d", len(tests), len(Options()))

@@ -85,6 +85,10 @@ type Settings struct {
 	// AccessLog writes a line per request to the app's log: method, path,
 	// status, duration, bytes, instance and client address. Off by default.
 	AccessLog bool `json:"access_log,omitempty"`
+	// SingleRunner names a lease that the platform holds for one instance
+	// of the live release, for an app that cannot take one itself: that
+	// instance finds the file $SLIPWAY_LEASE_DIR/NAME. "" for none.
+	SingleRunner string `json:"single_runner,omitempty"`
 }
 
 // WithDefaults returns s with every zero field set to its default.

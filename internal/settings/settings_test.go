@@ -47,6 +47,10 @@ func TestSettingsValidate(t *testing.T) {
 		{"java with a sign", Settings{JavaVersion: "+17"}, `Java version "+17"`},
 		{"java with a space", Settings{JavaVersion: " 17"}, `Java version " 17"`},
 		{"java by name", Settings{JavaVersion: "temurin-21"}, `Java version "temurin-21"`},
+		{"single runner", Settings{SingleRunner: "nightly-batch.v2"}, ""},
+		{"single runner with a slash", Settings{SingleRunner: "../x"}, `single runner: invalid lease name "../x"`},
+		{"single runner in capitals", Settings{SingleRunner: "Nightly"}, "lowercase letters"},
+		{"single runner too long", Settings{SingleRunner: strings.Repeat("a", 129)}, "1 to 128"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,6 +196,19 @@ func TestWithDefaults(t *testing.T) {
 	}
 }
 
+func TestValidateLeaseName(t *testing.T) {
+	for _, name := range []string{"a", "nightly", "report-mailer", "queue_poller.v2", "0", strings.Repeat("a", 128)} {
+		if err := ValidateLeaseName(name); err != nil {
+			t.Errorf("%q: %v, want valid", name, err)
+		}
+	}
+	for _, name := range []string{"", "-a", "a-", ".", "..", "a/b", "A", "a b", "a\x00", "é", strings.Repeat("a", 129), "a\n"} {
+		if err := ValidateLeaseName(name); !errors.Is(err, ErrInvalidLeaseName) {
+			t.Errorf("%q: %v, want ErrInvalidLeaseName", name, err)
+		}
+	}
+}
+
 func TestChanges(t *testing.T) {
 	base := Settings{Env: map[string]string{"KEEP": "1", "GONE": "2", "HUSH": "3"}, Secrets: []string{"HUSH"}}
 	tests := []struct {
@@ -226,6 +243,8 @@ func TestChanges(t *testing.T) {
 		{"java version", Settings{JavaVersion: "17"}, Settings{JavaVersion: "21"}, []string{"Java version: 21"}},
 		{"java version back to the default", Settings{JavaVersion: "17"}, Settings{}, []string{"Java version: the node's default"}},
 		{"back to a default", Settings{StopGrace: 7}, Settings{}, []string{"stop grace period: 30"}},
+		{"single runner", Settings{}, Settings{SingleRunner: "nightly"}, []string{"single runner: nightly"}},
+		{"single runner off", Settings{SingleRunner: "nightly"}, Settings{}, []string{"single runner: none"}},
 		{"in order", Settings{}, Settings{Env: map[string]string{"A": "1"}, Command: "run", HoldTimeout: 4, WarmupStatus: "204"},
 			[]string{"set A=1", "command: run", "warmup status: 204", "hold timeout: 4"}},
 	}

@@ -78,3 +78,52 @@ func (t *guardedTxn) Commit() (*clientv3.TxnResponse, error) {
 	}
 	return t.Txn.Commit()
 }
+
+// guardedLease is the store's etcd Lease API with guardedKV's guards:
+// once etcd has stopped on a fault, every call fails at once with the
+// cause, and a call without a deadline gets callTimeout. KeepAlive, a
+// stream that lives as long as its context, is left as it is.
+type guardedLease struct {
+	clientv3.Lease
+	stopped *stopCause
+}
+
+func (g guardedLease) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return guardedKV{stopped: g.stopped}.bound(ctx)
+}
+
+func (g guardedLease) Grant(ctx context.Context, ttl int64) (*clientv3.LeaseGrantResponse, error) {
+	if err := g.stopped.get(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := g.bound(ctx)
+	defer cancel()
+	return g.Lease.Grant(ctx, ttl)
+}
+
+func (g guardedLease) Revoke(ctx context.Context, id clientv3.LeaseID) (*clientv3.LeaseRevokeResponse, error) {
+	if err := g.stopped.get(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := g.bound(ctx)
+	defer cancel()
+	return g.Lease.Revoke(ctx, id)
+}
+
+func (g guardedLease) TimeToLive(ctx context.Context, id clientv3.LeaseID, opts ...clientv3.LeaseOption) (*clientv3.LeaseTimeToLiveResponse, error) {
+	if err := g.stopped.get(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := g.bound(ctx)
+	defer cancel()
+	return g.Lease.TimeToLive(ctx, id, opts...)
+}
+
+func (g guardedLease) KeepAliveOnce(ctx context.Context, id clientv3.LeaseID) (*clientv3.LeaseKeepAliveResponse, error) {
+	if err := g.stopped.get(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := g.bound(ctx)
+	defer cancel()
+	return g.Lease.KeepAliveOnce(ctx, id)
+}

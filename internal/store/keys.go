@@ -65,6 +65,8 @@ func (s *Store) deleteApp(ctx context.Context, name string) (done bool, err erro
 		clientv3.OpDelete(releasePrefix(name), clientv3.WithPrefix()),
 		clientv3.OpDelete(deploymentPrefix(name), clientv3.WithPrefix()),
 		clientv3.OpDelete(policyKey(name)),
+		// Their etcd leases run out on their own.
+		clientv3.OpDelete(leasesPrefix(name), clientv3.WithPrefix()),
 	}
 	for _, c := range creds { // an app's credentials go with it, in the same step
 		ops = append(ops, clientv3.OpDelete(credentialKey(c.ID)))
@@ -207,6 +209,23 @@ func (s *Store) WatchDeployment(ctx context.Context, app string, id int, fn func
 		}
 	}
 	return ctx.Err()
+}
+
+// WaitDeployment returns deployment id of app once it has ended. It
+// fails if ctx ends first (the deployment goes on), or the deployment is
+// deleted (a *NotFoundError). It is how every caller that answers when a
+// deployment ends waits: the API's wait=1, the App Service endpoints'
+// synchronous calls.
+func (s *Store) WaitDeployment(ctx context.Context, app string, id int) (Deployment, error) {
+	var end Deployment
+	err := s.WatchDeployment(ctx, app, id, func(d Deployment) bool {
+		end = d
+		return !d.Done()
+	})
+	if err == nil && !end.Done() {
+		err = ctx.Err()
+	}
+	return end, err
 }
 
 // LockedError says which deployment holds an app's lock.

@@ -18,6 +18,11 @@ type App struct {
 	// CurrentRelease is the number of the release taking traffic; 0 before
 	// the first successful deployment.
 	CurrentRelease int `json:"current_release"`
+	// Staged is an artifact uploaded to be taken live later (an App
+	// Service deploy with restart=false): the next restart or settings
+	// change makes a release of it, a deploy of another artifact replaces
+	// it. Nil when there is none.
+	Staged *ArtifactRef `json:"staged,omitempty"`
 }
 
 // ArtifactRef names an uploaded artifact by digest.
@@ -88,6 +93,13 @@ const (
 	KindRestart  = "restart"  // fresh instances of the live release
 	KindRollback = "rollback" // an earlier release, as a new one
 	KindStart    = "start"    // the live release, after the daemon started
+	// KindStage is an upload kept to be taken live later (App Service's
+	// restart=false): it started nothing and ends at once.
+	KindStage = "stage"
+	// KindRecord is no deployment that ran here but a pipeline's report of
+	// its own run (App Service's PUT of a deployment record), kept as
+	// history only: it has no release.
+	KindRecord = "record"
 )
 
 // Deployment is the act of taking a release live.
@@ -105,6 +117,12 @@ type Deployment struct {
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
 	Events   []Event   `json:"events"`
+	// Deployer names the client that asked for the deployment, as App
+	// Service pipelines name themselves (GITHUB_ONE_DEPLOY, VSTS_ZIP_DEPLOY,
+	// …); empty for the native API.
+	Deployer string `json:"deployer,omitempty"`
+	// ExternalID is the id a pipeline gave a record (KindRecord).
+	ExternalID string `json:"external_id,omitempty"`
 }
 
 // Done reports whether the deployment has ended.
@@ -125,6 +143,13 @@ const (
 	// change; longer ones are refused before anything is stored.
 	MaxMessageBytes = 4 << 10
 	MaxAuthorBytes  = 256
+	// MaxDeployerBytes bounds a deployment's Deployer, and MaxExternalIDBytes
+	// a record's ExternalID, like the author.
+	MaxDeployerBytes   = 256
+	MaxExternalIDBytes = 256
+	// MaxRecords is how many records (KindRecord) an app keeps; the
+	// oldest go first.
+	MaxRecords = 100
 )
 
 // AddEvent appends an event, dropping the oldest progress messages while

@@ -34,13 +34,13 @@ var (
 // not a missing app. It wraps ErrNotFound.
 type NotFoundError struct {
 	// Kind is what is missing: "app", "release", "deployment",
-	// "credential" or "domain".
+	// "credential", "domain" or "lease".
 	Kind string
 	// App is the app the record belongs to; for Kind "app", its name. A
 	// credential found by its id alone has none.
 	App string
 	// ID is the release or deployment number, the credential id, or the
-	// domain name.
+	// domain name or the lease's name.
 	ID string
 }
 
@@ -54,6 +54,8 @@ func (e *NotFoundError) Error() string {
 		return fmt.Sprintf("app %s has no deployment %s; list them with 'slipway deployments -a %s'", e.App, e.ID, e.App)
 	case "domain":
 		return fmt.Sprintf("app %s has no domain %s; list them with 'slipway domains list -a %s'", e.App, e.ID, e.App)
+	case "lease":
+		return fmt.Sprintf("no instance of app %s holds lease %s", e.App, e.ID)
 	case "credential":
 		if e.App == "" {
 			return fmt.Sprintf("there is no credential %s", e.ID)
@@ -202,6 +204,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped, node: opts.Node}
 	s.rawCli = v3client.New(e.Server)
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: stopped}
+	s.cli.Lease = guardedLease{Lease: s.cli.Lease, stopped: stopped}
 	if err := s.reclaim(); err != nil {
 		s.Close()
 		return nil, err

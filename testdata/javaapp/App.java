@@ -5,6 +5,16 @@
 //   exitCode=3           exits at once with this code, after some output
 //   neverListen=true     never opens its port
 //   crashAfterSeconds=2  exits with code 137 this long after it listens
+//   leaseJob=NAME        a job that runs every 200 ms from the start, as a
+//                        Spring @Scheduled(fixedDelay = 200) method would: it
+//                        takes lease NAME at $SLIPWAY_LEASE_URL (TTL leaseTtl,
+//                        3s), works 30 ms, renews the lease, and only if it
+//                        held it throughout (same fencing token) appends
+//                        "instance,token,start,end" (µs since the epoch) to
+//                        $SLIPWAY_STORAGE/lease-NAME.log
+//   runnerJob=NAME       the same job run only while the single runner file
+//                        $SLIPWAY_LEASE_DIR/NAME is there (it holds the token),
+//                        appending to $SLIPWAY_STORAGE/runner-NAME.log
 // It takes its port from --server.port=N (as Spring does), else $PORT, and
 // --spring.profiles.active=x beats $SPRING_PROFILES_ACTIVE. $GREETING shows in
 // every answer on /, so a settings change is visible; /java tells the JVM's
@@ -21,7 +31,11 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 public class App {
     static final AtomicBoolean healthy = new AtomicBoolean(true);
@@ -41,6 +55,7 @@ public class App {
         String version = p.getProperty("version", "0");
         String instance = env("SLIPWAY_INSTANCE_ID", "-");
         System.out.println("Starting App version " + version + " on instance " + instance);
+        startJobs(p, instance);
         if (p.getProperty("exitCode") != null) {
             System.err.println("Fatal: simulated startup failure");
             System.exit(Integer.parseInt(p.getProperty("exitCode")));
@@ -121,6 +136,96 @@ public class App {
             crash.start();
         }
         System.out.printf("Started App in %.3f seconds (version %s, port %d)%n", (System.nanoTime() - t0) / 1e9, version, port);
+    }
+
+    static final java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder()
+            .connectTimeout(java.time.Duration.ofSeconds(2)).build();
+    static final Pattern tokenField = Pattern.compile("\"fencing_token\"\\s*:\\s*(\\d+)");
+
+    // startJobs starts the jobs app.properties names (see the top).
+    static void startJobs(Properties p, String instance) {
+        String storage = env("SLIPWAY_STORAGE", ".");
+        ScheduledExecutorService jobs = Executors.newScheduledThreadPool(2, r -> {
+            Thread t = new Thread(r);
+            t.setDaemon(true);
+            return t;
+        });
+        String lease = p.getProperty("leaseJob");
+        if (lease != null) {
+            String url = env("SLIPWAY_LEASE_URL", "") + "/" + lease + "?ttl=" + p.getProperty("leaseTtl", "3s");
+            java.nio.file.Path log = java.nio.file.Paths.get(storage, "lease-" + lease + ".log");
+            jobs.scheduleWithFixedDelay(() -> leaseTick(url, log, instance), 0, 200, TimeUnit.MILLISECONDS);
+        }
+        String runner = p.getProperty("runnerJob");
+        if (runner != null) {
+            java.nio.file.Path file = java.nio.file.Paths.get(env("SLIPWAY_LEASE_DIR", "."), runner);
+            java.nio.file.Path log = java.nio.file.Paths.get(storage, "runner-" + runner + ".log");
+            jobs.scheduleWithFixedDelay(() -> runnerTick(file, log, instance), 0, 200, TimeUnit.MILLISECONDS);
+        }
+    }
+
+    // leaseTick is one run of the lease job: the work counts only if the
+    // lease was held from before it began until after it ended.
+    static void leaseTick(String url, java.nio.file.Path log, String instance) {
+        long token = take(url);
+        if (token < 0) return;
+        long start = micros();
+        sleep(30); // the work
+        long end = micros();
+        if (take(url) != token) {
+            System.out.println("lease lost during the work; refusing it (token " + token + ")");
+            return;
+        }
+        append(log, instance + "," + token + "," + start + "," + end + "\n");
+    }
+
+    // take takes or renews the lease at url and returns its fencing token,
+    // or -1 if another instance holds it (or the endpoint cannot be reached).
+    static long take(String url) {
+        try {
+            java.net.http.HttpRequest req = java.net.http.HttpRequest.newBuilder(URI.create(url))
+                    .timeout(java.time.Duration.ofSeconds(2)).POST(java.net.http.HttpRequest.BodyPublishers.noBody()).build();
+            java.net.http.HttpResponse<String> resp = http.send(req, java.net.http.HttpResponse.BodyHandlers.ofString());
+            Matcher m = tokenField.matcher(resp.body());
+            return resp.statusCode() == 200 && m.find() ? Long.parseLong(m.group(1)) : -1;
+        } catch (IOException e) {
+            return -1;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return -1;
+        }
+    }
+
+    // runnerTick is one run of the single runner job.
+    static void runnerTick(java.nio.file.Path file, java.nio.file.Path log, String instance) {
+        String token = read(file);
+        if (token == null) return;
+        long start = micros();
+        sleep(30); // the work
+        long end = micros();
+        if (!token.equals(read(file))) return;
+        append(log, instance + "," + token + "," + start + "," + end + "\n");
+    }
+
+    static String read(java.nio.file.Path f) {
+        try {
+            return java.nio.file.Files.readString(f).trim();
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    static void append(java.nio.file.Path log, String line) {
+        try {
+            java.nio.file.Files.writeString(log, line, java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            System.err.println("appending to " + log + ": " + e);
+        }
+    }
+
+    static long micros() {
+        java.time.Instant now = java.time.Instant.now();
+        return now.getEpochSecond() * 1_000_000L + now.getNano() / 1000;
     }
 
     static String env(String k, String d) {
