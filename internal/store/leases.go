@@ -442,14 +442,22 @@ func (s *Store) DropRunner(ctx context.Context, app, name, holder string) error 
 
 func leaseEndpointKey() string { return prefix + "lease-endpoint" }
 
-// LeaseEndpoint returns the address the lease endpoint listened on at the
-// last start, "" if none was recorded.
+// nodeLeaseEndpointKey is the node's own: the nodes of a cluster share
+// the store, each its endpoint.
+func (s *Store) nodeLeaseEndpointKey() string { return prefix + "lease-endpoints/" + s.node }
+
+// LeaseEndpoint returns the address this node's lease endpoint listened
+// on at the last start, "" if none was recorded. The key of a daemon from
+// before there were clusters is read too: that was this node's.
 func (s *Store) LeaseEndpoint(ctx context.Context) (string, error) {
 	var addr string
+	if err := s.getJSON(ctx, s.nodeLeaseEndpointKey(), &addr, nil); err != nil || addr != "" {
+		return addr, err
+	}
 	return addr, s.getJSON(ctx, leaseEndpointKey(), &addr, nil)
 }
 
-// PutLeaseEndpoint records the lease endpoint's address.
+// PutLeaseEndpoint records this node's lease endpoint's address.
 func (s *Store) PutLeaseEndpoint(ctx context.Context, addr string) error {
-	return s.putJSON(ctx, leaseEndpointKey(), addr)
+	return s.putJSON(ctx, s.nodeLeaseEndpointKey(), addr)
 }
