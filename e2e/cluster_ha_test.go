@@ -245,6 +245,19 @@ func TestClusterHA(t *testing.T) {
 			t.Errorf("%d requests that started after every node had switched were answered by v1", n)
 		}
 		waitVersion(t, "promo", 2, all...)
+		// One node's answer covers every node: the status lists each
+		// one's instances, the log has every node's lines, tagged.
+		var st api.Status
+		a.getJSON("/api/v1/apps/promo/status", &st)
+		if len(st.Nodes) != 3 {
+			t.Errorf("status at a lists the instances of %d nodes, want 3: %+v", len(st.Nodes), st.Nodes)
+		}
+		logs := a.mustCLI("logs", "-a", "promo", "--tail", "5000")
+		for _, n := range []string{"a", "b", "c"} {
+			if !strings.Contains(logs, " "+n+"/promo-v2-") {
+				t.Errorf("the log at a has no line of node %s's v2 instance", n)
+			}
+		}
 	})
 
 	t.Run("kill a node", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/logs"
 )
 
 // Cluster is the node's part in its cluster, as the API sees it.
@@ -22,6 +23,8 @@ type Cluster interface {
 	// CheckQuorum fails, wrapping store.ErrNoQuorum, on a node cut off
 	// from the majority of its cluster.
 	CheckQuorum() error
+	// PeerLogs streams the same log request from every other node.
+	PeerLogs(ctx context.Context, r *http.Request) <-chan logs.Line
 }
 
 // JoinTokenRequest is the body of POST /api/v1/admin/join-token.
