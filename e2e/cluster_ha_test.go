@@ -227,10 +227,11 @@ func TestClusterHA(t *testing.T) {
 	c.mustCLI("deploy", "-a", "promo", jar(1), "-m", "first")
 	waitVersion(t, "promo", 1, all...)
 	lb := haproxy(t, all...)
-	l := startLoad(t, lb, "promo", loadOptions{Steady: 2, Hammer: 2, Slow: 1, MaxDuration: 6 * time.Minute})
+	l := startLoad(t, lb, "promo", loadOptions{Steady: 2, Hammer: 2, Slow: 1, MaxDuration: 6 * time.Minute, AcrossNodes: true})
 	time.Sleep(2 * time.Second)
 
-	t.Run("deploy v2 under load", func(t *testing.T) {
+	{ // deploy v2 under load
+		t.Log("== deploy v2 under load")
 		out := b.mustCLI("deploy", "-a", "promo", jar(2, "startDelaySeconds", "30"), "-m", "slow start")
 		t.Logf("slipway deploy v2 through b:\n%s", out)
 		for _, want := range []string{"Node a: warm", "Node b: warm", "Node c: warm", "switch window", "succeeded"} {
@@ -244,6 +245,7 @@ func TestClusterHA(t *testing.T) {
 		if n := l.startedAfterOn(switched, 1); n > 0 {
 			t.Errorf("%d requests that started after every node had switched were answered by v1", n)
 		}
+		t.Logf("answers of v1 to a client that had seen v2, within the switch window: %d", l.wentBack)
 		waitVersion(t, "promo", 2, all...)
 		// One node's answer covers every node: the status lists each
 		// one's instances, the log has every node's lines, tagged.
@@ -258,9 +260,10 @@ func TestClusterHA(t *testing.T) {
 				t.Errorf("the log at a has no line of node %s's v2 instance", n)
 			}
 		}
-	})
+	}
 
-	t.Run("kill a node", func(t *testing.T) {
+	{ // kill a node
+		t.Log("== kill a node")
 		killNode(t, a)
 		out := b.mustCLI("deploy", "-a", "promo", jar(3), "-m", "with two")
 		if !strings.Contains(out, "succeeded") {
@@ -277,9 +280,10 @@ func TestClusterHA(t *testing.T) {
 			return resp.StatusCode == 200
 		})
 		waitVersion(t, "promo", 3, a)
-	})
+	}
 
-	t.Run("kill the coordinator during a deployment", func(t *testing.T) {
+	{ // kill the coordinator during a deployment
+		t.Log("== kill the coordinator during a deployment")
 		co := coordinator(t, all...)
 		var other *daemon
 		for _, d := range all {
@@ -310,9 +314,10 @@ func TestClusterHA(t *testing.T) {
 		}
 		co.start()
 		waitVersion(t, "promo", 5, all...)
-	})
+	}
 
-	t.Run("placement", func(t *testing.T) {
+	{ // placement
+		t.Log("== placement")
 		// An app placed on the nodes labelled zone=west runs on c only;
 		// a and b forward its requests to c over the peer link.
 		a.mustCLI("apps", "create", "west", "--placement", "zone=west")
@@ -329,13 +334,14 @@ func TestClusterHA(t *testing.T) {
 				return err == nil && code == 200 && strings.Contains(body, want)
 			})
 		}
-	})
+	}
 
 	// A node cut off serves its release while the others go on to the
 	// next: a client sent to either sees both, so the load ends here.
 	l.check(t)
 
-	t.Run("cut a node off", func(t *testing.T) {
+	{ // cut a node off
+		t.Log("== cut a node off")
 		ports := map[*daemon]string{}
 		for _, d := range all {
 			ports[d] = peerPort(t, a, d.name)
@@ -351,7 +357,7 @@ func TestClusterHA(t *testing.T) {
 		}
 		ns.heal()
 		waitVersion(t, "promo", 6, all...)
-	})
+	}
 
 }
 

@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -57,32 +59,73 @@ func (c *Cluster) SetAPI(h http.Handler) { c.api.Store(&h) }
 // Forward carries a request that changes something to the coordinator,
 // over the peer link; false when this node is the coordinator (or alone)
 // and carries it out itself.
+//
+// A coordinator that does not answer (it died a moment ago, and its
+// successor is elected once its lease lapses) is waited out, up to
+// forwardWait: the request goes to its successor then.
 func (c *Cluster) Forward(w http.ResponseWriter, r *http.Request) (bool, error) {
 	if !c.st.Clustered() || c.leading.Load() || FromPeer(r) {
 		return false, nil
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	name, err := c.st.Coordinator(ctx)
-	cancel()
+	ctx, cancel := context.WithTimeout(r.Context(), forwardWait)
+	defer cancel()
+	for {
+		target, err := c.coordinatorURL(ctx)
+		if err == nil && target == nil {
+			return false, nil // this node, elected a moment ago
+		}
+		if err == nil && reachable(ctx, target) {
+			proxy, err := c.proxyTo(target)
+			if err != nil {
+				return true, err
+			}
+			proxy.ServeHTTP(w, r)
+			return true, nil
+		}
+		if errors.Is(err, store.ErrNoQuorum) {
+			return true, err
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return true, err
+			}
+			return true, ErrNoCoordinator
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// forwardWait bounds the wait for a coordinator that answers.
+const forwardWait = 30 * time.Second
+
+// coordinatorURL is the peer URL of the coordinator; nil when it is this
+// node.
+func (c *Cluster) coordinatorURL(ctx context.Context) (*url.URL, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	name, err := c.st.Coordinator(cctx)
 	if err != nil {
-		return true, fmt.Errorf("finding the coordinator: %w", err)
+		return nil, fmt.Errorf("finding the coordinator: %w", err)
 	}
 	if name == "" {
-		return true, ErrNoCoordinator
+		return nil, ErrNoCoordinator
 	}
 	if name == c.opts.Name {
-		return false, nil // elected a moment ago
+		return nil, nil
 	}
-	target, err := c.peerOf(r.Context(), name)
+	return c.peerOf(ctx, name)
+}
+
+// reachable reports whether a peer takes connections.
+func reachable(ctx context.Context, u *url.URL) bool {
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
-		return true, err
+		return false
 	}
-	proxy, err := c.proxyTo(target)
-	if err != nil {
-		return true, err
-	}
-	proxy.ServeHTTP(w, r)
-	return true, nil
+	conn.Close()
+	return true
 }
 
 // peerOf is the peer URL of the named node.
@@ -115,7 +158,9 @@ func (c *Cluster) proxyTo(target *url.URL) (*httputil.ReverseProxy, error) {
 		Transport:     tr,
 		FlushInterval: -1, // a followed deployment streams
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			http.Error(w, fmt.Sprintf(`{"error":%q}`, "forwarding to the coordinator: "+err.Error()), http.StatusBadGateway)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadGateway)
+			json.NewEncoder(w).Encode(map[string]string{"error": "the coordinator did not answer (" + err.Error() + "); see whether the change was made with 'slipway deployments', and try again"})
 		},
 	}, nil
 }
