@@ -245,7 +245,7 @@ func TestClusterHA(t *testing.T) {
 		if n := l.startedAfterOn(switched, 1); n > 0 {
 			t.Errorf("%d requests that started after every node had switched were answered by v1", n)
 		}
-		t.Logf("answers of v1 to a client that had seen v2, within the switch window: %d", l.wentBack)
+		t.Logf("answers of v1 to a client that had seen v2: %d; the first: %q; switched at %s", l.wentBack, l.wentBackSeen, switched.Format("15:04:05.000"))
 		waitVersion(t, "promo", 2, all...)
 		// One node's answer covers every node: the status lists each
 		// one's instances, the log has every node's lines, tagged.

@@ -58,6 +58,8 @@ type load struct {
 	// acrossNodes: see loadOptions; wentBack counts those answers.
 	acrossNodes bool
 	wentBack    int
+	// wentBackSeen are the first of those answers: when, and the body.
+	wentBackSeen []string
 }
 
 func startLoad(t *testing.T, d *daemon, app string, o loadOptions) *load {
@@ -120,6 +122,9 @@ func (l *load) record(c call, code int, body string, err error, newest int) {
 		l.failures = append(l.failures, fmt.Sprintf("%s %s: status %d: %.200s", c.kind, c.start.Format("15:04:05.000"), code, body))
 	case c.version < newest && l.acrossNodes:
 		l.wentBack++
+		if len(l.wentBackSeen) < 10 {
+			l.wentBackSeen = append(l.wentBackSeen, fmt.Sprintf("%s..%s %.80s", c.start.Format("15:04:05.000"), c.end.Format("15:04:05.000"), body))
+		}
 		l.versions[c.version]++
 		l.quick = append(l.quick, c)
 	case c.version < newest:

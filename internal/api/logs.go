@@ -56,8 +56,10 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !isTrue(r.URL.Query().Get("follow")) {
 		lines := filter(s.opts.Logs.Tail(app, -1), keep)
-		for l := range peers {
-			lines = append(lines, l)
+		if peers != nil { // ranging over a nil channel would never end
+			for l := range peers {
+				lines = append(lines, l)
+			}
 		}
 		slices.SortStableFunc(lines, func(a, b logs.Line) int { return a.Time.Compare(b.Time) })
 		for _, l := range lastN(lines, n) {
