@@ -66,6 +66,8 @@ func newNetns(t *testing.T) *netns {
 // peer port, and what it sends to the other nodes' peer ports.
 func (n *netns) cut(ownPeerPort string, otherPeerPorts ...string) {
 	n.t.Helper()
+	// Healed before the nodes stop, should the test end first.
+	n.t.Cleanup(func() { exec.Command("ip", "netns", "exec", n.name, "iptables", "-F").Run() })
 	run(n.t, "ip", "netns", "exec", n.name, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", ownPeerPort, "-j", "DROP")
 	for _, p := range otherPeerPorts {
 		run(n.t, "ip", "netns", "exec", n.name, "iptables", "-A", "OUTPUT", "-p", "tcp", "--dport", p, "-j", "DROP")
@@ -347,9 +349,16 @@ func TestClusterHA(t *testing.T) {
 			ports[d] = peerPort(t, a, d.name)
 		}
 		ns.cut(ports[c], ports[a], ports[b])
-		waitFor(t, 30*time.Second, "c to refuse changes", func() bool {
-			out, err := c.cli("restart", "-a", "promo")
-			return err != nil && strings.Contains(out, "cannot reach a majority")
+		// The first change may come before c has noticed (an election
+		// timeout); it may wait for the majority then, up to the store's
+		// call timeout, and is given up after 10 s.
+		waitFor(t, 60*time.Second, "c to refuse changes", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "restart", "-a", "promo")
+			cmd.Env = append(os.Environ(), "SLIPWAY_URL="+c.apiURL, "SLIPWAY_TOKEN="+c.token)
+			out, err := cmd.CombinedOutput()
+			return err != nil && strings.Contains(string(out), "cannot reach a majority")
 		})
 		waitVersion(t, "promo", 5, c) // it serves what it has
 		if out := a.mustCLI("deploy", "-a", "promo", jar(6), "-m", "without c"); !strings.Contains(out, "succeeded") {

@@ -64,7 +64,7 @@ func (c *Cluster) SetAPI(h http.Handler) { c.api.Store(&h) }
 // successor is elected once its lease lapses) is waited out, up to
 // forwardWait: the request goes to its successor then.
 func (c *Cluster) Forward(w http.ResponseWriter, r *http.Request) (bool, error) {
-	if !c.st.Clustered() || c.leading.Load() || FromPeer(r) {
+	if !c.st.Clustered() || c.leading.Load() && c.st.HasQuorum() || FromPeer(r) {
 		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), forwardWait)

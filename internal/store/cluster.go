@@ -145,7 +145,11 @@ func bound(ctx context.Context) (context.Context, context.CancelFunc) {
 // lost its majority.
 func (s *Store) wrapCluster(err error) error {
 	err = s.stopped.wrap(err)
-	if errors.Is(err, context.DeadlineExceeded) && s.Clustered() && !s.HasQuorum() {
+	if err == nil {
+		return nil
+	}
+	timedOut := errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "request timed out") || strings.Contains(err.Error(), "no leader")
+	if timedOut && s.Clustered() && !s.HasQuorum() {
 		return fmt.Errorf("%w (%v)", ErrNoQuorum, err)
 	}
 	return err

@@ -78,7 +78,7 @@ func (s *Store) deleteApp(ctx context.Context, name string) (done bool, err erro
 		Else(clientv3.OpGet(lockKey(name), clientv3.WithKeysOnly())).
 		Commit()
 	if err != nil {
-		return false, fmt.Errorf("deleting app %s: %w", name, s.stopped.wrap(err))
+		return false, fmt.Errorf("deleting app %s: %w", name, s.wrapCluster(err))
 	}
 	if !resp.Succeeded {
 		if len(resp.Responses[0].GetResponseRange().Kvs) > 0 {
@@ -183,7 +183,7 @@ func (s *Store) WatchDeployment(ctx context.Context, app string, id int, fn func
 	key := deploymentKey(app, id)
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", key, s.stopped.wrap(err))
+		return fmt.Errorf("reading %s: %w", key, s.wrapCluster(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return s.blameApp(ctx, app, deploymentNotFound(app, id))
@@ -268,7 +268,7 @@ func (s *Store) Unlock(ctx context.Context, app string, id int) error {
 		If(clientv3.Compare(clientv3.Value(key), "=", strconv.Itoa(id))).
 		Then(clientv3.OpDelete(key)).Commit()
 	if err != nil {
-		return fmt.Errorf("unlocking app %s: %w", app, s.stopped.wrap(err))
+		return fmt.Errorf("unlocking app %s: %w", app, s.wrapCluster(err))
 	}
 	return nil
 }

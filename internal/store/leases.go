@@ -128,7 +128,7 @@ func decodeLease(kv *mvccpb.KeyValue) (Lease, error) {
 func (s *Store) getLease(ctx context.Context, key string) (*Lease, *mvccpb.KeyValue, error) {
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", key, s.stopped.wrap(err))
+		return nil, nil, fmt.Errorf("reading %s: %w", key, s.wrapCluster(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, nil, nil
@@ -180,7 +180,7 @@ func (s *Store) createLease(ctx context.Context, l Lease) (Lease, bool, error) {
 	pfx := leasesPrefix(l.App)
 	count, err := s.cli.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
-		return Lease{}, false, fmt.Errorf("counting the leases of %s: %w", l.App, s.stopped.wrap(err))
+		return Lease{}, false, fmt.Errorf("counting the leases of %s: %w", l.App, s.wrapCluster(err))
 	}
 	if count.Count >= MaxLeasesPerApp {
 		return Lease{}, false, fmt.Errorf("%w: app %s holds %d leases, the most it may; give some up (DELETE) before taking another", ErrTooManyLeases, l.App, count.Count)
@@ -188,7 +188,7 @@ func (s *Store) createLease(ctx context.Context, l Lease) (Lease, bool, error) {
 	start := time.Now()
 	grant, err := s.cli.Grant(ctx, l.TTL)
 	if err != nil {
-		return Lease{}, false, fmt.Errorf("granting a lease: %w", s.stopped.wrap(err))
+		return Lease{}, false, fmt.Errorf("granting a lease: %w", s.wrapCluster(err))
 	}
 	l.Taken = start.UTC()
 	b, _ := json.Marshal(l)
@@ -202,7 +202,7 @@ func (s *Store) createLease(ctx context.Context, l Lease) (Lease, bool, error) {
 	if err != nil || !resp.Succeeded {
 		s.revoke(grant.ID)
 		if err != nil {
-			return Lease{}, false, fmt.Errorf("taking lease %s of app %s: %w", l.Name, l.App, s.stopped.wrap(err))
+			return Lease{}, false, fmt.Errorf("taking lease %s of app %s: %w", l.Name, l.App, s.wrapCluster(err))
 		}
 		return Lease{}, false, nil
 	}
@@ -219,7 +219,7 @@ func (s *Store) renewLease(ctx context.Context, cur Lease, modRev, ttl int64) (L
 			if errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
 				return Lease{}, false, nil // it ran out just now: take it again, or see who has
 			}
-			return Lease{}, false, fmt.Errorf("renewing lease %s of app %s: %w", cur.Name, cur.App, s.stopped.wrap(err))
+			return Lease{}, false, fmt.Errorf("renewing lease %s of app %s: %w", cur.Name, cur.App, s.wrapCluster(err))
 		}
 		cur.Expires = start.Add(time.Duration(ttl) * time.Second)
 		return cur, true, nil
@@ -228,7 +228,7 @@ func (s *Store) renewLease(ctx context.Context, cur Lease, modRev, ttl int64) (L
 	// its create revision, which is the token.
 	grant, err := s.cli.Grant(ctx, ttl)
 	if err != nil {
-		return Lease{}, false, fmt.Errorf("granting a lease: %w", s.stopped.wrap(err))
+		return Lease{}, false, fmt.Errorf("granting a lease: %w", s.wrapCluster(err))
 	}
 	old := cur.id
 	cur.TTL = ttl
@@ -241,7 +241,7 @@ func (s *Store) renewLease(ctx context.Context, cur Lease, modRev, ttl int64) (L
 	if err != nil || !resp.Succeeded {
 		s.revoke(grant.ID)
 		if err != nil {
-			return Lease{}, false, fmt.Errorf("renewing lease %s of app %s: %w", cur.Name, cur.App, s.stopped.wrap(err))
+			return Lease{}, false, fmt.Errorf("renewing lease %s of app %s: %w", cur.Name, cur.App, s.wrapCluster(err))
 		}
 		return Lease{}, false, nil
 	}
@@ -255,7 +255,7 @@ func (s *Store) renewLease(ctx context.Context, cur Lease, modRev, ttl int64) (L
 func (s *Store) revoke(id clientv3.LeaseID) error {
 	_, err := s.cli.Revoke(context.Background(), id)
 	if err != nil && !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
-		return s.stopped.wrap(err)
+		return s.wrapCluster(err)
 	}
 	return nil
 }
@@ -308,7 +308,7 @@ func (s *Store) Leases(ctx context.Context, app string) ([]Lease, error) {
 func (s *Store) allLeases(ctx context.Context, keyPrefix string) ([]Lease, error) {
 	resp, err := s.cli.Get(ctx, keyPrefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", keyPrefix, s.stopped.wrap(err))
+		return nil, fmt.Errorf("listing %s: %w", keyPrefix, s.wrapCluster(err))
 	}
 	out := make([]Lease, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -411,7 +411,7 @@ func (s *Store) HoldRunner(ctx context.Context, l Lease) (Lease, error) {
 		b, _ := json.Marshal(l)
 		resp, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(b), clientv3.WithLease(s.leaseID()))).Commit()
 		if err != nil {
-			return Lease{}, fmt.Errorf("holding single runner lease %s of app %s: %w", l.Name, l.App, s.stopped.wrap(err))
+			return Lease{}, fmt.Errorf("holding single runner lease %s of app %s: %w", l.Name, l.App, s.wrapCluster(err))
 		}
 		if !resp.Succeeded {
 			continue
@@ -435,7 +435,7 @@ func (s *Store) DropRunner(ctx context.Context, app, name, holder string) error 
 	}
 	_, err = s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).Then(clientv3.OpDelete(key)).Commit()
 	if err != nil {
-		return fmt.Errorf("giving up single runner lease %s of app %s: %w", name, app, s.stopped.wrap(err))
+		return fmt.Errorf("giving up single runner lease %s of app %s: %w", name, app, s.wrapCluster(err))
 	}
 	return nil
 }

@@ -306,10 +306,10 @@ func (s *Store) Close() error {
 
 // getJSON reads key into v. It returns missing when key does not exist,
 // which may be nil when a missing key is no error (v keeps its zero value).
-func (s *Store) getJSON(ctx context.Context, key string, v any, missing error) error {
-	resp, err := s.cli.Get(ctx, key)
+func (s *Store) getJSON(ctx context.Context, key string, v any, missing error, opts ...clientv3.OpOption) error {
+	resp, err := s.cli.Get(ctx, key, opts...)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", key, s.stopped.wrap(err))
+		return fmt.Errorf("reading %s: %w", key, s.wrapCluster(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return missing
@@ -323,7 +323,7 @@ func (s *Store) putJSON(ctx context.Context, key string, v any) error {
 		return err
 	}
 	if _, err := s.cli.Put(ctx, key, string(b)); err != nil {
-		return fmt.Errorf("writing %s: %w", key, s.stopped.wrap(err))
+		return fmt.Errorf("writing %s: %w", key, s.wrapCluster(err))
 	}
 	return nil
 }
@@ -339,7 +339,7 @@ func (s *Store) createJSON(ctx context.Context, key string, v any, opts ...clien
 		Then(clientv3.OpPut(key, string(b), opts...)).
 		Commit()
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", key, s.stopped.wrap(err))
+		return fmt.Errorf("creating %s: %w", key, s.wrapCluster(err))
 	}
 	if !resp.Succeeded {
 		return ErrExists
