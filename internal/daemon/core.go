@@ -141,6 +141,11 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 // stops its instances (or, with keep, leaves them running), their
 // cgroups' directory goes if empty, the logs and the store close.
 func (k *core) close(keep bool) {
+	if k.st != nil && k.st.Clustered() {
+		// The last node of a cluster to stop has no majority: its last
+		// writes (instances gone) must not hold the stop.
+		k.st.Closing()
+	}
 	if k.mgr != nil {
 		k.mgr.Close(keep)
 	}
