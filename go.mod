@@ -16,7 +16,15 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require github.com/cloudflare/tableflip v1.2.3
+require (
+	github.com/chromedp/chromedp v0.23.0
+	github.com/cloudflare/tableflip v1.2.3
+)
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -85,6 +85,13 @@ func TestKeepInstancesOnSIGTERM(t *testing.T) {
 	d.mustCLI("apps", "create", "lasting")
 	d.mustCLI("deploy", "-a", "lasting", testapp.Jar(t, "app.jar", map[string]string{"version": "1"}))
 	inst := d.app("lasting").Instances[0]
+	// The instance holds a lease, which it renews at the same URL after
+	// the restart: the port is kept, and so is its lease.
+	leaseURL := strings.TrimSpace(d.body("lasting", "/env?name=SLIPWAY_LEASE_URL")) + "/lasting?ttl=60s"
+	code, before := leaseCall(t, "POST", leaseURL)
+	if code != 200 {
+		t.Fatalf("taking a lease: %d %s", code, before)
+	}
 	// The last stop keeps it too: tell the leftover check it is expected.
 	os.WriteFile(filepath.Join(d.dataDir, "keep-instances"), []byte("yes"), 0o600)
 	d.stop()
@@ -98,6 +105,16 @@ func TestKeepInstancesOnSIGTERM(t *testing.T) {
 	if body := d.body("lasting", "/"); !strings.HasPrefix(body, "version=1 ") {
 		t.Errorf("the adopted instance answers %q", body)
 	}
+	if code, after := leaseCall(t, "POST", leaseURL); code != 200 || tokenOf(after) != tokenOf(before) || tokenOf(after) == "" {
+		t.Errorf("renewing the lease after the restart: %d %s; want 200 with the fencing token of %s", code, after, before)
+	}
+}
+
+// tokenOf is the fencing token in a lease endpoint's answer.
+func tokenOf(body string) string {
+	_, rest, _ := strings.Cut(body, `"fencing_token": `)
+	token, _, _ := strings.Cut(rest, ",")
+	return token
 }
 
 // TestPromptShutdown: SIGTERM ends followed log streams, server-sent event

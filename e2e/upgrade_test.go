@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +42,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	}
 	oldPID := d.mainPID()
 	l := startLoad(t, d, "steady", loadOptions{Hammer: 2, Slow: 2, Fresh: 2, MaxDuration: 90 * time.Second})
+	renewals := renewLease(t, strings.TrimSpace(d.body("steady", "/env?name=SLIPWAY_LEASE_URL"))+"/upgrade", 90*time.Second)
 	waitFor(t, 10*time.Second, "the load to run", func() bool { return l.answered() > 100 })
 
 	t.Run("broken binary", func(t *testing.T) {
@@ -92,6 +96,11 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if n := l.inFlightAt(start, 1); n == 0 {
 		t.Errorf("no 2 s request was in flight when the upgrade began: the test proves less than it says")
 	}
+	if n, failed := renewals.stop(); n == 0 || failed != "" {
+		t.Errorf("renewing a lease every 50 ms through the upgrade: %d renewals, then %s", n, failed)
+	} else {
+		t.Logf("the instance renewed its lease %d times through the upgrade, each answered 200 with the same fencing token", n)
+	}
 	after := d.app("steady").Instances
 	if len(after) != 1 || after[0].PID != before[0].PID || !after[0].Adopted {
 		t.Errorf("instances after the upgrade %+v, want pid %d adopted", after, before[0].PID)
@@ -122,4 +131,62 @@ func install(t *testing.T, src, dst string) {
 	if err := os.Rename(tmp, dst); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// leaseRenewer renews a lease as an instance's job does, until stopped.
+type leaseRenewer struct {
+	stopc chan struct{}
+	done  chan struct{}
+	n     int
+	// failed says how the first renewal that failed did: refused, an
+	// answer other than 200, or another fencing token (the lease changed
+	// hands); "" if none did.
+	failed string
+}
+
+// renewLease renews the lease at url (an instance's SLIPWAY_LEASE_URL
+// and a name) every 50 ms, for max at most.
+func renewLease(t *testing.T, url string, max time.Duration) *leaseRenewer {
+	t.Helper()
+	r := &leaseRenewer{stopc: make(chan struct{}), done: make(chan struct{})}
+	client := &http.Client{Timeout: 30 * time.Second}
+	go func() {
+		defer close(r.done)
+		var token int64
+		for deadline := time.Now().Add(max); time.Now().Before(deadline); {
+			resp, err := client.Post(url+"?ttl=10s", "", nil)
+			if err != nil {
+				r.failed = err.Error()
+				return
+			}
+			var l api.Lease
+			err = json.NewDecoder(resp.Body).Decode(&l)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || err != nil || (token != 0 && l.FencingToken != token) {
+				r.failed = fmt.Sprintf("%d %+v %v after %d renewals", resp.StatusCode, l, err, r.n)
+				return
+			}
+			token = l.FencingToken
+			r.n++
+			select {
+			case <-r.stopc:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// stop ends the renewals and says how many succeeded, and how the first
+// that failed did.
+func (r *leaseRenewer) stop() (int, string) {
+	select {
+	case <-r.stopc:
+	default:
+		close(r.stopc)
+	}
+	<-r.done
+	return r.n, r.failed
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,16 +11,24 @@ import (
 )
 
 func (s *Server) showPolicy(w http.ResponseWriter, r *http.Request) error {
-	app := r.PathValue("app")
-	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
-		return err
-	}
-	p, err := s.opts.Store.Policy(r.Context(), app)
+	p, err := s.Policy(r.Context(), r.PathValue("app"))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.policy(app, p))
+	writeJSON(w, http.StatusOK, p)
 	return nil
+}
+
+// Policy is app's access policy, as GET …/access answers.
+func (s *Server) Policy(ctx context.Context, app string) (Policy, error) {
+	if _, err := s.opts.Store.App(ctx, app); err != nil {
+		return Policy{}, err
+	}
+	p, err := s.opts.Store.Policy(ctx, app)
+	if err != nil {
+		return Policy{}, err
+	}
+	return s.policy(app, p), nil
 }
 
 // policy is the app's policy as the API shows it, with a warning when
@@ -52,11 +61,17 @@ func (s *Server) addRule(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
+	return s.writePolicy(w)(s.AddRule(r.Context(), r.PathValue("app"), req))
+}
+
+// AddRule adds an access rule to app's policy, or replaces the one of its
+// priority, and applies the policy at once.
+func (s *Server) AddRule(ctx context.Context, app string, req AddRuleRequest) (Policy, error) {
 	rule, err := access.ParseRule(req.Priority, req.Action, req.Network, req.Name)
 	if err != nil {
-		return errorf(http.StatusBadRequest, "%v", err)
+		return Policy{}, errorf(http.StatusBadRequest, "%v", err)
 	}
-	return s.updatePolicy(w, r, func(p *access.Policy) error {
+	return s.UpdatePolicy(ctx, app, func(p *access.Policy) error {
 		list, err := scopeOf(p, req.Scope)
 		if err != nil {
 			return err
@@ -71,17 +86,35 @@ func (s *Server) removeRule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errorf(http.StatusBadRequest, "priority %q is not a number", r.PathValue("priority"))
 	}
-	return s.updatePolicy(w, r, func(p *access.Policy) error {
-		list, err := scopeOf(p, r.PathValue("scope"))
+	return s.writePolicy(w)(s.RemoveRule(r.Context(), r.PathValue("app"), r.PathValue("scope"), prio))
+}
+
+// RemoveRule removes the rule of a priority from a scope of app's policy
+// and applies the policy at once.
+func (s *Server) RemoveRule(ctx context.Context, app, scope string, prio int) (Policy, error) {
+	return s.UpdatePolicy(ctx, app, func(p *access.Policy) error {
+		list, err := scopeOf(p, scope)
 		if err != nil {
 			return err
 		}
 		var ok bool
 		if *list, ok = list.Remove(prio); !ok {
-			return errorf(http.StatusNotFound, "there is no %s rule of priority %d; see 'slipway access list -a %s'", r.PathValue("scope"), prio, r.PathValue("app"))
+			return errorf(http.StatusNotFound, "there is no %s rule of priority %d; see 'slipway access list -a %s'", scope, prio, app)
 		}
 		return nil
 	})
+}
+
+// writePolicy returns a function that writes a policy or returns the
+// error it comes with.
+func (s *Server) writePolicy(w http.ResponseWriter) func(Policy, error) error {
+	return func(p Policy, err error) error {
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, p)
+		return nil
+	}
 }
 
 // PolicyChange is the body of PATCH …/access.
@@ -94,12 +127,12 @@ func (s *Server) changePolicy(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	return s.updatePolicy(w, r, func(p *access.Policy) error {
+	return s.writePolicy(w)(s.UpdatePolicy(r.Context(), r.PathValue("app"), func(p *access.Policy) error {
 		if req.HTTPSOnly != nil {
 			p.HTTPSOnly = *req.HTTPSOnly
 		}
 		return nil
-	})
+	}))
 }
 
 func scopeOf(p *access.Policy, scope string) (*access.Rules, error) {
@@ -112,20 +145,19 @@ func scopeOf(p *access.Policy, scope string) (*access.Rules, error) {
 	return nil, errorf(http.StatusBadRequest, "scope %q: use app (the app's traffic) or deploy (its deploy endpoints)", scope)
 }
 
-// updatePolicy changes the app's restrictions and applies them at once.
-func (s *Server) updatePolicy(w http.ResponseWriter, r *http.Request, fn func(*access.Policy) error) error {
-	app := r.PathValue("app")
-	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
-		return err
+// UpdatePolicy changes app's restrictions with fn and applies them at
+// once.
+func (s *Server) UpdatePolicy(ctx context.Context, app string, fn func(*access.Policy) error) (Policy, error) {
+	if _, err := s.opts.Store.App(ctx, app); err != nil {
+		return Policy{}, err
 	}
-	p, err := s.opts.Store.UpdatePolicy(r.Context(), app, fn)
+	p, err := s.opts.Store.UpdatePolicy(ctx, app, fn)
 	if errors.Is(err, access.ErrInvalid) {
-		return errorf(http.StatusBadRequest, "%v", err)
+		return Policy{}, errorf(http.StatusBadRequest, "%v", err)
 	}
 	if err != nil {
-		return err
+		return Policy{}, err
 	}
 	s.opts.Deploys.SetPolicy(app, p)
-	writeJSON(w, http.StatusOK, s.policy(app, p))
-	return nil
+	return s.policy(app, p), nil
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"github.com/slipway-dev/slipway/internal/golden"
 	"net/http"
 	"testing"
 	"time"
@@ -52,12 +53,12 @@ func TestOperatorRoutes(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("GET /api/v1/version with a deploy credential: %d %s", code, b)
 		}
-		golden(t, "version.json", b)
+		golden.Check(t, "version.json", b)
 		code, b = a.do("POST", "/api/v1/admin/upgrade", a.admin, "")
 		if code != http.StatusAccepted {
 			t.Fatalf("POST /api/v1/admin/upgrade: %d %s", code, b)
 		}
-		golden(t, "upgrade.json", b)
+		golden.Check(t, "upgrade.json", b)
 		for _, route := range []string{"POST /api/v1/admin/upgrade", "GET /api/v1/admin/backup"} {
 			var method, path string
 			fmt.Sscan(route, &method, &path)

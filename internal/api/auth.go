@@ -67,8 +67,8 @@ const (
 	scopeAdmin
 )
 
-// principal is who a request's token belongs to.
-type principal struct {
+// Principal is who a request's token belongs to.
+type Principal struct {
 	Credential string `json:"credential"`
 	// App is the one app the token may touch; empty for the admin token.
 	App   string `json:"app,omitempty"`
@@ -98,15 +98,8 @@ func (s *Server) guard(sc scope, h handler) handler {
 		if err != nil {
 			return err
 		}
-		if err := p.may(sc, r.PathValue("app")); err != nil {
+		if err := s.authorize(r, p, sc, r.PathValue("app")); err != nil {
 			return err
-		}
-		// A request forwarded by a peer had its client's address checked
-		// at the node it reached first.
-		if sc == scopeDeploy && !cluster.FromPeer(r) {
-			if err := s.checkDeployAccess(r); err != nil {
-				return err
-			}
 		}
 		if s.opts.Cluster != nil && changes(r) {
 			// A node cut off from the majority says so at once, rather
@@ -137,7 +130,7 @@ var errNoToken = errorf(http.StatusUnauthorized,
 // authenticate finds the credential of the request's token, given as a
 // bearer token or as the password of basic auth (the user is not
 // checked: pipelines send "$APPNAME" or anything else).
-func (s *Server) authenticate(r *http.Request) (principal, error) {
+func (s *Server) authenticate(r *http.Request) (Principal, error) {
 	var token string
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		token = h[7:]
@@ -146,28 +139,72 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 	}
 	token = strings.TrimSpace(token)
 	if token == "" {
-		return principal{}, errNoToken
+		return Principal{}, errNoToken
 	}
-	bad := errorf(http.StatusUnauthorized, "the token is not valid: it is mistyped, or was revoked; ask for a new one")
+	p, _, err := s.Authenticate(r.Context(), token)
+	return p, err
+}
+
+// errBadToken answers a token that is no credential's.
+var errBadToken = errorf(http.StatusUnauthorized, "the token is not valid: it is mistyped, or was revoked; ask for a new one")
+
+// Authenticate finds the credential of a token, as every API request's
+// token is checked. It returns who the token belongs to, and the token's
+// generation: the hash the store keeps of it, which changes when the
+// token is replaced (the admin token rotated) and is gone when the
+// credential is revoked (see Recheck).
+func (s *Server) Authenticate(ctx context.Context, token string) (Principal, string, error) {
 	id, ok := tokenID(token)
 	if !ok {
-		return principal{}, bad
+		return Principal{}, "", errBadToken
 	}
-	c, err := s.opts.Store.Credential(r.Context(), id)
+	c, err := s.opts.Store.Credential(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return principal{}, bad
+		return Principal{}, "", errBadToken
 	}
 	if err != nil {
-		return principal{}, err
+		return Principal{}, "", err
 	}
 	if subtle.ConstantTimeCompare([]byte(HashToken(token)), []byte(c.Hash)) != 1 {
-		return principal{}, bad
+		return Principal{}, "", errBadToken
 	}
-	return principal{Credential: c.ID, App: c.App, Admin: c.App == ""}, nil
+	return Principal{Credential: c.ID, App: c.App, Admin: c.App == ""}, c.Hash, nil
+}
+
+// Recheck says whether p's token is still the one Authenticate accepted
+// with generation gen: a credential revoked since, or an admin token
+// rotated since, fails with the API's 401 for a token that is not valid.
+func (s *Server) Recheck(ctx context.Context, p Principal, gen string) error {
+	c, err := s.opts.Store.Credential(ctx, p.Credential)
+	if errors.Is(err, store.ErrNotFound) {
+		return errBadToken
+	}
+	if err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare([]byte(c.Hash), []byte(gen)) != 1 || c.App != p.App {
+		return errBadToken
+	}
+	return nil
+}
+
+// authorize is the decision for a caller p of a route of scope sc about
+// app, after its token was found (see route): what p may touch, then, for
+// a deploy endpoint, the app's deploy access rules for r's client.
+func (s *Server) authorize(r *http.Request, p Principal, sc scope, app string) error {
+	if err := p.may(sc, app); err != nil {
+		return err
+	}
+	// A request forwarded by a peer had its client's address checked at
+	// the node it reached first.
+	if sc == scopeDeploy && !cluster.FromPeer(r) {
+		return s.checkDeployAccess(r, app)
+	}
+	return nil
 }
 
 // may says whether p may call a route of scope sc about app.
-func (p principal) may(sc scope, app string) error {
+func (p Principal) may(sc scope, app string) error {
 	switch {
 	case p.Admin || sc == scopeAny:
 		return nil
@@ -183,8 +220,7 @@ func (p principal) may(sc scope, app string) error {
 // checkDeployAccess applies the app's deploy access rules to the client.
 // The client is the connection's peer unless that is a trusted proxy (see
 // access.ClientIP); headers such as X-Real-IP are never read.
-func (s *Server) checkDeployAccess(r *http.Request) error {
-	app := r.PathValue("app")
+func (s *Server) checkDeployAccess(r *http.Request, app string) error {
 	p, err := s.opts.Store.Policy(r.Context(), app)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -32,16 +33,26 @@ type CreateCredentialRequest struct {
 }
 
 func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error {
-	app := r.PathValue("app")
-	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
-		return err
-	}
 	var req CreateCredentialRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
+	c, err := s.CreateCredential(r, r.PathValue("app"), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, c)
+	return nil
+}
+
+// CreateCredential makes a deploy credential of app; its token is in the
+// answer only. r is the request that asks for it.
+func (s *Server) CreateCredential(r *http.Request, app string, req CreateCredentialRequest) (NewCredential, error) {
+	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
+		return NewCredential{}, err
+	}
 	if len(req.Name) > 100 {
-		return errorf(http.StatusBadRequest, "name is %d characters long; keep it to 100", len(req.Name))
+		return NewCredential{}, errorf(http.StatusBadRequest, "name is %d characters long; keep it to 100", len(req.Name))
 	}
 	for {
 		b := make([]byte, 6)
@@ -54,48 +65,60 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 			continue // 48 random bits met another: draw again
 		}
 		if err != nil {
-			return err
+			return NewCredential{}, err
 		}
 		answer := NewCredential{Credential: credentialOf(c), Token: token}
 		if s.opts.SCM != nil {
 			answer.SCMURL, answer.AppURL = s.opts.SCM.URL(r, app), s.appURL(app)
 		}
-		writeJSON(w, http.StatusCreated, answer)
-		return nil
+		return answer, nil
 	}
 }
 
 func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) error {
-	app := r.PathValue("app")
-	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
-		return err
-	}
-	creds, err := s.opts.Store.Credentials(r.Context(), app)
+	out, err := s.Credentials(r.Context(), r.PathValue("app"))
 	if err != nil {
 		return err
-	}
-	out := make([]Credential, 0, len(creds))
-	for _, c := range creds {
-		out = append(out, credentialOf(c))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
+// Credentials lists app's deploy credentials, without their tokens.
+func (s *Server) Credentials(ctx context.Context, app string) ([]Credential, error) {
+	if _, err := s.opts.Store.App(ctx, app); err != nil {
+		return nil, err
+	}
+	creds, err := s.opts.Store.Credentials(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Credential, 0, len(creds))
+	for _, c := range creds {
+		out = append(out, credentialOf(c))
+	}
+	return out, nil
+}
+
 func (s *Server) revokeCredential(w http.ResponseWriter, r *http.Request) error {
-	app, id := r.PathValue("app"), r.PathValue("credential")
-	c, err := s.opts.Store.Credential(r.Context(), id)
+	if err := s.RevokeCredential(r.Context(), r.PathValue("app"), r.PathValue("credential")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// RevokeCredential revokes app's credential id: its token stops working
+// at once.
+func (s *Server) RevokeCredential(ctx context.Context, app, id string) error {
+	c, err := s.opts.Store.Credential(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.App != app) {
 		return &store.NotFoundError{Kind: "credential", App: app, ID: id} // another app's is none of this one's
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.opts.Store.DeleteCredential(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.opts.Store.DeleteCredential(ctx, id)
 }
 
 // appURL is where a publish profile says app is served: its first https

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,17 +152,33 @@ func (s *Server) adapt(h handler, write errorWriter) http.HandlerFunc {
 // errorWriter writes an error answer.
 type errorWriter func(s *Server, w http.ResponseWriter, r *http.Request, status int, err error)
 
-// writeJSONError writes an Error; a 409 of a running deployment names it.
+// writeJSONError writes an Error (see errorBody).
 func writeJSONError(s *Server, w http.ResponseWriter, r *http.Request, status int, err error) {
+	writeJSON(w, status, s.errorBody(r.Context(), err))
+}
+
+// errorBody is the answer to err; a 409 of a running deployment names it.
+func (s *Server) errorBody(ctx context.Context, err error) Error {
 	body := Error{Error: err.Error()}
 	var locked *store.LockedError
 	if errors.As(err, &locked) {
-		if d, derr := s.opts.Store.Deployment(r.Context(), locked.App, locked.Deployment); derr == nil {
+		if d, derr := s.opts.Store.Deployment(ctx, locked.App, locked.Deployment); derr == nil {
 			body.Deployment = new(deploymentOf(d))
 			body.Error = fmt.Sprintf("deployment %d of app %s is running (started %s); wait for it to finish or cancel it", d.ID, d.App, d.Started.Format("15:04:05 MST"))
 		}
 	}
-	writeJSON(w, status, body)
+	return body
+}
+
+// ErrorAnswer is the status and the message the API answers err with,
+// for a client of the same operations (the dashboard) to say the same.
+// An unexpected error (500) is logged here, as the API logs it.
+func (s *Server) ErrorAnswer(ctx context.Context, err error) (int, string) {
+	status := statusOf(err)
+	if status == http.StatusInternalServerError {
+		s.logger.Error("dashboard request failed", "err", err)
+	}
+	return status, s.errorBody(ctx, err).Error
 }
 
 // writeTextError writes the error's text, for App Service clients, which

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,20 +13,27 @@ import (
 
 // listLeases shows the leases an app's instances hold.
 func (s *Server) listLeases(w http.ResponseWriter, r *http.Request) error {
-	app := r.PathValue("app")
-	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
-		return err
-	}
-	if s.opts.Leases == nil {
-		writeJSON(w, http.StatusOK, []Lease{})
-		return nil
-	}
-	ls, err := s.opts.Leases.List(r.Context(), app)
+	out, err := s.Leases(r.Context(), r.PathValue("app"))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, leasesOf(ls))
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// Leases lists the leases app's instances hold, as GET …/leases answers.
+func (s *Server) Leases(ctx context.Context, app string) ([]Lease, error) {
+	if _, err := s.opts.Store.App(ctx, app); err != nil {
+		return nil, err
+	}
+	if s.opts.Leases == nil {
+		return []Lease{}, nil
+	}
+	ls, err := s.opts.Leases.List(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	return leasesOf(ls), nil
 }
 
 // LeaseEndpoint is the lease endpoint that instances call at their
@@ -96,23 +104,26 @@ func (e *LeaseEndpoint) adapt(h handler) http.HandlerFunc {
 	}
 }
 
-// query checks that r's query has no parameter but allowed: a mistyped
-// one (tll=5s) is refused rather than ignored.
+// query checks that r's query has no parameter but allowed, each once: a
+// mistyped one (tll=5s) is refused rather than ignored, and so is one
+// given twice (ttl=5s&ttl=10m), rather than read one way or the other.
 func query(r *http.Request, allowed ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "the query cannot be read: %v", err)
 	}
-	for k := range q {
+	for k, vs := range q {
 		ok := false
 		for _, a := range allowed {
 			ok = ok || k == a
 		}
-		if !ok {
-			if len(allowed) == 0 {
-				return nil, errorf(http.StatusBadRequest, "unknown parameter %q: %s takes none", shortened(k), r.Method)
-			}
+		switch {
+		case !ok && len(allowed) == 0:
+			return nil, errorf(http.StatusBadRequest, "unknown parameter %q: %s takes none", shortened(k), r.Method)
+		case !ok:
 			return nil, errorf(http.StatusBadRequest, "unknown parameter %q: %s takes only ttl, like ?ttl=15s", shortened(k), r.Method)
+		case len(vs) > 1:
+			return nil, errorf(http.StatusBadRequest, "parameter %q is given %d times: give it once", k, len(vs))
 		}
 	}
 	return q, nil

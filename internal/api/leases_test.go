@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/slipway-dev/slipway/internal/golden"
 	"io"
 	"log/slog"
 	"net/http"
@@ -145,6 +146,12 @@ func TestLeaseEndpointRefusesBadCalls(t *testing.T) {
 		{"TTL in ms", "POST", a + "/x?ttl=500ms", 400, "whole seconds from 1s to 10m0s"},
 		{"TTL too long", "POST", a + "/x?ttl=11m", 400, "invalid lease TTL"},
 		{"TTL not a duration", "POST", a + "/x?ttl=soon", 400, `invalid lease TTL "soon": want a duration like ttl=15s`},
+		{"TTL 10m1s", "POST", a + "/x?ttl=10m1s", 400, "invalid lease TTL"},
+		{"TTL negative", "POST", a + "/x?ttl=-15s", 400, "invalid lease TTL"},
+		{"TTL huge", "POST", a + "/x?ttl=" + strings.Repeat("9", 40), 400, "invalid lease TTL"},
+		{"TTL twice", "POST", a + "/x?ttl=5s&ttl=10m", 400, `parameter "ttl" is given 2 times`},
+		{"a unicode name", "POST", a + "/%C3%A9t%C3%A9", 400, "invalid lease name"},
+		{"a secret too long", "POST", a + strings.Repeat("A", 4096) + "/x", 401, "unknown lease secret"},
 		{"a mistyped parameter", "POST", a + "/x?tll=5s", 400, `unknown parameter "tll"`},
 		{"a parameter on GET", "GET", a + "/x?ttl=5s", 400, "GET takes none"},
 		{"a bad query", "POST", a + "/x?ttl=%zz", 400, "the query cannot be read"},
@@ -215,5 +222,5 @@ func TestLeaseWireFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "leases.json", append(b, '\n'))
+	golden.Check(t, "leases.json", append(b, '\n'))
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -44,12 +45,21 @@ func settingsView(s settings.Settings, d *store.Deployment) SettingsView {
 }
 
 func (s *Server) showSettings(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.opts.Store.App(r.Context(), r.PathValue("app"))
+	v, err := s.Settings(r.Context(), r.PathValue("app"))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, settingsView(a.Settings, nil))
+	writeJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// Settings are app's settings, secrets masked, as GET …/settings answers.
+func (s *Server) Settings(ctx context.Context, app string) (SettingsView, error) {
+	a, err := s.opts.Store.App(ctx, app)
+	if err != nil {
+		return SettingsView{}, err
+	}
+	return settingsView(a.Settings, nil), nil
 }
 
 // SettingsChange is the answer to a settings change: the settings after

@@ -28,7 +28,12 @@ const DefaultHeartbeat = time.Minute
 // "heartbeat" events in silence); any other gets NDJSON, heartbeats being
 // lines of stream "heartbeat".
 func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request) error {
-	app := r.PathValue("app")
+	return s.StreamLogs(w, r, r.PathValue("app"))
+}
+
+// StreamLogs answers r with app's log as GET …/logs does, r's query and
+// Accept header saying how (see streamLogs).
+func (s *Server) StreamLogs(w http.ResponseWriter, r *http.Request, app string) error {
 	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
 		return err
 	}
@@ -166,7 +171,12 @@ func drain(out *lineWriter, sub *logs.Subscription, keep func(logs.Line) bool) {
 // downloadLogs answers a zip holding app's kept log files as text, oldest
 // line first, filtered like streamLogs (since, until, instance, source).
 func (s *Server) downloadLogs(w http.ResponseWriter, r *http.Request) error {
-	app := r.PathValue("app")
+	return s.DownloadLogs(w, r, r.PathValue("app"))
+}
+
+// DownloadLogs answers r with a zip of app's kept log files, as GET
+// …/logs/download does (see downloadLogs).
+func (s *Server) DownloadLogs(w http.ResponseWriter, r *http.Request, app string) error {
 	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -183,23 +184,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // app adds to a the state that lives outside its record: hosts and
 // URLs, instances, the running deployment.
-func (s *Server) app(r *http.Request, a store.App) App {
-	holder, _ := s.opts.Store.LockHolder(r.Context(), a.Name)
+func (s *Server) app(ctx context.Context, a store.App) App {
+	holder, _ := s.opts.Store.LockHolder(ctx, a.Name)
 	hosts := s.opts.Deploys.Hosts(a.Name)
 	return appOf(a, hosts, s.opts.Listeners.urls(hosts), instancesOf(s.opts.Deploys.Instances(a.Name)), holder)
 }
 
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
-	apps, err := s.opts.Store.Apps(r.Context())
+	out, err := s.Apps(r.Context())
 	if err != nil {
 		return err
 	}
-	out := make([]App, 0, len(apps))
-	for _, a := range apps {
-		out = append(out, s.app(r, a))
-	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// Apps lists every app, as GET /api/v1/apps answers.
+func (s *Server) Apps(ctx context.Context) ([]App, error) {
+	apps, err := s.opts.Store.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]App, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, s.app(ctx, a))
+	}
+	return out, nil
 }
 
 // CreateAppRequest is the body of POST /api/v1/apps.
@@ -213,15 +223,24 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	a, err := s.opts.Deploys.CreateApp(r.Context(), req.Name, req.Settings)
-	if errors.Is(err, store.ErrExists) {
-		return errorf(http.StatusConflict, "an app named %s already exists", req.Name)
-	}
+	a, err := s.CreateApp(r.Context(), req)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, s.app(r, a))
+	writeJSON(w, http.StatusCreated, a)
 	return nil
+}
+
+// CreateApp creates an app, as POST /api/v1/apps does.
+func (s *Server) CreateApp(ctx context.Context, req CreateAppRequest) (App, error) {
+	a, err := s.opts.Deploys.CreateApp(ctx, req.Name, req.Settings)
+	if errors.Is(err, store.ErrExists) {
+		return App{}, errorf(http.StatusConflict, "an app named %s already exists", req.Name)
+	}
+	if err != nil {
+		return App{}, err
+	}
+	return s.app(ctx, a), nil
 }
 
 func decodeJSON(r *http.Request, v any) error {
@@ -234,25 +253,35 @@ func decodeJSON(r *http.Request, v any) error {
 }
 
 func (s *Server) showApp(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.opts.Store.App(r.Context(), r.PathValue("app"))
+	out, err := s.App(r.Context(), r.PathValue("app"))
 	if err != nil {
-		return err
-	}
-	out := s.app(r, a)
-	if out.Runtime, err = s.runtime(r, a); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
+// App is one app with its instances, hosts and URLs and how its live
+// release runs, as GET /api/v1/apps/{app} answers.
+func (s *Server) App(ctx context.Context, name string) (App, error) {
+	a, err := s.opts.Store.App(ctx, name)
+	if err != nil {
+		return App{}, err
+	}
+	out := s.app(ctx, a)
+	if out.Runtime, err = s.runtime(ctx, a); err != nil {
+		return App{}, err
+	}
+	return out, nil
+}
+
 // runtime is how a's live release runs on this node; nil before its
 // first release.
-func (s *Server) runtime(r *http.Request, a store.App) (*Runtime, error) {
+func (s *Server) runtime(ctx context.Context, a store.App) (*Runtime, error) {
 	if a.CurrentRelease == 0 {
 		return nil, nil
 	}
-	rel, err := s.opts.Store.Release(r.Context(), a.Name, a.CurrentRelease)
+	rel, err := s.opts.Store.Release(ctx, a.Name, a.CurrentRelease)
 	if err != nil {
 		return nil, err
 	}
@@ -289,16 +318,25 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) error 
 func deploymentBody(d store.Deployment) any { return deploymentOf(d) }
 
 func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
-	app := r.PathValue("app")
-	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
-		return err
-	}
-	deps, err := s.opts.Store.Deployments(r.Context(), app)
+	out, err := s.Deployments(r.Context(), r.PathValue("app"))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, deploymentsOf(deps))
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// Deployments lists app's deployments, oldest first, as GET
+// …/deployments answers.
+func (s *Server) Deployments(ctx context.Context, app string) ([]Deployment, error) {
+	if _, err := s.opts.Store.App(ctx, app); err != nil {
+		return nil, err
+	}
+	deps, err := s.opts.Store.Deployments(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	return deploymentsOf(deps), nil
 }
 
 func deploymentID(r *http.Request) (int, error) {
@@ -314,22 +352,38 @@ func (s *Server) showDeployment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d, err := s.opts.Store.Deployment(r.Context(), r.PathValue("app"), id)
+	d, err := s.Deployment(r.Context(), r.PathValue("app"), id)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, deploymentOf(d))
+	writeJSON(w, http.StatusOK, d)
 	return nil
 }
 
-// followDeployment streams the deployment's events as they happen, one JSON
-// object per line, ending with the finished deployment.
+// Deployment is one deployment of app with its events.
+func (s *Server) Deployment(ctx context.Context, app string, id int) (Deployment, error) {
+	d, err := s.opts.Store.Deployment(ctx, app, id)
+	if err != nil {
+		return Deployment{}, err
+	}
+	return deploymentOf(d), nil
+}
+
+// followDeployment streams the deployment's events as they happen (see
+// FollowDeployment).
 func (s *Server) followDeployment(w http.ResponseWriter, r *http.Request) error {
 	id, err := deploymentID(r)
 	if err != nil {
 		return err
 	}
-	app := r.PathValue("app")
+	return s.FollowDeployment(w, r, r.PathValue("app"), id)
+}
+
+// FollowDeployment streams deployment id of app as it happens, one JSON
+// object per line (server-sent events for a client that accepts
+// text/event-stream), ending with the finished deployment; see
+// streamDeployment.
+func (s *Server) FollowDeployment(w http.ResponseWriter, r *http.Request, app string, id int) error {
 	if _, err := s.opts.Store.Deployment(r.Context(), app, id); err != nil {
 		return err
 	}
@@ -346,18 +400,26 @@ func (s *Server) cancelDeployment(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) error {
-	app := r.PathValue("app")
-	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
-		return err
-	}
-	rels, err := s.opts.Store.Releases(r.Context(), app)
+	out, err := s.Releases(r.Context(), r.PathValue("app"))
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// Releases lists app's releases, v1 first, secrets masked.
+func (s *Server) Releases(ctx context.Context, app string) ([]Release, error) {
+	if _, err := s.opts.Store.App(ctx, app); err != nil {
+		return nil, err
+	}
+	rels, err := s.opts.Store.Releases(ctx, app)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]Release, 0, len(rels))
 	for _, rel := range rels {
 		out = append(out, releaseOf(rel))
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }

@@ -198,11 +198,11 @@ func TestBasicAuthAndWhoami(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var got principal
+	var got Principal
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	if want := (principal{Credential: cred.ID, App: "promo"}); resp.StatusCode != 200 || got != want {
+	if want := (Principal{Credential: cred.ID, App: "promo"}); resp.StatusCode != 200 || got != want {
 		t.Errorf("whoami: got %d %+v, want 200 %+v", resp.StatusCode, got, want)
 	}
 }

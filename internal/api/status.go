@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -46,8 +47,8 @@ type NodeInstance struct {
 }
 
 // nodesOf groups app's instance records by node.
-func (s *Server) nodesOf(r *http.Request, app string) ([]NodeInstances, error) {
-	recs, err := s.opts.Store.AllInstances(r.Context())
+func (s *Server) nodesOf(ctx context.Context, app string) ([]NodeInstances, error) {
+	recs, err := s.opts.Store.AllInstances(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -66,9 +67,19 @@ func (s *Server) nodesOf(r *http.Request, app string) ([]NodeInstances, error) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.opts.Store.App(r.Context(), r.PathValue("app"))
+	st, err := s.Status(r.Context(), r.PathValue("app"))
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// Status is app's state at a glance, as GET …/status answers.
+func (s *Server) Status(ctx context.Context, app string) (Status, error) {
+	a, err := s.opts.Store.App(ctx, app)
+	if err != nil {
+		return Status{}, err
 	}
 	st := Status{App: a.Name, Release: a.CurrentRelease, Wanted: a.Settings.WithDefaults().Instances,
 		Instances: instancesOf(s.opts.Deploys.Instances(a.Name)), Traffic: trafficOf(s.opts.Deploys.Traffic(a.Name))}
@@ -78,24 +89,23 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		}
 		st.CrashLooping = st.CrashLooping || strings.HasPrefix(i.Note, "crash-looping")
 	}
-	if st.Runtime, err = s.runtime(r, a); err != nil {
-		return err
+	if st.Runtime, err = s.runtime(ctx, a); err != nil {
+		return Status{}, err
 	}
 	if s.opts.Cluster != nil && s.opts.Store.Clustered() {
 		st.Node = s.opts.Store.NodeName()
-		if st.Nodes, err = s.nodesOf(r, a.Name); err != nil {
-			return err
+		if st.Nodes, err = s.nodesOf(ctx, a.Name); err != nil {
+			return Status{}, err
 		}
 	}
-	deps, err := s.opts.Store.Deployments(r.Context(), a.Name)
+	deps, err := s.opts.Store.Deployments(ctx, a.Name)
 	if err != nil {
-		return err
+		return Status{}, err
 	}
 	if len(deps) > 0 {
 		d := deps[len(deps)-1]
 		d.Events = nil
 		st.LastDeployment = new(deploymentOf(d))
 	}
-	writeJSON(w, http.StatusOK, st)
-	return nil
+	return st, nil
 }

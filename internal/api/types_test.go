@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
+	"github.com/slipway-dev/slipway/internal/golden"
 	"testing"
 	"time"
 
@@ -15,27 +13,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with what the API answers")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s: got\n%s\nwant\n%s", path, got, want)
-	}
-}
 
 // TestWireFormat pins the JSON of the API's answers, byte for byte, with
 // golden files: the keys, their order, what is left out when empty. The
@@ -114,7 +91,7 @@ func TestWireFormat(t *testing.T) {
 			if code != tt.want {
 				t.Fatalf("%s %s: got %d %s, want %d", tt.method, tt.path, code, b, tt.want)
 			}
-			golden(t, tt.golden, bytes.ReplaceAll(b, []byte(a.jdk), []byte("/usr/lib/jvm/jdk-17")))
+			golden.Check(t, tt.golden, bytes.ReplaceAll(b, []byte(a.jdk), []byte("/usr/lib/jvm/jdk-17")))
 		})
 	}
 }
@@ -130,5 +107,5 @@ func TestInstanceWireFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "instances.json", append(b, '\n'))
+	golden.Check(t, "instances.json", append(b, '\n'))
 }

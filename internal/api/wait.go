@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -79,17 +80,36 @@ type FollowLine struct {
 // streamDeployment streams deployment id of app as NDJSON FollowLines:
 // first, if set, the deployment as it was accepted; then its events as
 // they happen, from the first; last the finished deployment. The status
-// is 200 whatever the outcome: the last line says it.
+// is 200 whatever the outcome: the last line says it. A client that
+// accepts text/event-stream gets each line as a server-sent event instead,
+// named "event" or "deployment" after what it holds.
 func (s *Server) streamDeployment(w http.ResponseWriter, r *http.Request, app string, id int, first *store.Deployment) {
+	sse := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 	w.Header().Set("Content-Type", ndjson)
+	if sse {
+		w.Header().Set("Content-Type", "text/event-stream")
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
+	put := func(l FollowLine) {
+		if sse {
+			name := "event"
+			if l.Deployment != nil {
+				name = "deployment"
+			}
+			fmt.Fprintf(w, "event: %s\ndata: ", name)
+		}
+		enc.Encode(l) // json.Encoder ends the line, and so an SSE data field
+		if sse {
+			io.WriteString(w, "\n")
+		}
+	}
 	flusher := http.NewResponseController(w)
 	if first != nil {
 		head := *first
 		head.Events = nil
-		enc.Encode(FollowLine{Deployment: new(deploymentOf(head))})
+		put(FollowLine{Deployment: new(deploymentOf(head))})
 		flusher.Flush()
 	}
 	sent := 0
@@ -98,11 +118,11 @@ func (s *Server) streamDeployment(w http.ResponseWriter, r *http.Request, app st
 		// progress messages; a follower then misses as many new ones, which
 		// takes a warmup of hours at one message per 15 s.)
 		for _, e := range d.Events[min(sent, len(d.Events)):] {
-			enc.Encode(FollowLine{Event: new(eventOf(e))})
+			put(FollowLine{Event: new(eventOf(e))})
 		}
 		sent = len(d.Events)
 		if d.Done() {
-			enc.Encode(FollowLine{Deployment: new(deploymentOf(d))})
+			put(FollowLine{Deployment: new(deploymentOf(d))})
 		}
 		flusher.Flush()
 		return !d.Done()

@@ -4,7 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"flag"
+	"github.com/slipway-dev/slipway/internal/golden"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -25,8 +25,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/store"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with what the CLI writes")
 
 func init() {
 	// Times are shown in local time; the golden files hold UTC.
@@ -168,26 +166,7 @@ func (s *session) golden(name string) {
 	s.mu.Lock()
 	got := s.normalize(s.out.String())
 	s.mu.Unlock()
-	golden(t, name+".golden", []byte(got))
-}
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s: got\n%s\nwant\n%s", path, got, want)
-	}
+	golden.Check(t, name+".golden", []byte(got))
 }
 
 var (

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"github.com/slipway-dev/slipway/internal/golden"
 	"testing"
 	"time"
 
@@ -25,5 +26,5 @@ func TestLeasesTable(t *testing.T) {
 	if err := printLeases(&b, "promo", nil, now); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "leases.txt", b.Bytes())
+	golden.Check(t, "leases.txt", b.Bytes())
 }

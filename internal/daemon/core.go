@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 
@@ -33,10 +34,14 @@ type core struct {
 	cgroups   *runtime.Cgroups
 	mgr       *deploy.Manager
 	api       *api.Server
-	// leaseSrv serves the lease endpoint. It belongs to the core, not to
-	// the process: its address is kept in the store, so that the next
+	// leaseLn is the core's copy of the lease endpoint's socket (see
+	// leaseSocket), and leaseSrv serves it once the instances left
+	// running are adopted: their calls wait until then, rather than
+	// being refused as from instances nobody knows. The endpoint belongs
+	// to the core: its address is kept in the store, so that the next
 	// core (after a restart or an upgrade) listens where the adopted
 	// instances' SLIPWAY_LEASE_URL points.
+	leaseLn  net.Listener
 	leaseSrv *http.Server
 }
 
@@ -89,13 +94,10 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	}
 	// Listening before the instances start (or are adopted): their
 	// SLIPWAY_LEASE_URL names it.
-	leaseLn, err := leaseListener(ctx, k.st, cmp.Or(c.LeaseListen, DefaultLeaseListen), log)
-	if err != nil {
+	if k.leaseLn, err = leaseListener(ctx, k.st, &s.leaseSock, cmp.Or(c.LeaseListen, DefaultLeaseListen), log); err != nil {
 		return k, err
 	}
-	leases := lease.New(lease.Options{Store: k.st, URL: lease.EndpointURL(leaseLn.Addr().String()), Key: leaseKey, Logger: log})
-	k.leaseSrv = s.newHTTPServer(api.NewLeaseEndpoint(leases, log), nil)
-	s.goServe("lease", k.leaseSrv, leaseLn)
+	leases := lease.New(lease.Options{Store: k.st, URL: lease.EndpointURL(k.leaseLn.Addr().String()), Key: leaseKey, Logger: log})
 	forward, err := k.cl.SetRouter(s.rt)
 	if err != nil {
 		log.Warn("cluster: no forwarder: this node cannot pass the requests of an app it runs no instance of to a node that does", "err", err)
@@ -118,6 +120,8 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	if err := k.mgr.Recover(ctx); err != nil {
 		return k, fmt.Errorf("recovering state: %w", err)
 	}
+	k.leaseSrv = s.newHTTPServer(api.NewLeaseEndpoint(leases, log), nil)
+	s.goServe("lease", k.leaseSrv, k.leaseLn)
 	reg := prometheus.NewRegistry()
 	// Every series carries the node's name, so that the nodes of a
 	// cluster can be scraped into one place.
@@ -150,7 +154,9 @@ func (k *core) close(keep bool) {
 		k.mgr.Close(keep)
 	}
 	if k.leaseSrv != nil {
-		shutdownServers([]*http.Server{k.leaseSrv}, nil)
+		shutdownServers([]*http.Server{k.leaseSrv}, nil) // closes leaseLn
+	} else if k.leaseLn != nil {
+		k.leaseLn.Close()
 	}
 	if k.cgroups != nil {
 		k.cgroups.Close()

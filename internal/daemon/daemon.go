@@ -253,6 +253,7 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	defer s.up.Stop()
+	s.leaseSock.fds = s.up.Fds
 	s.rt = router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: s.writeAccess})
 	if c.Cluster.Join != "" || cluster.HasPeers(c.DataDir) {
 		// A node of a cluster is ready for the load balancer once it

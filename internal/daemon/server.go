@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/router"
 	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/safego"
+	"github.com/slipway-dev/slipway/internal/web"
 )
 
 // server is one `slipway server` process. Its router and listeners live
@@ -43,6 +44,10 @@ type server struct {
 	routerLns []namedListener
 	apiLn     net.Listener
 	routers   []*http.Server
+	// leaseSock is the lease endpoint's socket, which the first core
+	// opens (its address is in the store) and the next ones reuse; an
+	// upgrade hands it on too. Owned by the goroutine of run.
+	leaseSock leaseSocket
 
 	// accessLog is the current core's access log writer, nil while the
 	// process holds no core.
@@ -187,7 +192,8 @@ func (s *server) open(ctx context.Context, restored bool) error {
 		return err
 	}
 	s.core = k
-	return s.serveAPI(k.api)
+	// The dashboard takes the API listener's other paths (see web.New).
+	return s.serveAPI(web.New(web.Options{API: k.api, Deploys: k.mgr, Logger: s.log, Secure: s.apiTLS != nil}))
 }
 
 // release lets go of the data directory, for the new process of an

@@ -322,3 +322,52 @@ func TestSingleRunnerLeftover(t *testing.T) {
 		t.Errorf("the lease: %+v, %v; want %s to hold it", l, err, inst.ID)
 	}
 }
+
+// TestDeletedAppTakesNoLeases: the leases of a deleted app go with it,
+// and its instances, which drain before they stop, take none any more:
+// an app created again under the same name finds its lease names free,
+// not held by an instance of the app that was deleted.
+func TestDeletedAppTakesNoLeases(t *testing.T) {
+	ctx := context.Background()
+	h, svc := newLeaseHarness(t, func(s *settings.Settings) { s.DrainTimeout = 20 })
+	h.deployLive(appConf{Version: "1"})
+	old := h.instances()[0]
+	oldSecret := h.secret(old)
+	if _, err := svc.Take(ctx, oldSecret, "nightly", 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan error, 1)
+	go func() { _, _, err := h.get(context.Background(), "/slow?d=2s&only=1"); slow <- err }()
+	b := h.router.Backends(testApp)[0]
+	waitFor(t, 5*time.Second, "the slow request to be in flight", func() (bool, string) {
+		return b.InFlight() == 1, fmt.Sprintf("%d in flight", b.InFlight())
+	})
+	deleted := make(chan error, 1)
+	go func() { deleted <- h.m.DeleteApp(context.Background(), testApp) }()
+	waitFor(t, 5*time.Second, "the app to be gone from the store", func() (bool, string) {
+		_, err := h.store.App(ctx, testApp)
+		return errors.Is(err, store.ErrNotFound), fmt.Sprint(err)
+	})
+	// The old instance drains its slow request, and asks again.
+	if l, err := svc.Take(ctx, oldSecret, "nightly", 10*time.Minute); !errors.Is(err, lease.ErrStopping) {
+		t.Errorf("the deleted app's draining instance takes its lease again: %+v, %v; want ErrStopping", l, err)
+	}
+	if ls, err := h.store.Leases(ctx, testApp); err != nil || len(ls) != 0 {
+		t.Errorf("the deleted app's leases: %+v, %v; want none", ls, err)
+	}
+	// Its name is not free until its instances have stopped and its
+	// directory is gone: one created meanwhile would lose its own
+	// directory (its storage, its releases) to the end of the deletion.
+	if _, err := h.m.CreateApp(ctx, testApp, testSettings(h.ctl)); !errors.Is(err, store.ErrExists) || !strings.Contains(err.Error(), "being deleted") {
+		t.Errorf("creating the app again while it is being deleted: %v; want ErrExists saying it is being deleted", err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-slow; err != nil {
+		t.Errorf("the slow request: %v", err)
+	}
+	if _, err := h.m.CreateApp(ctx, testApp, testSettings(h.ctl)); err != nil {
+		t.Errorf("creating the app again once it is deleted: %v", err)
+	}
+}

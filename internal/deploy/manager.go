@@ -106,7 +106,7 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // deployments and instance watchers
 
-	mu sync.Mutex // guards live, sick, cancels, runnerNames and runners
+	mu sync.Mutex // guards live, sick, cancels, runnerNames, runners and deleting
 	// live holds each app's instances that are in the router's set.
 	live map[string][]*instance
 	// sick holds instances out of rotation that are being replaced.
@@ -118,6 +118,10 @@ type Manager struct {
 	// settings of its live release; runners, which instance holds it.
 	runnerNames map[string]string
 	runners     map[string]*runnerHold
+	// deleting holds the apps being deleted, from their removal from
+	// the store until their instances have stopped and their directory
+	// is gone: their names are not free before.
+	deleting map[string]bool
 
 	// runnerPoke wakes runRunners, which hands out the single runner
 	// leases; runnerBlocked is its own (see noteRunnerBlocked).
@@ -170,7 +174,7 @@ func New(opts Options) *Manager {
 		opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel, metrics: newMetrics(),
 		live: make(map[string][]*instance), sick: make(map[string][]*instance), cancels: make(map[string]context.CancelCauseFunc),
 		staged: make(map[string]*staged), routed: make(map[string]routed), forwarding: make(map[string]*router.Backend), catching: make(map[string]bool), failedCatchUp: make(map[string]time.Time),
-		runnerNames: make(map[string]string), runners: make(map[string]*runnerHold),
+		runnerNames: make(map[string]string), runners: make(map[string]*runnerHold), deleting: make(map[string]bool),
 		runnerPoke: make(chan struct{}, 1), runnerBlocked: make(map[string]string),
 	}
 }
@@ -180,6 +184,10 @@ func (m *Manager) SetPolicy(app string, p access.Policy) { m.opts.Router.SetPoli
 
 // Traffic returns app's requests of the last minute, as the router saw them.
 func (m *Manager) Traffic(app string) router.Recent { return m.opts.Router.Recent(app) }
+
+// TrafficHistory returns app's requests of the last hour, a minute each,
+// as the router saw them.
+func (m *Manager) TrafficHistory(app string) []router.Minute { return m.opts.Router.History(app) }
 
 func (m *Manager) appDir(app string) string { return filepath.Join(m.opts.DataDir, "apps", app) }
 func (m *Manager) storageDir(app string) string {
@@ -200,6 +208,12 @@ func (m *Manager) CreateApp(ctx context.Context, name string, s settings.Setting
 	a := store.App{Name: name, Created: time.Now().UTC(), Settings: s}
 	m.domains.mu.Lock()
 	defer m.domains.mu.Unlock()
+	m.mu.Lock()
+	deleting := m.deleting[name]
+	m.mu.Unlock()
+	if deleting {
+		return store.App{}, fmt.Errorf("creating app %s: %w: it is being deleted, and its instances are finishing their requests; create it again once that is done, in a few seconds", name, store.ErrExists)
+	}
 	// A custom domain is never under the base domain, unless it was added
 	// under another --base-domain: then an app whose default name it is
 	// would take it from its owner in the router.
@@ -224,11 +238,31 @@ func (m *Manager) DeleteApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	m.mu.Lock()
+	again := m.deleting[name]
+	m.deleting[name] = true
+	m.mu.Unlock()
+	if again {
+		return fmt.Errorf("deleting app %s: %w: it is being deleted already", name, store.ErrNotFound)
+	}
+	defer func() {
+		m.mu.Lock()
+		delete(m.deleting, name)
+		m.mu.Unlock()
+	}()
 	if err := m.removeApp(ctx, name); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	old := slices.Concat(m.live[name], m.sick[name])
+	m.mu.Unlock()
+	// Its leases went with it; its instances, which drain before they
+	// stop, take none any more (or an app created again under its name
+	// would find them held), and the single runner's file goes.
+	for _, inst := range old {
+		m.endLeases(inst)
+	}
+	m.mu.Lock()
 	delete(m.live, name)
 	delete(m.sick, name)
 	m.setRunnerLocked(name, "")

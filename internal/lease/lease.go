@@ -42,7 +42,7 @@ var (
 	ErrUnknownSecret = errors.New("unknown lease secret: use the SLIPWAY_LEASE_URL of a running instance as it is")
 	// ErrStopping means the instance got its stop signal: its leases
 	// ended then, and it may take none any more.
-	ErrStopping = errors.New("the instance is stopping: its leases ended with its stop signal, and it can take none")
+	ErrStopping = errors.New("the instance is stopping: its leases ended with its stop signal (or with its app, which was deleted), and it can take none")
 	// ErrBadTTL is a TTL that is not a whole number of seconds in bounds.
 	ErrBadTTL = errors.New("invalid lease TTL")
 	// ErrRunnerName means the name is the app's single runner lease,
@@ -106,7 +106,8 @@ func New(opts Options) *Service {
 // LoadKey reads the key that signs the instances' secrets from path (the
 // data directory's lease.key, mode 0600), making it on the first start.
 // Secrets are derived from it, so an instance that outlives its daemon
-// keeps a URL that the next daemon honours, and no secret is ever stored.
+// keeps a URL that the next daemon honours (on the same port, see
+// secret), and no secret is ever stored.
 func LoadKey(path string) ([]byte, error) {
 	key, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -127,11 +128,15 @@ func LoadKey(path string) ([]byte, error) {
 	return key, nil
 }
 
-// secret is instance id of app's secret: the key's HMAC of both, in
-// base64url (43 characters).
+// secret is instance id of app's secret: the key's HMAC of both and of
+// the endpoint's URL, in base64url (43 characters). With the URL in it,
+// an endpoint that had to move (its port was taken while the daemon was
+// down) honours none of the secrets sent to the old port, which whoever
+// took it saw; the instances that had them cannot reach the new port
+// with their URL anyway.
 func (s *Service) secret(app, id string) string {
 	mac := hmac.New(sha256.New, s.opts.Key)
-	mac.Write([]byte("slipway lease\x00" + app + "\x00" + id))
+	mac.Write([]byte("slipway lease\x00" + s.opts.URL + "\x00" + app + "\x00" + id))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 

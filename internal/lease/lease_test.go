@@ -102,6 +102,16 @@ func TestSecretsAreBoundToTheirInstance(t *testing.T) {
 	if got := SecretOf(other.Register("shop", "shop-v1-a", 1)); got == shop {
 		t.Errorf("another key made the same secret")
 	}
+	// An endpoint that had to move (its port was taken while the daemon
+	// was down) honours none of the old one's secrets: whoever took the
+	// port saw those that instances sent there.
+	moved := New(Options{Store: st, URL: "http://127.0.0.1:7072", Key: key})
+	if got := SecretOf(moved.Register("shop", "shop-v1-a", 1)); got == shop {
+		t.Errorf("an endpoint on another port made the same secret")
+	}
+	if _, err := moved.Take(ctx, shop, "nightly", 15*time.Second); !errors.Is(err, ErrUnknownSecret) {
+		t.Errorf("the old endpoint's secret at the moved one: %v, want ErrUnknownSecret", err)
+	}
 	s.Forget("shop-v1-a")
 	if _, err := s.Get(ctx, shop, "nightly"); !errors.Is(err, ErrUnknownSecret) {
 		t.Errorf("a forgotten instance's secret: %v, want ErrUnknownSecret", err)

@@ -23,6 +23,7 @@ type routeStats struct {
 	sumNs   atomic.Uint64
 	count   atomic.Uint64
 	recent  recentStats
+	history historyStats
 }
 
 func (s *routeStats) observe(now time.Time, status int, d time.Duration) {
@@ -40,6 +41,7 @@ func (s *routeStats) observe(now time.Time, status int, d time.Duration) {
 	s.sumNs.Add(uint64(d))
 	s.count.Add(1)
 	s.recent.observe(now, status, i)
+	s.history.observe(now, status)
 }
 
 var (

@@ -18,6 +18,10 @@ type Change struct {
 	// Secret marks the values in Set as secrets; setting a variable without
 	// it makes the variable an ordinary one again.
 	Secret bool
+	// Secrets names the variables of Set that are secrets when Secret is
+	// false, so that one change can set ordinary variables and secrets
+	// together (the dashboard's table does); each must be in Set.
+	Secrets []string
 	// Command sets the startup command; "" goes back to the stack default.
 	Command *string
 	// Options holds new values of options by their Key, each of its field's
@@ -31,6 +35,7 @@ const (
 	keySet     = "set"
 	keyUnset   = "unset"
 	keySecret  = "secret"
+	keySecrets = "secrets"
 	keyCommand = "command"
 )
 
@@ -44,6 +49,11 @@ func (c Change) Empty() bool {
 func (c Change) Apply(s Settings) (Settings, error) {
 	if c.Empty() {
 		return s, invalid("the change is empty; give KEY=VALUE pairs, names to unset, or options")
+	}
+	for _, k := range c.Secrets {
+		if _, ok := c.Set[k]; !ok {
+			return s, invalid("secrets names %s, which the change does not set; a secret is marked as it is set, with its value", k)
+		}
 	}
 	ns := s.Clone()
 	c.applyEnv(&ns)
@@ -72,7 +82,7 @@ func (c Change) applyEnv(s *Settings) {
 	for k, v := range c.Set {
 		s.Env[k] = v
 		s.Secrets = slices.DeleteFunc(s.Secrets, func(x string) bool { return x == k })
-		if c.Secret {
+		if c.Secret || slices.Contains(c.Secrets, k) {
 			s.Secrets = append(s.Secrets, k)
 		}
 	}
@@ -96,6 +106,9 @@ func (c Change) MarshalJSON() ([]byte, error) {
 	}
 	if c.Secret {
 		m[keySecret] = true
+	}
+	if len(c.Secrets) > 0 {
+		m[keySecrets] = c.Secrets
 	}
 	if c.Command != nil {
 		m[keyCommand] = *c.Command
@@ -133,6 +146,8 @@ func (c *Change) decodeKey(k string, raw json.RawMessage) error {
 		err = json.Unmarshal(raw, &c.Unset)
 	case keySecret:
 		err = json.Unmarshal(raw, &c.Secret)
+	case keySecrets:
+		err = json.Unmarshal(raw, &c.Secrets)
 	case keyCommand:
 		c.Command = new(string)
 		err = json.Unmarshal(raw, c.Command)

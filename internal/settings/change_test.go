@@ -92,6 +92,8 @@ func TestChangeUnmarshal(t *testing.T) {
 		{"set given a list", `{"set":["A=1"]}`, Change{}, `field "set"`},
 		{"not an object", `[]`, Change{}, "cannot unmarshal"},
 		{"the last of a repeated key", `{"stop_grace":1,"stop_grace":2}`, Change{Options: map[string]any{"stop_grace": 2}}, ""},
+		{"secrets among the variables set", `{"secrets":["K"],"set":{"A":"1","K":"k"}}`, Change{Set: map[string]string{"A": "1", "K": "k"}, Secrets: []string{"K"}}, ""},
+		{"secrets given a string", `{"secrets":"K"}`, Change{}, `field "secrets"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,6 +146,8 @@ func TestApply(t *testing.T) {
 			Settings{Env: map[string]string{"B": "2", "S": "x"}, Secrets: []string{"S"}, Instances: 2, DrainTimeout: 5}},
 		{"set as secret", Change{Set: map[string]string{"A": "9"}, Secret: true},
 			Settings{Env: map[string]string{"A": "9", "S": "x"}, Secrets: []string{"A", "S"}, Instances: 2, DrainTimeout: 5}},
+		{"a secret and an ordinary variable at once", Change{Set: map[string]string{"A": "9", "K": "k", "S": "y"}, Secrets: []string{"K"}},
+			Settings{Env: map[string]string{"A": "9", "K": "k", "S": "y"}, Secrets: []string{"K"}, Instances: 2, DrainTimeout: 5}},
 		{"a secret set again plainly", Change{Set: map[string]string{"S": "y"}},
 			Settings{Env: map[string]string{"A": "1", "S": "y"}, Secrets: []string{}, Instances: 2, DrainTimeout: 5}},
 		{"unsetting a secret forgets it", Change{Unset: []string{"S"}},
@@ -189,6 +193,7 @@ func TestApplyAllOrNothing(t *testing.T) {
 		{"an unknown option", Change{Set: map[string]string{"B": "2"}, Options: map[string]any{"drain": 5}}, `there is no option "drain"`},
 		{"an option of the wrong type", Change{Options: map[string]any{"drain_timeout": "5"}}, "option drain_timeout takes a value of type int, not string"},
 		{"a bad path", Change{Options: map[string]any{"warmup_path": "/a\nb"}}, "control character"},
+		{"a secret the change does not set", Change{Set: map[string]string{"B": "2"}, Secrets: []string{"S"}}, "secrets names S, which the change does not set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

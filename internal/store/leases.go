@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -173,10 +175,32 @@ func (s *Store) TakeLease(ctx context.Context, l Lease) (Lease, error) {
 	return Lease{}, fmt.Errorf("taking lease %s of app %s: it kept changing while it was being taken; try again", l.Name, l.App)
 }
 
+// leaseStripes are the mutexes that serialize the takes of fresh lease
+// names; an app's takes share one, picked by its name's hash, so that
+// the number of mutexes is bounded whatever the number of apps.
+type leaseStripes [16]sync.Mutex
+
+func (ls *leaseStripes) of(app string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(app))
+	return &ls[h.Sum32()%uint32(len(ls))]
+}
+
 // createLease makes lease l's key on an etcd lease of its TTL, if the key
 // is still absent and the app's leases are still as they were when they
 // were counted, fewer than MaxLeasesPerApp. It reports whether it did.
+//
+// The app's takes of fresh names in this process go one at a time: each
+// counts the app's leases and creates its key only if none of them
+// changed since, so that takers counting at the same moment (instances
+// that start together) would fail each other's guard, and a crowd of
+// them would run out of tries and fail, though the app is far from its
+// bound. The guard stays, for takes elsewhere (other nodes, later) and
+// for renewals that move a lease to another TTL.
 func (s *Store) createLease(ctx context.Context, l Lease) (Lease, bool, error) {
+	mu := s.creating.of(l.App)
+	mu.Lock()
+	defer mu.Unlock()
 	pfx := leasesPrefix(l.App)
 	count, err := s.cli.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {

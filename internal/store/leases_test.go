@@ -181,6 +181,40 @@ func TestLeaseIsExclusive(t *testing.T) {
 	}
 }
 
+// TestLeaseManyTakersAtOnce: instances that start together and each take
+// leases of their own all get them, however many at once, and the bound
+// on an app's leases holds exactly under the crowd: every take of a
+// fresh name counts the app's leases, and must not fail because others
+// were counting at the same moment.
+func TestLeaseManyTakersAtOnce(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	const takers = MaxLeasesPerApp + 20
+	errs := make([]error, takers)
+	var wg sync.WaitGroup
+	for i := range takers {
+		wg.Go(func() {
+			_, errs[i] = s.TakeLease(context.Background(), job(fmt.Sprintf("i%d", i), fmt.Sprintf("job-%d", i), 30))
+		})
+	}
+	wg.Wait()
+	took, tooMany := 0, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			took++
+		case errors.Is(err, ErrTooManyLeases):
+			tooMany++
+		default:
+			t.Errorf("taker %d: %v", i, err)
+		}
+	}
+	if took != MaxLeasesPerApp || tooMany != takers-MaxLeasesPerApp {
+		t.Errorf("%d takers at once: %d took a lease, %d were told there are too many; want %d and %d",
+			takers, took, tooMany, MaxLeasesPerApp, takers-MaxLeasesPerApp)
+	}
+}
+
 // TestRevokeAndSweepLeases: an instance's leases end at once, the others'
 // stay; a sweep ends those of instances it does not keep.
 func TestRevokeAndSweepLeases(t *testing.T) {
@@ -286,5 +320,47 @@ func TestLeasesGoWithTheirApp(t *testing.T) {
 	}
 	if got := leaseNames(t, s); got != "" {
 		t.Errorf("leases after the app was deleted: %s", got)
+	}
+}
+
+// TestLeasesInAFullStore: a store at its quota keeps the leases that are
+// held: a renewal at the same TTL, a look and a release still work; what
+// would write (a fresh take, a move to another TTL, the single runner)
+// fails with ErrFull, which the endpoint answers 507.
+func TestLeasesInAFullStore(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(Options{Dir: t.TempDir(), QuotaBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	held, err := s.TakeLease(ctx, job("a", "held", 15))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 256<<10)
+	for n := 0; n < 200 && err == nil; n++ {
+		err = s.putJSON(ctx, fmt.Sprintf("%sfiller/%d", prefix, n), big)
+	}
+	if !errors.Is(err, ErrFull) {
+		t.Fatalf("filling the store: %v, want ErrFull", err)
+	}
+	if got, err := s.TakeLease(ctx, job("a", "held", 15)); err != nil || got.Token != held.Token {
+		t.Errorf("renewing at the same TTL: %+v, %v; want it renewed", got, err)
+	}
+	if _, err := s.TakeLease(ctx, job("a", "held", 20)); !errors.Is(err, ErrFull) {
+		t.Errorf("moving it to another TTL: %v, want ErrFull", err)
+	}
+	if _, err := s.TakeLease(ctx, job("a", "fresh", 15)); !errors.Is(err, ErrFull) {
+		t.Errorf("a fresh take: %v, want ErrFull", err)
+	}
+	if _, err := s.HoldRunner(ctx, Lease{App: "promo", Name: "runner", Holder: "a", Release: 1}); !errors.Is(err, ErrFull) {
+		t.Errorf("the single runner: %v, want ErrFull", err)
+	}
+	if got, err := s.GetLease(ctx, "promo", "held"); err != nil || got.Holder != "a" {
+		t.Errorf("reading it: %+v, %v", got, err)
+	}
+	if err := s.ReleaseLease(ctx, "promo", "held", "a"); err != nil {
+		t.Errorf("giving it up: %v", err)
 	}
 }

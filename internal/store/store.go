@@ -143,6 +143,9 @@ type Store struct {
 	cancel  context.CancelFunc
 	// node is this node's name (Options.Node).
 	node string
+	// creating serializes this process's takes of fresh lease names, a
+	// stripe per app (see createLease).
+	creating leaseStripes
 }
 
 // Open starts the embedded etcd member in opts.Dir and a session lease
