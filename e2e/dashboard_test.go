@@ -200,6 +200,7 @@ const hostileLine = `<img src=x onerror=window.__xss=1>`
 // without its CSRF token is refused, and a deploy credential's session
 // sees its app only, and ends when the credential is revoked.
 func TestDashboard(t *testing.T) {
+	t.Parallel() // see parallelTests in helpers_test.go
 	d := startDaemon(t)
 	d.mustCLI("apps", "create", "other")
 	jar := testapp.Jar(t, "shop-1.jar", map[string]string{"version": "1"})

@@ -15,6 +15,7 @@ import (
 // are in flight at the switch. Not one request may fail, and no client may
 // see v1 after it has seen v2.
 func TestZeroDowntimeDeploy(t *testing.T) {
+	t.Parallel() // see parallelTests in helpers_test.go
 	d := startDaemon(t)
 	v1 := testapp.Jar(t, "promo-1.0.jar", map[string]string{"version": "1"})
 	v2 := testapp.Jar(t, "promo-2.0.jar", map[string]string{"version": "2", "startDelaySeconds": "30"})

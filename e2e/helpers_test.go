@@ -44,6 +44,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// parallelTests: the longest tests, which mostly wait for slow-starting
+// Java apps (TestSCM, TestTomcatStack, TestZeroDowntimeDeploy,
+// TestAppTakesNothingThatIsNotItsOwn, TestLifecycleUnderLoad,
+// TestDashboard), call t.Parallel, so that they run two at a time (go
+// test's -parallel is GOMAXPROCS) once the others are done: it keeps the
+// suite within its time on a two-core machine. Each has a daemon and
+// ports of its own; none sets the environment; their pass criteria are
+// counts (zero failed requests), never latencies, so a busier machine
+// makes them slower, not red.
+//
 // buildSlipway builds the slipway binary at out, stamped with version (as
 // scripts/install stamps a release). With the race detector unless
 // SLIPWAY_E2E_RACE=0: the end-to-end tests are where the daemon's

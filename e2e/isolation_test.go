@@ -45,6 +45,7 @@ echo "PROBE uid: $(id -u)"
 // and read its lease directory. With isolation none, the control,
 // every attempt succeeds (as root).
 func TestAppTakesNothingThatIsNotItsOwn(t *testing.T) {
+	t.Parallel() // see parallelTests in helpers_test.go
 	denied := map[string]string{"read-admin-token": "denied", "list-data-dir": "denied", "list-store": "denied", "read-artifact": "denied",
 		"read-other-storage": "denied", "read-other-release": "denied", "read-other-logs": "denied", "write-own-release": "denied",
 		"write-own-storage": "ok", "write-own-tmp": "ok", "signal-daemon": "denied",

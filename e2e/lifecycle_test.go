@@ -46,6 +46,7 @@ func keys(m map[string]bool) []string {
 // kinds of load. Not one request may fail, and each change shows in the
 // answers.
 func TestLifecycleUnderLoad(t *testing.T) {
+	t.Parallel() // see parallelTests in helpers_test.go
 	d := startDaemon(t)
 	d.mustCLI("apps", "create", "life")
 	d.mustCLI("deploy", "-a", "life", testapp.Jar(t, "life.jar", map[string]string{"version": "1"}))

@@ -165,6 +165,7 @@ func (k *kuduClient) githubOneDeploy(jar, message string, within time.Duration) 
 // a pipeline may get wrong, or an attacker try, is refused. One daemon
 // serving its API over TLS and one app, through sequential steps.
 func TestSCM(t *testing.T) {
+	t.Parallel() // see parallelTests in helpers_test.go
 	dir := t.TempDir()
 	ca := newCA(t, dir)
 	apiCrt, apiKey := ca.issue(t, dir, "api", "127.0.0.1")

@@ -21,6 +21,7 @@ import (
 // refused, saying why and what to do, with v2 serving on. A war that is
 // an executable Spring Boot war runs on java, on the JDK the app asks for.
 func TestTomcatStack(t *testing.T) {
+	t.Parallel() // see parallelTests in helpers_test.go
 	d := startDaemon(t)
 	v1 := testapp.ServletWar(t, "shop-1.0.war", map[string]string{"version": "1"})
 	v2 := testapp.ServletWar(t, "shop-2.0.war", map[string]string{"version": "2", "startDelaySeconds": "20"})

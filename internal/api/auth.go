@@ -12,9 +12,11 @@ import (
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/access"
 	"github.com/slipway-dev/slipway/internal/atomicfile"
+	"github.com/slipway-dev/slipway/internal/safego"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -94,7 +96,10 @@ func (s *Server) guard(sc scope, h handler) handler {
 		if sc == scopePublic {
 			return h(w, r)
 		}
-		p, err := s.authenticate(r)
+		if err := crossOrigin.Check(r); err != nil {
+			return errCrossSite
+		}
+		p, gen, err := s.authenticate(r)
 		if err != nil {
 			return err
 		}
@@ -112,7 +117,9 @@ func (s *Server) guard(sc scope, h handler) handler {
 				return err
 			}
 		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		ctx, cancel := s.WhileValid(r.Context(), p, gen)
+		defer cancel()
+		return h(w, r.WithContext(context.WithValue(ctx, principalKey{}, p)))
 	}
 }
 
@@ -124,13 +131,26 @@ func changes(r *http.Request) bool {
 		(strings.HasPrefix(r.URL.Path, "/api/v1/apps") || strings.HasPrefix(r.URL.Path, "/scm/"))
 }
 
+// crossOrigin refuses a change (POST, PUT, PATCH, DELETE) that a browser
+// sends from a page of another origin, as its Sec-Fetch-Site or Origin
+// header says. A browser keeps the basic credentials it was asked for
+// (the API's 401 offers basic auth, as App Service clients need) and
+// sends them along with any site's form post, whose text/plain body can
+// be JSON: without this check, any page an operator visits could create
+// apps, change settings or rotate the admin token. Pipelines and the CLI
+// send neither header and pass.
+var crossOrigin = http.NewCrossOriginProtection()
+
+var errCrossSite = errorf(http.StatusForbidden,
+	"this request came from a page of another site, through a browser: it was refused, whatever its credentials; call the API from a pipeline, the CLI or curl, or use the dashboard")
+
 var errNoToken = errorf(http.StatusUnauthorized,
 	"this API needs a token: run 'slipway login', set SLIPWAY_TOKEN, or send 'Authorization: Bearer TOKEN'; the admin token is in admin.token in the server's data directory")
 
 // authenticate finds the credential of the request's token, given as a
 // bearer token or as the password of basic auth (the user is not
 // checked: pipelines send "$APPNAME" or anything else).
-func (s *Server) authenticate(r *http.Request) (Principal, error) {
+func (s *Server) authenticate(r *http.Request) (Principal, string, error) {
 	var token string
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		token = h[7:]
@@ -139,10 +159,9 @@ func (s *Server) authenticate(r *http.Request) (Principal, error) {
 	}
 	token = strings.TrimSpace(token)
 	if token == "" {
-		return Principal{}, errNoToken
+		return Principal{}, "", errNoToken
 	}
-	p, _, err := s.Authenticate(r.Context(), token)
-	return p, err
+	return s.Authenticate(r.Context(), token)
 }
 
 // errBadToken answers a token that is no credential's.
@@ -186,6 +205,36 @@ func (s *Server) Recheck(ctx context.Context, p Principal, gen string) error {
 		return errBadToken
 	}
 	return nil
+}
+
+// RecheckEvery is how often a request still running checks its token
+// again (see WhileValid).
+const RecheckEvery = 2 * time.Second
+
+// WhileValid returns ctx, ended as well once p's token fails Recheck with
+// generation gen, and its cancel, to call when the request ends. A
+// request that lasts — a log stream, a dashboard's live part, an upload —
+// runs in it, so that it ends within RecheckEvery of its credential being
+// revoked or the admin token rotated, rather than serving a stranger for
+// as long as it stays open. A store that fails to answer ends nothing.
+func (s *Server) WhileValid(ctx context.Context, p Principal, gen string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	safego.Go(s.logger, "rechecking a request's token", func() {
+		tick := time.NewTicker(RecheckEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if err := s.Recheck(ctx, p, gen); err == errBadToken {
+				cancel()
+				return
+			}
+		}
+	})
+	return ctx, cancel
 }
 
 // authorize is the decision for a caller p of a route of scope sc about

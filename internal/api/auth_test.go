@@ -168,3 +168,51 @@ func TestRotationKeepsTheTokenItCouldNotFile(t *testing.T) {
 		t.Errorf("the new token: got %d %s, want 200", code, b)
 	}
 }
+
+// TestCrossSiteRequestsRefused: a browser caches the basic credentials it
+// was asked for (the API's 401 offers basic auth, and an operator may
+// open an SCM URL in it) and sends them with any other site's form post
+// too, whose text/plain body can be JSON. A change a browser sends from
+// another origin is refused before its token counts; the same request
+// from a pipeline (no Origin, no Sec-Fetch-Site) or from this origin's
+// own page works.
+func TestCrossSiteRequestsRefused(t *testing.T) {
+	a := newTestAPI(t, withSCM)
+	a.createApp(store.App{Name: "promo"})
+	admin := basic("admin", a.admin)
+	for _, c := range []struct {
+		name, method, path, body string
+		header                   http.Header
+	}{
+		{"a form posting an app", "POST", "/api/v1/apps", `{"name":"evil","settings":{"env":{"A":"="}}}`,
+			http.Header{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}},
+		{"a form rotating the admin token", "POST", "/api/v1/admin/token", "", http.Header{"Origin": {"https://evil.example"}}},
+		{"a form posting SCM settings", "POST", "/scm/promo/api/settings", `{"JAVA_TOOL_OPTIONS":"-javaagent:x","z":"="}`,
+			http.Header{"Sec-Fetch-Site": {"same-site"}}},
+	} {
+		h := c.header.Clone()
+		for k, v := range admin {
+			h[k] = v
+		}
+		code, body, _ := a.send(c.method, c.path, "text/plain", c.body, h)
+		if code != http.StatusForbidden || !strings.Contains(body, "another site") {
+			t.Errorf("%s: %d %s, want 403 saying it came from another site", c.name, code, body)
+		}
+	}
+	if apps, _ := a.st.Apps(t.Context()); len(apps) != 1 {
+		t.Errorf("cross-site posts left %d apps, want 1", len(apps))
+	}
+	if a2, _ := a.st.App(t.Context(), "promo"); len(a2.Settings.Env) != 0 {
+		t.Errorf("a cross-site post changed the settings: %v", a2.Settings.Env)
+	}
+	if code, body, _ := a.send("POST", "/api/v1/apps", "application/json", `{"name":"piped"}`, admin); code != http.StatusCreated {
+		t.Errorf("a pipeline's post: %d %s", code, body)
+	}
+	same := http.Header{"Sec-Fetch-Site": {"same-origin"}, "Origin": {a.url}}
+	for k, v := range admin {
+		same[k] = v
+	}
+	if code, body, _ := a.send("POST", "/api/v1/apps", "application/json", `{"name":"own"}`, same); code != http.StatusCreated {
+		t.Errorf("a post of this origin's page: %d %s", code, body)
+	}
+}

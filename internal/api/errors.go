@@ -12,6 +12,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/lease"
+	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/runtime"
 	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/settings"
@@ -68,6 +69,9 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, deploy.ErrNoRelease):
 		return http.StatusNotFound
+	case errors.Is(err, logs.ErrTooManyReaders):
+		// The same request works once other streams of the app close.
+		return http.StatusTooManyRequests
 	case errors.Is(err, artifact.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, cluster.ErrBadToken):

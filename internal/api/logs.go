@@ -72,7 +72,10 @@ func (s *Server) StreamLogs(w http.ResponseWriter, r *http.Request, app string) 
 		}
 		return nil
 	}
-	backlog, sub, cancel := s.opts.Logs.Subscribe(app, -1)
+	backlog, sub, cancel, err := s.opts.Logs.Subscribe(app, -1)
+	if err != nil {
+		return err
+	}
 	defer cancel()
 	rc := http.NewResponseController(w)
 	for _, l := range lastN(filter(backlog, keep), n) {

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/scm"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -133,7 +135,7 @@ func TestSCMRefusals(t *testing.T) {
 		{"an upload past the bound", "POST", "/scm/promo/api/zipdeploy", "application/octet-stream", strings.Repeat("x", 1001), 413, "limit"},
 		{"not an archive", "POST", "/scm/promo/api/zipdeploy", "application/octet-stream", "not a zip", 400, "not a valid"},
 		{"a record with another status", "PUT", "/scm/promo/api/deployments/42", "application/json", `{"status": 1}`, 400, "3 (failed) or 4"},
-		{"a record with a bad id", "PUT", "/scm/promo/api/deployments/a%20b", "application/json", `{"status": 4}`, 400, "letters, digits"},
+		{"a record with a bad id", "PUT", "/scm/promo/api/deployments/a%20b", "application/json", `{"status": 4}`, 400, "invalid deployment details: a record's id may hold letters, digits"},
 		{"settings that are not strings", "POST", "/scm/promo/api/settings", "application/json", `{"A": 1}`, 400, "JSON object of strings"},
 		{"a control character in the deployer", "POST", "/scm/promo/api/zipdeploy?deployer=a%1bb", "application/octet-stream", "PK", 400, "control characters"},
 	}
@@ -222,5 +224,76 @@ func TestCredentialAnswerNamesTheSCMSite(t *testing.T) {
 	c := a.credential("promo")
 	if want := a.url + "/scm/promo"; c.SCMURL != want {
 		t.Errorf("scm_url %q, want %q", c.SCMURL, want)
+	}
+}
+
+// TestStreamsEndWithTheirToken: a log stream held open — the SCM site's,
+// the API's — ends once its credential is revoked, within RecheckEvery.
+func TestStreamsEndWithTheirToken(t *testing.T) {
+	a := newTestAPI(t, withSCM)
+	a.createApp(store.App{Name: "promo"})
+	c := a.credential("promo")
+	var ended []chan struct{}
+	for _, path := range []string{"/scm/promo/api/logstream", "/api/v1/apps/promo/logs?follow=1"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, a.url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = basic("$promo", c.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d, want a stream", path, resp.StatusCode)
+		}
+		done := make(chan struct{})
+		go func() { io.Copy(io.Discard, resp.Body); close(done) }()
+		ended = append(ended, done)
+	}
+	if code, b := a.do(http.MethodDelete, "/api/v1/apps/promo/credentials/"+c.ID, a.admin, ""); code/100 != 2 {
+		t.Fatalf("revoking: %d %s", code, b)
+	}
+	for i, done := range ended {
+		select {
+		case <-done:
+		case <-time.After(RecheckEvery + 3*time.Second):
+			t.Errorf("stream %d still open after its credential was revoked", i)
+		}
+	}
+}
+
+// TestSCMLogStreamsBound: one credential cannot hold log streams open
+// without end: past logs.MaxSubscribers of the app, the next is 429 with
+// a text saying what to do.
+func TestSCMLogStreamsBound(t *testing.T) {
+	a := newTestAPI(t, withSCM)
+	a.createApp(store.App{Name: "promo"})
+	me := basic("$promo", a.credential("promo").Token)
+	open := func() *http.Response {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, a.url+"/scm/promo/api/logstream", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = me
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	for i := range logs.MaxSubscribers {
+		if resp := open(); resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp := open()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("one stream too many: %d, want 429", resp.StatusCode)
+	}
+	if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), "close some") {
+		t.Errorf("one stream too many: %q, want a text saying what to do", b)
 	}
 }

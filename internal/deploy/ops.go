@@ -26,8 +26,9 @@ type Meta struct {
 	Wait bool
 }
 
-// ErrBadMeta is wrapped by Meta.Validate's errors.
-var ErrBadMeta = errors.New("invalid author or message")
+// ErrBadMeta is wrapped by the errors of Meta.Validate and of a record's
+// id: what a deploy call says of itself, not its artifact.
+var ErrBadMeta = errors.New("invalid deployment details")
 
 // Validate bounds the author, the message and the deployer before
 // anything is stored. A message may span lines; none may hold other

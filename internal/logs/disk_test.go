@@ -80,7 +80,7 @@ func TestFullDisk(t *testing.T) {
 	daemonLog := &logBuffer{}
 	h := NewHub(Options{Dir: dir, FileSize: 16 << 10, Quota: 64 << 10, Logger: slog.New(slog.NewTextHandler(daemonLog, nil))})
 	defer h.Close()
-	_, sub, cancel := h.Subscribe("a", 0)
+	_, sub, cancel, _ := h.Subscribe("a", 0)
 	defer cancel()
 	h.Write("a", Line{Text: "before"})
 	filler := ""

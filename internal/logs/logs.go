@@ -5,6 +5,7 @@ package logs
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -328,19 +329,33 @@ func (s *Subscription) offer(l Line) {
 // is removed.
 func (s *Subscription) Lines() <-chan Line { return s.ch }
 
+// MaxSubscribers bounds the live readers of one app's log. Each holds a
+// buffer of subscriberBuffer lines and costs the writer a send per line,
+// and a stream is cheap to open and may stay open for days: without a
+// bound, one deploy credential could open streams until the daemon runs
+// out of memory.
+const MaxSubscribers = 64
+
+// ErrTooManyReaders refuses a live reader past MaxSubscribers.
+var ErrTooManyReaders = errors.New("too many live readers of this app's log")
+
 // Subscribe returns the last n lines of app's log and a subscription to the
 // lines that follow them, with none lost or repeated in between. Call
-// cancel when done.
-func (h *Hub) Subscribe(app string, n int) (backlog []Line, sub *Subscription, cancel func()) {
+// cancel when done. It fails with ErrTooManyReaders when app has
+// MaxSubscribers already.
+func (h *Hub) Subscribe(app string, n int) (backlog []Line, sub *Subscription, cancel func(), err error) {
 	a := h.app(app)
-	s := &Subscription{ch: make(chan Line, subscriberBuffer)}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if len(a.subs) >= MaxSubscribers {
+		return nil, nil, nil, fmt.Errorf("%w: app %s has %d open; close some (a log stream, a dashboard's log page) and try again", ErrTooManyReaders, app, len(a.subs))
+	}
+	s := &Subscription{ch: make(chan Line, subscriberBuffer)}
 	backlog = tail(a.backlog, n)
 	a.subs[s] = struct{}{}
 	return backlog, s, func() {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		delete(a.subs, s)
-	}
+	}, nil
 }

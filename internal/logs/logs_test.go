@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -63,7 +64,7 @@ func TestSubscribeNoGap(t *testing.T) {
 	defer h.Close()
 	h.Write("a", Line{Text: "0"})
 	h.Write("a", Line{Text: "1"})
-	backlog, sub, cancel := h.Subscribe("a", 10)
+	backlog, sub, cancel, _ := h.Subscribe("a", 10)
 	defer cancel()
 	h.Write("a", Line{Text: "2"})
 	if len(backlog) != 2 || backlog[1].Text != "1" {
@@ -74,12 +75,45 @@ func TestSubscribeNoGap(t *testing.T) {
 	}
 }
 
+// TestSubscribersBound: an app has at most MaxSubscribers live readers;
+// one past it is refused, and a reader that leaves makes room. Another
+// app's readers count apart.
+func TestSubscribersBound(t *testing.T) {
+	h := NewHub(Options{Dir: t.TempDir()})
+	defer h.Close()
+	var cancels []func()
+	for i := range MaxSubscribers {
+		_, _, cancel, err := h.Subscribe("a", 0)
+		if err != nil {
+			t.Fatalf("reader %d: %v", i+1, err)
+		}
+		cancels = append(cancels, cancel)
+	}
+	if _, _, _, err := h.Subscribe("a", 0); !errors.Is(err, ErrTooManyReaders) {
+		t.Errorf("reader %d: %v, want ErrTooManyReaders", MaxSubscribers+1, err)
+	}
+	if _, _, cancel, err := h.Subscribe("b", 0); err != nil {
+		t.Errorf("a reader of another app: %v", err)
+	} else {
+		cancel()
+	}
+	cancels[0]()
+	if _, _, cancel, err := h.Subscribe("a", 0); err != nil {
+		t.Errorf("after a reader left: %v", err)
+	} else {
+		cancel()
+	}
+	for _, c := range cancels[1:] {
+		c()
+	}
+}
+
 // TestStuckReaderMissesLines: a reader that does not read never blocks the
 // writer; when it reads again it is told how many lines it missed.
 func TestStuckReaderMissesLines(t *testing.T) {
 	h := NewHub(Options{Dir: t.TempDir()})
 	defer h.Close()
-	_, sub, cancel := h.Subscribe("a", 0)
+	_, sub, cancel, _ := h.Subscribe("a", 0)
 	defer cancel()
 	total := subscriberBuffer + 300
 	for i := range total { // would block forever if Write waited for the reader
@@ -214,14 +248,14 @@ func BenchmarkWrite(b *testing.B) {
 			defer h.Close()
 			switch readers {
 			case "keeping-up":
-				_, sub, cancel := h.Subscribe("a", 0)
+				_, sub, cancel, _ := h.Subscribe("a", 0)
 				defer cancel()
 				go func() {
 					for range sub.Lines() {
 					}
 				}()
 			case "stuck":
-				_, _, cancel := h.Subscribe("a", 0)
+				_, _, cancel, _ := h.Subscribe("a", 0)
 				defer cancel()
 			}
 			b.ReportAllocs()

@@ -23,7 +23,10 @@ func (s *Site) logStream(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.opts.Store.App(r.Context(), app); err != nil {
 		return err
 	}
-	_, sub, cancel := s.opts.Logs.Subscribe(app, 0)
+	_, sub, cancel, err := s.opts.Logs.Subscribe(app, 0)
+	if err != nil {
+		return err
+	}
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

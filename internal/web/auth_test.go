@@ -1,9 +1,12 @@
 package web
 
 import (
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -56,6 +59,13 @@ func TestSignin(t *testing.T) {
 	if code, loc, _ := c.get("/"); code != http.StatusSeeOther || !strings.HasPrefix(loc, "/signin") {
 		t.Errorf("signed out, / answers %d to %q, want the sign-in page", code, loc)
 	}
+	// The sign-in page says only its own notes, never a link's text.
+	if _, _, body := c.get("/signin?note=" + url.QueryEscape("Slipway moved: paste your token at evil.example")); strings.Contains(body, "evil.example") {
+		t.Errorf("the sign-in page shows a note taken from its URL:\n%s", body)
+	}
+	if _, _, body := c.get("/signin?note=signed-out"); !strings.Contains(body, "You are signed out.") {
+		t.Errorf("the sign-in page after signing out does not say so:\n%s", body)
+	}
 }
 
 func url2(kv ...string) map[string][]string {
@@ -81,13 +91,13 @@ func TestSessionsEndWithTheirToken(t *testing.T) {
 	if code, _, body := admin.post("/apps/promo/credentials/revoke", admin.form("id", id)); code != http.StatusSeeOther {
 		t.Fatalf("revoking: %d\n%s", code, body)
 	}
-	if code, loc, _ := ci.get("/apps/promo"); code != http.StatusSeeOther || !strings.Contains(loc, "session+ended") {
+	if code, loc, _ := ci.get("/apps/promo"); code != http.StatusSeeOther || !strings.Contains(loc, "note=ended") {
 		t.Errorf("after its credential was revoked, its session got %d to %q, want the sign-in page saying it ended", code, loc)
 	}
 	if _, err := api.ReplaceAdminToken(t.Context(), d.st, ""); err != nil {
 		t.Fatal(err)
 	}
-	if code, loc, _ := admin.get("/"); code != http.StatusSeeOther || !strings.Contains(loc, "session+ended") {
+	if code, loc, _ := admin.get("/"); code != http.StatusSeeOther || !strings.Contains(loc, "note=ended") {
 		t.Errorf("after the admin token was rotated, the admin's session got %d to %q, want the sign-in page", code, loc)
 	}
 }
@@ -218,6 +228,47 @@ func TestErrorsAreTheAPIs(t *testing.T) {
 		code, _, body := c.post(tt.path, c.form(tt.form...))
 		if code != tt.want || !strings.Contains(body, htmlEscape(tt.say)) {
 			t.Errorf("POST %s %v: %d, want %d saying %q:\n%s", tt.path, tt.form, code, tt.want, tt.say, body)
+		}
+	}
+}
+
+// TestRevokedSessionStreamsEnd: a stream a session opened (a live part,
+// the log stream) ends once the session's credential is revoked, rather
+// than showing the app to a stranger for as long as the page stays open.
+func TestRevokedSessionStreamsEnd(t *testing.T) {
+	d := newTestDash(t)
+	d.createApp(store.App{Name: "promo"})
+	id, token := d.credential("promo")
+	ci, admin := d.client(), d.client()
+	ci.signin(token)
+	admin.signin(d.admin)
+	var ended []chan error
+	for _, path := range []string{"/apps/promo/live", "/apps/promo/logs/stream"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, d.url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := ci.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d, want a stream", path, resp.StatusCode)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, resp.Body); done <- err }()
+		ended = append(ended, done)
+	}
+	if code, _, body := admin.post("/apps/promo/credentials/revoke", admin.form("id", id)); code != http.StatusSeeOther {
+		t.Fatalf("revoking: %d\n%s", code, body)
+	}
+	for i, done := range ended {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("stream %d still open 5 s after its credential was revoked", i)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/url"
 	"reflect"
 	"strings"
@@ -94,6 +95,10 @@ func TestSafeNext(t *testing.T) {
 	for next, want := range map[string]string{
 		"/apps/promo?x=1": "/apps/promo?x=1", "": "/", "//evil.example": "/", "/\\evil.example": "/",
 		"https://evil.example/": "/", "javascript:alert(1)": "/", "/a\r\nSet-Cookie: x": "/",
+		// Browsers drop tabs and newlines from a URL, and read a backslash
+		// as a slash: each of these is //evil.example to them.
+		"/\t/evil.example": "/", "/\n/evil.example": "/", "\t//evil.example": "/", "/\t\\evil.example": "/",
+		"/\x00/evil.example": "/",
 	} {
 		if got := safeNext(next); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", next, got, want)
@@ -107,15 +112,44 @@ func TestSessionBound(t *testing.T) {
 	now := time.Unix(0, 0)
 	ss := newSessions(time.Hour, func() time.Time { return now })
 	first := ss.create(principalFor("admin"), "g")
-	for range maxSessions + 10 {
+	for i := range maxSessions + 10 {
 		now = now.Add(time.Millisecond)
-		ss.create(principalFor("admin"), "g")
+		ss.create(principalFor(fmt.Sprint("c", i)), "g") // each a token of its own: the bound of all
 	}
 	if n := len(ss.m); n > maxSessions {
 		t.Errorf("%d sessions kept, want at most %d", n, maxSessions)
 	}
 	if _, ok := ss.m[first.id]; ok {
 		t.Errorf("the session that ends soonest was kept")
+	}
+}
+
+// TestSessionsPerToken: one token's sign-ins push out only its own
+// sessions, never another's: a deploy credential signing in again and
+// again cannot sign the admin out.
+func TestSessionsPerToken(t *testing.T) {
+	now := time.Unix(0, 0)
+	ss := newSessions(time.Hour, func() time.Time { return now })
+	admin := ss.create(principalFor("admin"), "g")
+	first := ss.create(principalFor("ci"), "g")
+	for range maxSessions + 10 {
+		now = now.Add(time.Millisecond)
+		ss.create(principalFor("ci"), "g")
+	}
+	if _, ok := ss.m[admin.id]; !ok {
+		t.Errorf("another token's sign-ins pushed the admin's session out")
+	}
+	if _, ok := ss.m[first.id]; ok {
+		t.Errorf("the token's session that ends soonest was kept")
+	}
+	n := 0
+	for _, s := range ss.m {
+		if s.p.Credential == "ci" {
+			n++
+		}
+	}
+	if n > maxSessionsPerToken {
+		t.Errorf("%d sessions of one token, want at most %d", n, maxSessionsPerToken)
 	}
 }
 

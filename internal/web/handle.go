@@ -59,7 +59,7 @@ func (d *Dashboard) handleWith(pattern string, sc api.Scope, h handler, ownCSRF 
 		if err := d.opts.API.Recheck(r.Context(), s.p, s.gen); err != nil {
 			if status, _ := d.opts.API.ErrorAnswer(r.Context(), err); status == http.StatusUnauthorized {
 				d.sessions.end(s)
-				d.toSignin(w, r, "Your session ended: its token was revoked or replaced. Sign in with a valid one.")
+				d.toSignin(w, r, noteEnded)
 				return
 			}
 			d.fail(w, r, s, err)
@@ -78,14 +78,17 @@ func (d *Dashboard) handleWith(pattern string, sc api.Scope, h handler, ownCSRF 
 				return
 			}
 		}
-		if err := h(w, r, c); err != nil {
+		ctx, cancel := d.opts.API.WhileValid(r.Context(), s.p, s.gen)
+		defer cancel()
+		if err := h(w, r.WithContext(ctx), c); err != nil {
 			d.fail(w, r, s, err)
 		}
 	})
 }
 
 // toSignin sends a request without a valid session to the sign-in page,
-// which brings it back to a page it asked for once signed in.
+// which brings it back to a page it asked for once signed in; note is a
+// key of signinNotes, or "".
 func (d *Dashboard) toSignin(w http.ResponseWriter, r *http.Request, note string) {
 	q := url.Values{}
 	if r.Method == http.MethodGet && r.Header.Get("Accept") != "text/event-stream" {
@@ -102,9 +105,15 @@ func (d *Dashboard) toSignin(w http.ResponseWriter, r *http.Request, note string
 }
 
 // safeNext is where to go after signing in: a path of this site, "/"
-// for anything else (another site, a scheme, "//host").
+// for anything else (another site, a scheme, "//host"). A browser drops
+// tabs and newlines from a URL and reads a backslash as a slash, so that
+// "/\t/host" and "/\\host" are "//host" to it: a next with a control
+// character or a backslash anywhere is refused too (the dashboard's own
+// paths, escaped by RequestURI, have neither).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsFunc(next, func(r rune) bool {
+		return r < 0x20 || r == 0x7f || r == '\\'
+	}) {
 		return "/"
 	}
 	return next

@@ -107,8 +107,6 @@ func pathf(format string, args ...any) string {
 	return fmt.Sprintf(format, args...)
 }
 
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
-
 var funcs = template.FuncMap{
 	"when":     when,
 	"since":    since,

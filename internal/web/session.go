@@ -18,6 +18,12 @@ const sessionCookie = "slipway_session"
 // memory.
 const maxSessions = 10000
 
+// maxSessionsPerToken bounds the sessions of one token; past it, that
+// token's session that ends soonest goes. Without it, one deploy
+// credential signing in maxSessions times would push every other
+// session, the admin's too, out of the table.
+const maxSessionsPerToken = 50
+
 // session is one signed-in browser. It records whose token signed in and
 // the token's generation (api.Server.Authenticate), so that a credential
 // revoked, or an admin token rotated, ends it at its next request.
@@ -63,24 +69,37 @@ func (ss *sessions) create(p api.Principal, gen string) *session {
 	s := &session{id: randomID(), p: p, gen: gen, csrf: randomID(), expires: ss.now().Add(ss.ttl)}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	ss.pruneLocked()
+	ss.pruneLocked(p.Credential)
 	ss.m[s.id] = s
 	return s
 }
 
-// pruneLocked drops ended sessions and, at the bound, the one that ends
-// soonest. Call with ss.mu held.
-func (ss *sessions) pruneLocked() {
+// pruneLocked drops ended sessions; at maxSessionsPerToken sessions of
+// credential, the one of them that ends soonest; and at maxSessions, the
+// one that ends soonest of all. Call with ss.mu held.
+func (ss *sessions) pruneLocked(credential string) {
 	now := ss.now()
-	var soonest *session
+	var soonest, soonestOwn *session
+	own := 0
 	for id, s := range ss.m {
 		if now.After(s.expires) {
 			delete(ss.m, id)
-		} else if soonest == nil || s.expires.Before(soonest.expires) {
+			continue
+		}
+		if soonest == nil || s.expires.Before(soonest.expires) {
 			soonest = s
 		}
+		if s.p.Credential == credential {
+			own++
+			if soonestOwn == nil || s.expires.Before(soonestOwn.expires) {
+				soonestOwn = s
+			}
+		}
 	}
-	if len(ss.m) >= maxSessions && soonest != nil {
+	switch {
+	case own >= maxSessionsPerToken:
+		delete(ss.m, soonestOwn.id)
+	case len(ss.m) >= maxSessions && soonest != nil:
 		delete(ss.m, soonest.id)
 	}
 }

@@ -16,6 +16,21 @@ const signinCookie = "slipway_signin"
 // is under 80 bytes.
 const maxTokenBytes = 1 << 10
 
+// signinNotes are the notes the sign-in page shows, by the key its note
+// parameter gives. Only the dashboard's own words are shown: a note taken
+// from the URL as text would let any link put a message of a stranger's
+// ("paste your token at …") on this page.
+var signinNotes = map[string]string{
+	noteEnded:     "Your session ended: its token was revoked or replaced. Sign in with a valid one.",
+	noteSignedOut: "You are signed out.",
+}
+
+// Keys of signinNotes.
+const (
+	noteEnded     = "ended"
+	noteSignedOut = "signed-out"
+)
+
 type signinData struct {
 	Next, Note, CSRF string
 }
@@ -38,7 +53,7 @@ func (d *Dashboard) showSignin(w http.ResponseWriter, r *http.Request, status in
 		next = r.PostForm.Get("next")
 	}
 	d.render(w, r, nil, status, "signin", view{Title: "Sign in", Error: errMsg,
-		Data: signinData{Next: safeNext(next), Note: r.URL.Query().Get("note"), CSRF: token}})
+		Data: signinData{Next: safeNext(next), Note: signinNotes[r.URL.Query().Get("note")], CSRF: token}})
 }
 
 // signin takes the admin token or an app's deploy credential, checks it
@@ -74,6 +89,6 @@ func (d *Dashboard) signin(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) signout(w http.ResponseWriter, r *http.Request, c *call) error {
 	d.sessions.end(c.s)
 	http.SetCookie(w, d.cookie(r, "", time.Time{}))
-	http.Redirect(w, r, "/signin?note="+urlQueryEscape("You are signed out."), http.StatusSeeOther)
+	http.Redirect(w, r, "/signin?note="+noteSignedOut, http.StatusSeeOther)
 	return nil
 }
