@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,7 +89,17 @@ type daemon struct {
 	// cred runs the daemon as another user; nil for the test's own.
 	cred *syscall.Credential
 	// token is the admin token, read from admin.token once the daemon is up.
-	token     string
+	token string
+	// joined is a node that joined a cluster: it has no admin.token of
+	// its own (the cluster's is the first node's), token is set by the test.
+	joined bool
+	// host is the address the daemon listens on; 127.0.0.1 when "".
+	host string
+	// name is a cluster node's name.
+	name string
+	// wrap runs the daemon inside another command, like
+	// ip netns exec NS (which execs it in place).
+	wrap      []string
 	apiClient *http.Client
 }
 
@@ -131,15 +142,18 @@ func launchWith(t *testing.T, d *daemon, apiClient *http.Client, extra ...string
 	}
 	d.apiClient = http.DefaultClient
 	apiPort, httpPort := freePort(t), freePort(t)
-	d.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	if d.host == "" {
+		d.host = "127.0.0.1"
+	}
+	d.apiURL = fmt.Sprintf("http://%s:%d", d.host, apiPort)
 	if apiClient != nil {
 		d.apiClient = apiClient
 		d.apiURL = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	}
-	d.httpURL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	d.httpURL = fmt.Sprintf("http://%s:%d", d.host, httpPort)
 	d.args = append([]string{"server", "--data-dir", d.dataDir,
-		"--http-listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"--api-listen", fmt.Sprintf("127.0.0.1:%d", apiPort)}, extra...)
+		"--http-listen", fmt.Sprintf("%s:%d", d.host, httpPort),
+		"--api-listen", fmt.Sprintf("%s:%d", d.host, apiPort)}, extra...)
 	d.start()
 	t.Cleanup(func() {
 		d.stop()
@@ -171,6 +185,9 @@ func (d *daemon) start() {
 	d.log = &bytes.Buffer{}
 	d.pid = 0
 	d.cmd = exec.Command(d.bin, d.args...)
+	if len(d.wrap) > 0 {
+		d.cmd = exec.Command(d.wrap[0], slices.Concat(d.wrap[1:], []string{d.bin}, d.args)...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if d.cred != nil {
 		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred}
@@ -188,6 +205,9 @@ func (d *daemon) start() {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+	if d.joined {
+		return
+	}
 	b, err := os.ReadFile(filepath.Join(d.dataDir, "admin.token"))
 	if err != nil {
 		d.t.Fatalf("the daemon left no admin.token: %v", err)
@@ -264,6 +284,9 @@ func (d *daemon) cli(args ...string) (string, error) { return d.cliEnv(nil, args
 func (d *daemon) cliEnv(env []string, args ...string) (string, error) {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(append(os.Environ(), "SLIPWAY_URL="+d.apiURL, "SLIPWAY_DATA_DIR="+d.dataDir), env...)
+	if d.joined {
+		cmd.Env = append(cmd.Env, "SLIPWAY_TOKEN="+d.token)
+	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -23,6 +23,12 @@ type loadOptions struct {
 	Fresh int
 	// MaxDuration bounds the whole load, whatever happens.
 	MaxDuration time.Duration
+	// AcrossNodes is a load through a balancer in front of several nodes,
+	// which switch to a new release one after the other, within the
+	// switch window: a client may see the old one after the new one
+	// meanwhile. Such answers are counted (wentBack), not failed; the test
+	// checks them against the window.
+	AcrossNodes bool
 }
 
 // call is one finished request.
@@ -49,11 +55,16 @@ type load struct {
 	// quick are the answered requests other than the slow ones.
 	quick    []call
 	versions map[int]int // requests answered per version
+	// acrossNodes: see loadOptions; wentBack counts those answers.
+	acrossNodes bool
+	wentBack    int
+	// wentBackSeen are the first of those answers: when, and the body.
+	wentBackSeen []string
 }
 
 func startLoad(t *testing.T, d *daemon, app string, o loadOptions) *load {
 	ctx, cancel := context.WithTimeout(context.Background(), o.MaxDuration)
-	l := &load{d: d, app: app, cancel: cancel, total: map[string]int{}, versions: map[int]int{}}
+	l := &load{d: d, app: app, cancel: cancel, total: map[string]int{}, versions: map[int]int{}, acrossNodes: o.AcrossNodes}
 	run := func(kind, path string, pause time.Duration) {
 		l.wg.Add(1)
 		go func() {
@@ -109,6 +120,13 @@ func (l *load) record(c call, code int, body string, err error, newest int) {
 		l.failures = append(l.failures, fmt.Sprintf("%s %s: %v", c.kind, c.start.Format("15:04:05.000"), err))
 	case code != 200:
 		l.failures = append(l.failures, fmt.Sprintf("%s %s: status %d: %.200s", c.kind, c.start.Format("15:04:05.000"), code, body))
+	case c.version < newest && l.acrossNodes:
+		l.wentBack++
+		if len(l.wentBackSeen) < 10 {
+			l.wentBackSeen = append(l.wentBackSeen, fmt.Sprintf("%s..%s %.80s", c.start.Format("15:04:05.000"), c.end.Format("15:04:05.000"), body))
+		}
+		l.versions[c.version]++
+		l.quick = append(l.quick, c)
 	case c.version < newest:
 		l.failures = append(l.failures, fmt.Sprintf("%s %s: version went back from %d to %d", c.kind, c.start.Format("15:04:05.000"), newest, c.version))
 	default:
@@ -147,6 +165,20 @@ func (l *load) check(t *testing.T) {
 	if n := len(l.failures); n > 0 {
 		t.Errorf("%d requests failed; the first ones:\n%s", n, strings.Join(l.failures[:min(n, 20)], "\n"))
 	}
+}
+
+// startedAfterOn counts the requests that started after at and were
+// answered by version.
+func (l *load) startedAfterOn(at time.Time, version int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range slices.Concat(l.quick, l.slow) {
+		if c.start.After(at) && c.version == version {
+			n++
+		}
+	}
+	return n
 }
 
 // inFlightAt counts the slow requests that were in flight at t and were

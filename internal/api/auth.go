@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"net/http"
 	"strings"
 	"time"
@@ -105,10 +106,29 @@ func (s *Server) guard(sc scope, h handler) handler {
 		if err := s.authorize(r, p, sc, r.PathValue("app")); err != nil {
 			return err
 		}
+		if s.opts.Cluster != nil && changes(r) {
+			// A node cut off from the majority says so at once, rather
+			// than after its store's timeout.
+			if err := s.opts.Cluster.CheckQuorum(); err != nil {
+				return err
+			}
+			// The coordinator carries out every change.
+			if forwarded, err := s.opts.Cluster.Forward(w, r); forwarded {
+				return err
+			}
+		}
 		ctx, cancel := s.WhileValid(r.Context(), p, gen)
 		defer cancel()
 		return h(w, r.WithContext(context.WithValue(ctx, principalKey{}, p)))
 	}
+}
+
+// changes reports whether r asks to change an app, through the API or
+// the SCM site: those requests go to the coordinator. A node's own
+// matters (its tokens, upgrades, backups, join tokens) stay with it.
+func changes(r *http.Request) bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead &&
+		(strings.HasPrefix(r.URL.Path, "/api/v1/apps") || strings.HasPrefix(r.URL.Path, "/scm/"))
 }
 
 // crossOrigin refuses a change (POST, PUT, PATCH, DELETE) that a browser
@@ -224,7 +244,9 @@ func (s *Server) authorize(r *http.Request, p Principal, sc scope, app string) e
 	if err := p.may(sc, app); err != nil {
 		return err
 	}
-	if sc == scopeDeploy {
+	// A request forwarded by a peer had its client's address checked at
+	// the node it reached first.
+	if sc == scopeDeploy && !cluster.FromPeer(r) {
 		return s.checkDeployAccess(r, app)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/logs"
@@ -73,6 +74,18 @@ func statusOf(err error) int {
 		return http.StatusTooManyRequests
 	case errors.Is(err, artifact.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, cluster.ErrBadToken):
+		return http.StatusUnauthorized
+	case errors.Is(err, cluster.ErrNameTaken), errors.Is(err, cluster.ErrNodeAlive), errors.Is(err, cluster.ErrSelf):
+		return http.StatusConflict
+	case errors.Is(err, cluster.ErrNoNode):
+		return http.StatusNotFound
+	case errors.Is(err, cluster.ErrBadJoin), errors.Is(err, cluster.ErrBadCertificate), errors.Is(err, cluster.ErrNoAddress):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNoQuorum), errors.Is(err, cluster.ErrNoCoordinator):
+		// This node is cut off from the majority: another node, or this
+		// one later, takes the same request.
+		return http.StatusServiceUnavailable
 	case errors.Is(err, store.ErrStopped):
 		// The store is gone until the daemon restarts; the apps still serve.
 		return http.StatusServiceUnavailable

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/logs"
 )
 
@@ -48,8 +50,24 @@ func (s *Server) StreamLogs(w http.ResponseWriter, r *http.Request, app string) 
 		return err
 	}
 	out := newLineWriter(w, r)
+	// On a node of a cluster, every line says its node, and the lines of
+	// the other nodes join this one's (unless a peer asks: then its own).
+	var peers <-chan logs.Line
+	if s.opts.Cluster != nil && s.opts.Store.Clustered() {
+		out.node = s.opts.Store.NodeName()
+		if !cluster.FromPeer(r) {
+			peers = s.opts.Cluster.PeerLogs(r.Context(), r)
+		}
+	}
 	if !isTrue(r.URL.Query().Get("follow")) {
-		for _, l := range lastN(filter(s.opts.Logs.Tail(app, -1), keep), n) {
+		lines := filter(s.opts.Logs.Tail(app, -1), keep)
+		if peers != nil { // ranging over a nil channel would never end
+			for l := range peers {
+				lines = append(lines, l)
+			}
+		}
+		slices.SortStableFunc(lines, func(a, b logs.Line) int { return a.Time.Compare(b.Time) })
+		for _, l := range lastN(lines, n) {
 			out.line(l)
 		}
 		return nil
@@ -72,6 +90,13 @@ func (s *Server) StreamLogs(w http.ResponseWriter, r *http.Request, app string) 
 			return nil
 		case <-heartbeat.C:
 			out.heartbeat()
+		case l, ok := <-peers:
+			if !ok {
+				peers = nil // every peer's stream ended: this node's goes on
+				continue
+			}
+			out.line(l)
+			heartbeat.Reset(s.opts.Heartbeat)
 		case l, ok := <-sub.Lines():
 			if !ok {
 				return nil
@@ -91,6 +116,8 @@ type lineWriter struct {
 	w   http.ResponseWriter
 	enc *json.Encoder
 	sse bool
+	// node tags the lines of this node, on a node of a cluster.
+	node string
 }
 
 func newLineWriter(w http.ResponseWriter, r *http.Request) *lineWriter {
@@ -104,7 +131,12 @@ func newLineWriter(w http.ResponseWriter, r *http.Request) *lineWriter {
 	return lw
 }
 
-func (lw *lineWriter) line(l logs.Line) { lw.event("log", l) }
+func (lw *lineWriter) line(l logs.Line) {
+	if l.Node == "" {
+		l.Node = lw.node
+	}
+	lw.event("log", l)
+}
 
 func (lw *lineWriter) heartbeat() {
 	lw.event(logs.StreamHeartbeat, logs.Line{Time: time.Now().UTC(), Source: logs.SourcePlatform, Stream: logs.StreamHeartbeat})

@@ -54,6 +54,8 @@ type Options struct {
 	Listeners Listeners
 	// Operator is the daemon itself: its version, upgrades and backups.
 	Operator Operator
+	// Cluster is the node's part in its cluster.
+	Cluster Cluster
 	// Leases are the apps' named leases; nil for none.
 	Leases *lease.Service
 }
@@ -135,6 +137,7 @@ func (s *Server) routes() {
 		s.route("POST /api/v1/admin/upgrade", scopeAdmin, s.upgrade)
 		s.route("GET /api/v1/admin/backup", scopeAdmin, s.backup)
 	}
+	s.clusterRoutes()
 	s.route("GET /api/v1/apps", scopeAdmin, s.listApps)
 	s.route("POST /api/v1/apps", scopeAdmin, s.createApp)
 	s.route("GET /api/v1/apps/{app}", scopeAdmin, s.showApp)

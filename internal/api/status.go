@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
@@ -24,6 +25,45 @@ type Status struct {
 	// Traffic is the last minute's requests through the router.
 	Traffic   Traffic    `json:"traffic"`
 	Instances []Instance `json:"instances"`
+	// Node is the node that answered; Nodes, on a node of a cluster,
+	// are the app's instances on every node (Instances are this node's).
+	Node  string          `json:"node,omitempty"`
+	Nodes []NodeInstances `json:"nodes,omitempty"`
+}
+
+// NodeInstances are an app's instances on one node of a cluster, as the
+// store records them.
+type NodeInstances struct {
+	Node      string         `json:"node"`
+	Instances []NodeInstance `json:"instances"`
+}
+
+// NodeInstance is an instance on a node of a cluster.
+type NodeInstance struct {
+	ID      string `json:"id"`
+	Release int    `json:"release"`
+	Port    int    `json:"port"`
+	PID     int    `json:"pid"`
+}
+
+// nodesOf groups app's instance records by node.
+func (s *Server) nodesOf(ctx context.Context, app string) ([]NodeInstances, error) {
+	recs, err := s.opts.Store.AllInstances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byNode := map[string][]NodeInstance{}
+	for _, rec := range recs {
+		if rec.App == app {
+			byNode[rec.Node] = append(byNode[rec.Node], NodeInstance{ID: rec.ID, Release: rec.Release, Port: rec.Port, PID: rec.PID})
+		}
+	}
+	out := make([]NodeInstances, 0, len(byNode))
+	for n, insts := range byNode {
+		out = append(out, NodeInstances{Node: n, Instances: insts})
+	}
+	slices.SortFunc(out, func(a, b NodeInstances) int { return strings.Compare(a.Node, b.Node) })
+	return out, nil
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
@@ -51,6 +91,12 @@ func (s *Server) Status(ctx context.Context, app string) (Status, error) {
 	}
 	if st.Runtime, err = s.runtime(ctx, a); err != nil {
 		return Status{}, err
+	}
+	if s.opts.Cluster != nil && s.opts.Store.Clustered() {
+		st.Node = s.opts.Store.NodeName()
+		if st.Nodes, err = s.nodesOf(ctx, a.Name); err != nil {
+			return Status{}, err
+		}
 	}
 	deps, err := s.opts.Store.Deployments(ctx, a.Name)
 	if err != nil {

@@ -48,7 +48,7 @@ URL if you have one.`,
 			return nil
 		},
 	})
-	cmd.AddCommand(newAdminResetTokenCmd(g), newAdminUpgradeCmd(g), newAdminBackupCmd(g))
+	cmd.AddCommand(newAdminResetTokenCmd(g), newAdminUpgradeCmd(g), newAdminBackupCmd(g), newAdminJoinTokenCmd(g))
 	return cmd
 }
 

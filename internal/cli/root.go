@@ -131,6 +131,7 @@ func newRoot() *cobra.Command {
 		newAccessCmd(g),
 		newDomainsCmd(g),
 		newAdminCmd(g),
+		newNodesCmd(g),
 		newVersionCmd(g),
 	)
 	root.SetVersionTemplate("slipway {{.Version}}\n")

@@ -14,6 +14,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/access"
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/daemon"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
@@ -87,6 +88,12 @@ data directory, then starts every app's live release.`,
 	f.Uint32Var(&c.AppUIDBase, "app-uid-base", deploy.DefaultAppUIDBase, "the first uid given to an app under --isolation=user; apps take uids from it on, one each, with no passwd entry")
 	f.StringSliceVar(&c.JDKs, "jdk", nil, "the `DIR` of a JDK (it holds bin/java and release) that apps may ask for by its Java version, besides those under "+runtime.DefaultJDKDir+" (repeatable; of two JDKs of one Java version, the first named wins)")
 	f.StringVar(&c.Restore, "restore", "", "restore the backup `FILE` ('slipway admin backup') into the data directory, which must be empty, then start")
+	f.StringVar(&c.Cluster.NodeName, "node-name", "", "this node's name in its cluster (default the host name)")
+	f.StringVar(&c.Cluster.Advertise, "advertise-address", "", "the address other nodes reach this one at (default the host of --api-listen); the peer port opens there")
+	f.IntVar(&c.Cluster.PeerPort, "peer-port", cluster.DefaultPeerPort, "the peer link's port (etcd and node to node, mutual TLS with the cluster CA), opened once the node has peers")
+	f.StringArrayVar(&c.Cluster.Labels, "label", nil, "a `KEY=VALUE` label of this node, which an app's placement can ask for (repeatable)")
+	f.StringVar(&c.Cluster.Join, "join", "", "join the cluster of the node whose API is at `URL`, like http://10.0.0.5:7070 (with --join-token; the data directory must be empty)")
+	f.StringVar(&c.Cluster.JoinToken, "join-token", "", "a join token from 'slipway admin join-token' on a node of the cluster")
 	f.BoolVar(&c.Debug, "debug", false, "log more, embedded etcd's own logs included")
 	return cmd
 }

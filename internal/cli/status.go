@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,16 @@ func newStatusCmd(g *globals) *cobra.Command {
 			tr := st.Traffic
 			fmt.Fprintf(w, "Last minute: %d requests (%.1f/s), %.1f%% errors (5xx), p95 %s\n",
 				tr.Requests, tr.PerSecond, 100*tr.ErrorRate, p95(tr))
+			for _, n := range st.Nodes {
+				var ids []string
+				for _, i := range n.Instances {
+					ids = append(ids, fmt.Sprintf("%s (%s)", i.ID, releaseName(i.Release)))
+				}
+				fmt.Fprintf(w, "Node %-7s %d instance(s): %s\n", n.Node+":", len(n.Instances), strings.Join(ids, ", "))
+			}
+			if len(st.Nodes) > 0 {
+				fmt.Fprintf(w, "\nOn this node (%s):\n", st.Node)
+			}
 			if len(st.Instances) == 0 {
 				fmt.Fprintln(w, "\nNo instance is running.")
 				return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/lease"
 	"github.com/slipway-dev/slipway/internal/logs"
@@ -25,6 +26,7 @@ import (
 // store, the artifacts, the logs, the instances' cgroups, the deployment
 // manager and the API handler.
 type core struct {
+	cl        *cluster.Cluster
 	st        *store.Store
 	arts      *artifact.Store
 	hub       *logs.Hub
@@ -58,7 +60,13 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 		}
 	}()
 	c, log := s.c, s.log
-	if k.st, err = store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log}); err != nil {
+	if k.cl, err = cluster.Prepare(ctx, s.clusterOptions()); err != nil {
+		return k, err
+	}
+	if k.st, err = store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log, Node: s.nodeName(), Peer: k.cl.Peer()}); err != nil {
+		return k, err
+	}
+	if err := k.cl.Start(k.st); err != nil {
 		return k, err
 	}
 	tokenFile := AdminTokenFile(c.DataDir)
@@ -90,11 +98,17 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 		return k, err
 	}
 	leases := lease.New(lease.Options{Store: k.st, URL: lease.EndpointURL(k.leaseLn.Addr().String()), Key: leaseKey, Logger: log})
+	forward, err := k.cl.SetRouter(s.rt)
+	if err != nil {
+		log.Warn("cluster: no forwarder: this node cannot pass the requests of an app it runs no instance of to a node that does", "err", err)
+	}
 	k.mgr = deploy.New(deploy.Options{Store: k.st, Artifacts: k.arts, Router: s.rt, Logs: k.hub,
 		DataDir: c.DataDir, BaseDomain: c.BaseDomain, KeepReleases: c.KeepReleases, Logger: log,
 		HTTPS: s.certs != nil, ACME: s.certs != nil && s.certs.acme != nil,
 		Isolation: s.isolation, AppUIDBase: c.AppUIDBase, Cgroups: k.cgroups, JDKs: c.JDKs, Leases: leases,
-		Hidden: []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey}})
+		Hidden:    []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey},
+		Clustered: k.st.Clustered, Fetch: k.cl.Fetch, ForwardAddr: forward})
+	k.cl.SetArtifacts(k.arts)
 	listeners := api.Listeners{HTTPPort: port(c.HTTPListen)}
 	if s.certs != nil {
 		s.certs.acmeDomain = k.mgr.ACMEDomain // before the HTTPS listener serves
@@ -109,11 +123,15 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	k.leaseSrv = s.newHTTPServer(api.NewLeaseEndpoint(leases, log), nil)
 	s.goServe("lease", k.leaseSrv, k.leaseLn)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(s.rt.Collector(), k.mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every series carries the node's name, so that the nodes of a
+	// cluster can be scraped into one place.
+	prometheus.WrapRegistererWith(prometheus.Labels{"node": s.nodeName()}, reg).MustRegister(s.rt.Collector(), k.mgr, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	site := scm.New(scm.Options{Store: k.st, Deploys: k.mgr, Logs: k.hub, MaxUpload: k.arts.MaxUpload(), PublicURL: c.PublicURL, Logger: log})
 	k.api = api.New(api.Options{Store: k.st, Deploys: k.mgr, Artifacts: k.arts, Logs: k.hub, Logger: log, Metrics: reg,
 		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, HTTPSListener: c.HTTPSListen != "",
-		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}, Leases: leases, SCM: site})
+		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}, Leases: leases, SCM: site, Cluster: k.cl})
+	k.cl.SetAPI(k.api)
+	k.cl.Campaign(k.mgr.TakeOver)
 	// The admin token last, once nothing else can fail the start: a start
 	// that fails must not consume the one showing of the token (the next
 	// start would have none to show).
@@ -127,6 +145,11 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 // stops its instances (or, with keep, leaves them running), their
 // cgroups' directory goes if empty, the logs and the store close.
 func (k *core) close(keep bool) {
+	if k.st != nil && k.st.Clustered() {
+		// The last node of a cluster to stop has no majority: its last
+		// writes (instances gone) must not hold the stop.
+		k.st.Closing()
+	}
 	if k.mgr != nil {
 		k.mgr.Close(keep)
 	}
@@ -146,5 +169,8 @@ func (k *core) close(keep bool) {
 	}
 	if k.st != nil {
 		k.st.Close()
+	}
+	if k.cl != nil {
+		k.cl.Close()
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/artifact"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/logs"
 	"github.com/slipway-dev/slipway/internal/router"
@@ -96,7 +97,25 @@ type Config struct {
 	// Restore is a backup (`slipway admin backup`) to restore into the
 	// data directory, which must hold no state, before the daemon starts.
 	Restore string
+	Cluster ClusterConfig
 	Logger  *slog.Logger
+}
+
+// ClusterConfig is the node's part in a cluster (see package cluster).
+type ClusterConfig struct {
+	// NodeName is the node's name in its cluster; the host name when
+	// empty.
+	NodeName string
+	// Advertise is the address peers reach the node at; the host of
+	// --api-listen when empty.
+	Advertise string
+	// PeerPort is the peer link's port.
+	PeerPort int
+	// Labels are k=v pairs an app's placement can ask for.
+	Labels []string
+	// Join is the API URL of a node of the cluster to join, with
+	// JoinToken.
+	Join, JoinToken string
 }
 
 // ErrNoDataDir says that no data directory was given and there is no
@@ -188,6 +207,9 @@ func (c Config) Validate() error {
 	if _, err := runtime.ParseIsolation(c.Isolation); err != nil {
 		return fmt.Errorf("--isolation: %w", err)
 	}
+	if err := c.Cluster.validate(); err != nil {
+		return err
+	}
 	if c.AppUIDBase != 0 && (c.AppUIDBase < 1000 || c.AppUIDBase > math.MaxInt32-deploy.AppUIDCount) {
 		return fmt.Errorf("--app-uid-base %d: want a uid from 1000 to %d, so that its %d uids stay below 2^31", c.AppUIDBase, math.MaxInt32-deploy.AppUIDCount, deploy.AppUIDCount)
 	}
@@ -233,6 +255,11 @@ func Run(ctx context.Context, c Config) error {
 	defer s.up.Stop()
 	s.leaseSock.fds = s.up.Fds
 	s.rt = router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: s.writeAccess})
+	if c.Cluster.Join != "" || cluster.HasPeers(c.DataDir) {
+		// A node of a cluster is ready for the load balancer once it
+		// runs every app's live release (see deploy's converge).
+		s.rt.SetNotReady("starting")
+	}
 	restored, err := s.take(ctx)
 	defer func() {
 		if s.unlock != nil {

@@ -85,6 +85,14 @@ type Options struct {
 	// instance's leases when it stops or exits; nil for none.
 	Leases *lease.Service
 	Logger *slog.Logger
+	// Clustered reports whether the node has peers: then deployments are
+	// rollouts across the nodes (see cluster.go). nil for a single node.
+	Clustered func() bool
+	// Fetch copies an artifact from a peer by its digest.
+	Fetch func(ctx context.Context, digest string) error
+	// ForwardAddr is the cluster's forwarder (see package cluster): the
+	// backend of an app whose placement leaves this node out; "" for none.
+	ForwardAddr string
 }
 
 // Manager runs deployments, one per app at a time, and owns the instances
@@ -123,6 +131,22 @@ type Manager struct {
 	// domains are the apps' custom domains.
 	domains domainTable
 
+	stageMu sync.Mutex // guards staged, catching, failedCatchUp, caughtUp, forwarding
+	// staged is this node's part in each app's rollout.
+	staged map[string]*staged
+	// catching are the apps whose live release this node is starting
+	// (see converge); failedCatchUp when it last failed to, by app.
+	catching      map[string]bool
+	failedCatchUp map[string]time.Time
+	// caughtUp is set once the node ran every app's live release.
+	caughtUp bool
+	// routed are the apps this node's router knows, for converge; only
+	// its goroutine uses it.
+	routed map[string]routed
+	// forwarding holds the forwarder's backend of each app this node
+	// runs no instance of; guarded by stageMu.
+	forwarding map[string]*router.Backend
+
 	// uidMu makes apps take their uids one at a time; it guards nothing
 	// in memory (the owners of the storage directories are the record).
 	uidMu sync.Mutex
@@ -149,6 +173,7 @@ func New(opts Options) *Manager {
 	return &Manager{
 		opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel, metrics: newMetrics(),
 		live: make(map[string][]*instance), sick: make(map[string][]*instance), cancels: make(map[string]context.CancelCauseFunc),
+		staged: make(map[string]*staged), routed: make(map[string]routed), forwarding: make(map[string]*router.Backend), catching: make(map[string]bool), failedCatchUp: make(map[string]time.Time),
 		runnerNames: make(map[string]string), runners: make(map[string]*runnerHold), deleting: make(map[string]bool),
 		runnerPoke: make(chan struct{}, 1), runnerBlocked: make(map[string]string),
 	}
@@ -370,6 +395,12 @@ func (m *Manager) Stop() {
 // so that no request is cut off.
 func (m *Manager) Close(keep bool) {
 	m.Stop()
+	m.wg.Wait()
+	m.stageMu.Lock()
+	for app := range m.staged {
+		m.dropStagedLocked(app)
+	}
+	m.stageMu.Unlock()
 	m.wg.Wait()
 	m.mu.Lock()
 	live, sick := m.live, m.sick

@@ -66,12 +66,18 @@ func (m *Manager) Recover(ctx context.Context) error {
 		if len(insts) > 0 {
 			m.serveAdopted(ctx, a, insts)
 		}
-		if want := a.Settings.WithDefaults().Instances; len(insts) < want {
+		if want := a.Settings.WithDefaults().Instances; len(insts) < want && !m.clustered() {
 			if err := m.restore(ctx, a, len(insts) > 0); err != nil {
 				m.logger.Error("restarting app", "app", a.Name, "err", err)
 			}
 		}
 	}
+	if m.clustered() {
+		// A node of a cluster starts what it lacks of each live release
+		// by itself, without a deployment (see converge).
+		m.opts.Router.SetNotReady("catching up to the apps' live releases")
+	}
+	m.supervise("following rollouts", m.followRollouts)
 	return nil
 }
 
@@ -118,6 +124,11 @@ func (m *Manager) adoptOrKill(ctx context.Context) (map[string][]*instance, erro
 	for _, r := range recs {
 		if inst := m.adopt(ctx, r, len(adopted[r.App])); inst != nil {
 			adopted[r.App] = append(adopted[r.App], inst)
+			// Recorded again with this node's name: a record of an
+			// earlier version has none.
+			if err := m.opts.Store.PutInstance(ctx, r); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if n := runtime.KillGroup(r.PID, r.StartTicks, r.Cgroup); n > 0 {
@@ -193,6 +204,10 @@ func (m *Manager) failUnfinished(ctx context.Context) error {
 	}
 	for _, d := range deps {
 		if d.Done() {
+			continue
+		}
+		// A deployment another node runs holds its app's lock.
+		if holder, err := m.opts.Store.LockHolder(ctx, d.App); err != nil || holder == d.ID {
 			continue
 		}
 		d.State, d.Reason, d.Finished = store.StateFailed, ErrInterrupted.Error(), time.Now().UTC()

@@ -100,6 +100,9 @@ func (m *Manager) run(ctx context.Context, cancel context.CancelCauseFunc, t *tr
 // rollout is a deployment's steps. Until the switch, any failure stops the
 // new instances and leaves the old ones serving.
 func (m *Manager) rollout(ctx context.Context, t *tracker, p plan) error {
+	if m.clustered() {
+		return m.clusterRollout(ctx, t, p)
+	}
 	rel := p.rel
 	s := rel.Settings.WithDefaults()
 	live := len(m.liveInstances(rel.App))

@@ -231,6 +231,9 @@ func readFile(path string, keep func(Line) bool, fn func(Line) error) error {
 // time, source, stream when it is not an event, release, text.
 func (l Line) Format() string {
 	src := l.Source
+	if l.Node != "" {
+		src = l.Node + "/" + src
+	}
 	if l.Stream == StreamStderr {
 		src += "/stderr"
 	}

@@ -49,6 +49,9 @@ type Line struct {
 	Text    string `json:"text"`
 	// Missed, on a marker line, counts the lines a slow reader missed.
 	Missed int64 `json:"missed,omitempty"`
+	// Node is the node of a cluster the line comes from, set by the API
+	// that gathers the lines of every node.
+	Node string `json:"node,omitempty"`
 }
 
 // Options configures a Hub.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -55,8 +56,17 @@ func NewBackend(id, addr string) *Backend {
 	b := &Backend{ID: id, Addr: addr}
 	b.draining, b.startDrain = context.WithCancelCause(context.Background())
 	b.stopped, b.stop = context.WithCancelCause(context.Background())
+	dial := (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		// A node of a cluster's forwarder (see package cluster): a socket
+		// only the daemon's user can reach, unlike a loopback port.
+		dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, "unix", path)
+		}
+		addr = "forwarder"
+	}
 	b.transport = &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         dial,
 		MaxIdleConns:        maxIdlePerBackend,
 		MaxIdleConnsPerHost: maxIdlePerBackend,
 		IdleConnTimeout:     upstreamIdleTimeout,

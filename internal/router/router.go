@@ -40,6 +40,19 @@ type Router struct {
 	// reads it without a lock.
 	table atomic.Pointer[table]
 	mu    sync.Mutex // serialises writers of table
+	// notReady says why the node is not ready for a load balancer's
+	// traffic (a node of a cluster catching up); nil when it is.
+	notReady atomic.Pointer[string]
+}
+
+// SetNotReady makes the router's health endpoint answer 503 with reason,
+// so that a load balancer sends the node no traffic; "" makes it ready.
+func (r *Router) SetNotReady(reason string) {
+	if reason == "" {
+		r.notReady.Store(nil)
+		return
+	}
+	r.notReady.Store(&reason)
 }
 
 // table is the routing table. It is never changed in place: writers copy
@@ -358,6 +371,23 @@ func pick(set []*Backend, start uint32) *Backend {
 // one too, to the app.
 const HealthPath = "/healthz"
 
+type forwardedKey struct{}
+
+// ServeForwarded serves a request that a peer node of a cluster forwarded
+// over the authenticated peer link, for an app it runs no instance of:
+// the app's access rules were applied at that node.
+func (r *Router) ServeForwarded(w http.ResponseWriter, req *http.Request) {
+	r.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), forwardedKey{}, true)))
+}
+
+// AppOf is the app served at host, "" for none.
+func (r *Router) AppOf(host string) string {
+	if rt := r.table.Load().lookup(NormalizeHost(host)); rt != nil {
+		return rt.app
+	}
+	return ""
+}
+
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	host := NormalizeHost(req.Host)
 	rt := r.table.Load().lookup(host)
@@ -366,6 +396,11 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		// itself, for any host that is no app's.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		if why := r.notReady.Load(); why != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready: "+*why+"\n")
+			return
+		}
 		io.WriteString(w, "ok\n")
 		return
 	}
@@ -375,7 +410,11 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	start := time.Now()
-	a := &attempt{status: http.StatusOK, trustedPeer: len(r.trusted) > 0 && access.IsTrusted(req.RemoteAddr, r.trusted)}
+	// A request a peer node forwarded had the app's access rules and its
+	// https-only redirect applied there, where the client came in; that
+	// node's X-Forwarded-For is believed.
+	forwarded := req.Context().Value(forwardedKey{}) != nil
+	a := &attempt{status: http.StatusOK, trustedPeer: forwarded || len(r.trusted) > 0 && access.IsTrusted(req.RemoteAddr, r.trusted)}
 	if rt.accessLog.Load() {
 		cw := &countingWriter{ResponseWriter: w}
 		w = cw
@@ -385,12 +424,12 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		now := time.Now()
 		rt.stats.observe(now, a.status, now.Sub(start))
 	}()
-	if m := rt.access.Load(); m != nil && !m.Allows(access.ClientIP(req.RemoteAddr, req.Header.Values("X-Forwarded-For"), r.trusted)) {
+	if m := rt.access.Load(); m != nil && !forwarded && !m.Allows(access.ClientIP(req.RemoteAddr, req.Header.Values("X-Forwarded-For"), r.trusted)) {
 		a.status = http.StatusForbidden
 		writePage(w, a.status)
 		return
 	}
-	if rt.httpsOnly.Load() && !isHTTPS(req, a.trustedPeer) {
+	if rt.httpsOnly.Load() && !forwarded && !isHTTPS(req, a.trustedPeer) {
 		a.status = http.StatusPermanentRedirect
 		http.Redirect(w, req, r.httpsURL(req, host), a.status)
 		return

@@ -28,6 +28,9 @@ var options = []Option{
 	{Key: "java_version", Flag: "java-version", Name: "Java version", Help: "the Java feature release to run on, like 17 or 21: a JDK the node has",
 		value: text{field: func(s *Settings) *string { return &s.JavaVersion }, unset: "the node's default", rule: checkJavaVersion,
 			defText: "the node's default, the java on the daemon's PATH"}},
+	{Key: "placement", Flag: "placement", Name: "placement", Help: "on a cluster, the labels a node must have to run the app, like zone=west,disk=ssd",
+		value: text{field: func(s *Settings) *string { return &s.Placement }, unset: "every node", rule: checkPlacement,
+			defText: "every node of the cluster"}},
 	{Key: "warmup_path", Flag: "warmup-path", Name: "warmup path", Help: "the path requested until an instance is ready",
 		value: text{field: func(s *Settings) *string { return &s.WarmupPath }, def: "/", rule: checkPath}},
 	{Key: "warmup_status", Flag: "warmup-status", Name: "warmup status", Help: "the statuses that count as ready, like 200-399 or 200,204",
@@ -286,3 +289,45 @@ func (toggle) check(string, Settings) error { return nil }
 func (t toggle) format(s Settings) string   { return strconv.FormatBool(*t.field(&s)) }
 func (t toggle) change(s Settings) string   { return t.format(s) }
 func (toggle) usage() string                { return "" }
+
+// MaxPlacementLabels bounds a placement.
+const MaxPlacementLabels = 16
+
+func checkPlacement(name, p string) error {
+	_, err := ParsePlacement(p)
+	return err
+}
+
+// ParsePlacement reads a placement: comma-separated KEY=VALUE labels.
+func ParsePlacement(p string) (map[string]string, error) {
+	out := map[string]string{}
+	if p == "" {
+		return out, nil
+	}
+	pairs := strings.Split(p, ",")
+	if len(pairs) > MaxPlacementLabels {
+		return nil, fmt.Errorf("placement: at most %d labels, not %d", MaxPlacementLabels, len(pairs))
+	}
+	for _, pair := range pairs {
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok || k == "" || len(k) > 63 || len(v) > 255 || strings.ContainsFunc(pair, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			return nil, fmt.Errorf("placement %q: want KEY=VALUE labels separated by commas, printable ASCII without spaces, like zone=west,disk=ssd", p)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// Places reports whether a node with labels may run an app placed by p.
+func Places(p string, labels map[string]string) bool {
+	want, err := ParsePlacement(p)
+	if err != nil {
+		return false
+	}
+	for k, v := range want {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}

@@ -2,6 +2,7 @@ package settings
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -128,6 +129,7 @@ func TestOptionFormat(t *testing.T) {
 		"access_log":       "false",
 		"stack":            "from the artifact",
 		"java_version":     "the node's default",
+		"placement":        "every node",
 		"single_runner":    "none",
 	}
 	if len(tests) != len(Options()) {
@@ -137,6 +139,20 @@ func TestOptionFormat(t *testing.T) {
 		o, _ := lookup(key)
 		if got := o.Format(e); got != want {
 			t.Errorf("%s: got %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestPlacement(t *testing.T) {
+	labels := map[string]string{"zone": "west", "disk": "ssd"}
+	for p, want := range map[string]bool{"": true, "zone=west": true, "zone=west,disk=ssd": true, "zone=east": false, "gpu=yes": false} {
+		if got := Places(p, labels); got != want {
+			t.Errorf("Places(%q) = %v, want %v", p, got, want)
+		}
+	}
+	for _, bad := range []string{"zone", "=west", "zone=west,", "zone=we st"} {
+		if err := (Settings{Placement: bad}).Validate(); !errors.Is(err, ErrInvalidSettings) {
+			t.Errorf("placement %q: err %v, want ErrInvalidSettings", bad, err)
 		}
 	}
 }

@@ -52,6 +52,10 @@ type Settings struct {
 	// JavaVersion is the Java feature release the app runs on ("17"),
 	// from the JDKs the node has; "" for the node's default java.
 	JavaVersion string `json:"java_version,omitempty"`
+	// Placement is the labels a node of a cluster must have to run the
+	// app's instances, like "zone=west,disk=ssd"; every node when empty.
+	// The other nodes forward the app's requests to those that run it.
+	Placement string `json:"placement,omitempty"`
 	// Instances is how many instances run the app (1–32). It belongs to the
 	// app, not to a release: a rollback keeps the current scale. It is not
 	// an option of the table: it is changed by scaling, not by a Change,

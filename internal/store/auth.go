@@ -49,7 +49,7 @@ func (s *Store) UpdatePolicy(ctx context.Context, app string, fn func(*access.Po
 			Then(clientv3.OpPut(policyKey(app), string(b))).
 			Commit()
 		if err != nil {
-			return access.Policy{}, fmt.Errorf("writing access rules of %s: %w", app, s.stopped.wrap(err))
+			return access.Policy{}, fmt.Errorf("writing access rules of %s: %w", app, s.wrapCluster(err))
 		}
 		if txn.Succeeded {
 			return p, nil
@@ -86,9 +86,14 @@ func (s *Store) PutCredential(ctx context.Context, c Credential) error {
 
 // Credential reads one; a *NotFoundError when there is none (or it was
 // revoked).
+//
+// On a node of a cluster it is read from the node's own copy of the
+// state (a serializable read), which a node cut off from the majority
+// still has: it tells such a caller why it refuses a change, instead of
+// waiting for the majority to check the token.
 func (s *Store) Credential(ctx context.Context, id string) (Credential, error) {
 	var c Credential
-	return c, s.getJSON(ctx, credentialKey(id), &c, &NotFoundError{Kind: "credential", ID: id})
+	return c, s.getJSON(ctx, credentialKey(id), &c, &NotFoundError{Kind: "credential", ID: id}, clientv3.WithSerializable())
 }
 
 // Credentials lists the credentials of app, or all of them for app "".

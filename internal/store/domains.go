@@ -71,7 +71,7 @@ func (s *Store) AllDomains(ctx context.Context) ([]Domain, error) {
 func (s *Store) appDomains(ctx context.Context, app string) ([]Domain, int64, error) {
 	resp, err := s.cli.Get(ctx, appDomainsKey(app))
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading the domains of %s: %w", app, s.stopped.wrap(err))
+		return nil, 0, fmt.Errorf("reading the domains of %s: %w", app, s.wrapCluster(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return []Domain{}, 0, nil
@@ -126,7 +126,7 @@ func (s *Store) AddDomain(ctx context.Context, d Domain, max int) (stored Domain
 			Else(clientv3.OpGet(appKey(d.App), clientv3.WithKeysOnly())).
 			Commit()
 		if err != nil {
-			return Domain{}, false, fmt.Errorf("adding domain %s to %s: %w", d.Name, d.App, s.stopped.wrap(err))
+			return Domain{}, false, fmt.Errorf("adding domain %s to %s: %w", d.Name, d.App, s.wrapCluster(err))
 		}
 		if resp.Succeeded {
 			return d, i < 0, nil
@@ -164,7 +164,7 @@ func (s *Store) RemoveDomain(ctx context.Context, app, name string) error {
 			Then(put, clientv3.OpDelete(domainKey(name))).
 			Commit()
 		if err != nil {
-			return fmt.Errorf("removing domain %s from %s: %w", name, app, s.stopped.wrap(err))
+			return fmt.Errorf("removing domain %s from %s: %w", name, app, s.wrapCluster(err))
 		}
 		if resp.Succeeded {
 			return nil
@@ -183,7 +183,7 @@ func (s *Store) DomainOwner(ctx context.Context, name string) (string, error) {
 func (s *Store) domainOwner(ctx context.Context, name string) (string, int64, error) {
 	resp, err := s.cli.Get(ctx, domainKey(name))
 	if err != nil {
-		return "", 0, fmt.Errorf("reading %s: %w", domainKey(name), s.stopped.wrap(err))
+		return "", 0, fmt.Errorf("reading %s: %w", domainKey(name), s.wrapCluster(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return "", 0, nil

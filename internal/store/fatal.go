@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -26,6 +27,9 @@ type stopCause struct {
 	err error
 	// done is closed once err is set.
 	done chan struct{}
+	// closing is set once the daemon stops (see Store.Closing): calls
+	// get closingCallTimeout.
+	closing atomic.Bool
 }
 
 func newStopCause() *stopCause { return &stopCause{done: make(chan struct{})} }

@@ -21,11 +21,23 @@ type guardedKV struct {
 }
 
 func (g guardedKV) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if g.stopped.closing.Load() {
+		return context.WithTimeout(ctx, closingCallTimeout)
+	}
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, callTimeout)
 }
+
+// closingCallTimeout bounds a call while the daemon stops: a node of a
+// cluster that is the last one up has no majority, and its calls would
+// each wait callTimeout.
+const closingCallTimeout = 2 * time.Second
+
+// Closing tells the store that the daemon is stopping: from now on every
+// call gets closingCallTimeout at most.
+func (s *Store) Closing() { s.stopped.closing.Store(true) }
 
 func (g guardedKV) Put(ctx context.Context, key, val string, opts ...clientv3.OpOption) (*clientv3.PutResponse, error) {
 	if err := g.stopped.get(); err != nil {

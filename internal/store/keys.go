@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -77,7 +78,7 @@ func (s *Store) deleteApp(ctx context.Context, name string) (done bool, err erro
 		Else(clientv3.OpGet(lockKey(name), clientv3.WithKeysOnly())).
 		Commit()
 	if err != nil {
-		return false, fmt.Errorf("deleting app %s: %w", name, s.stopped.wrap(err))
+		return false, fmt.Errorf("deleting app %s: %w", name, s.wrapCluster(err))
 	}
 	if !resp.Succeeded {
 		if len(resp.Responses[0].GetResponseRange().Kvs) > 0 {
@@ -182,7 +183,7 @@ func (s *Store) WatchDeployment(ctx context.Context, app string, id int, fn func
 	key := deploymentKey(app, id)
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", key, s.stopped.wrap(err))
+		return fmt.Errorf("reading %s: %w", key, s.wrapCluster(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return s.blameApp(ctx, app, deploymentNotFound(app, id))
@@ -243,7 +244,7 @@ func (e *LockedError) Unwrap() error { return ErrLocked }
 // daemon's session lease, so it cannot outlive the daemon. A *LockedError
 // names the holder when the lock is taken.
 func (s *Store) Lock(ctx context.Context, app string, id int) error {
-	err := s.createJSON(ctx, lockKey(app), id, clientv3.WithLease(s.lease))
+	err := s.createJSON(ctx, lockKey(app), id, clientv3.WithLease(s.leaseID()))
 	if errors.Is(err, ErrExists) {
 		holder, herr := s.LockHolder(ctx, app)
 		if herr != nil {
@@ -267,20 +268,44 @@ func (s *Store) Unlock(ctx context.Context, app string, id int) error {
 		If(clientv3.Compare(clientv3.Value(key), "=", strconv.Itoa(id))).
 		Then(clientv3.OpDelete(key)).Commit()
 	if err != nil {
-		return fmt.Errorf("unlocking app %s: %w", app, s.stopped.wrap(err))
+		return fmt.Errorf("unlocking app %s: %w", app, s.wrapCluster(err))
 	}
 	return nil
 }
 
-// ClearLocks removes every lock. Only a daemon that knows no deployment is
-// running — the single node, at start — may call it.
+// ClearLocks removes the locks that hang on no live node's lease: those
+// an earlier process of this node left (its lease may not have lapsed
+// yet), and on a single node every lock. Call it once the node is
+// registered (RegisterNode), or on a single node at start: the locks of
+// the deployments other nodes run stay.
 func (s *Store) ClearLocks(ctx context.Context) error {
-	_, err := s.cli.Delete(ctx, prefix+"locks/", clientv3.WithPrefix())
-	return err
+	nodes, err := s.cli.Get(ctx, prefix+"nodes/", clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	live := map[int64]bool{int64(s.leaseID()): true}
+	for _, kv := range nodes.Kvs {
+		live[kv.Lease] = true
+	}
+	locks, err := s.cli.Get(ctx, prefix+"locks/", clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	for _, kv := range locks.Kvs {
+		if live[kv.Lease] && kv.Lease != int64(s.leaseID()) {
+			continue
+		}
+		if _, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)).
+			Then(clientv3.OpDelete(string(kv.Key))).Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PutInstance records a running instance.
 func (s *Store) PutInstance(ctx context.Context, r InstanceRecord) error {
+	r.Node = s.node
 	return s.putJSON(ctx, instanceKey(r.ID), r)
 }
 
@@ -290,8 +315,16 @@ func (s *Store) DeleteInstance(ctx context.Context, id string) error {
 	return err
 }
 
-// Instances lists the recorded instances.
+// Instances lists the recorded instances of this node. A record without
+// a node is of a daemon from before there were clusters: a single node,
+// this one (a node joins only with an empty data directory).
 func (s *Store) Instances(ctx context.Context) ([]InstanceRecord, error) {
+	all, err := s.AllInstances(ctx)
+	return slices.DeleteFunc(all, func(r InstanceRecord) bool { return r.Node != s.node && r.Node != "" }), err
+}
+
+// AllInstances lists the recorded instances of every node.
+func (s *Store) AllInstances(ctx context.Context) ([]InstanceRecord, error) {
 	return listJSON[InstanceRecord](ctx, s, prefix+"instances/")
 }
 

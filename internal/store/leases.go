@@ -130,7 +130,7 @@ func decodeLease(kv *mvccpb.KeyValue) (Lease, error) {
 func (s *Store) getLease(ctx context.Context, key string) (*Lease, *mvccpb.KeyValue, error) {
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", key, s.stopped.wrap(err))
+		return nil, nil, fmt.Errorf("reading %s: %w", key, s.wrapCluster(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, nil, nil
@@ -204,7 +204,7 @@ func (s *Store) createLease(ctx context.Context, l Lease) (Lease, bool, error) {
 	pfx := leasesPrefix(l.App)
 	count, err := s.cli.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
-		return Lease{}, false, fmt.Errorf("counting the leases of %s: %w", l.App, s.stopped.wrap(err))
+		return Lease{}, false, fmt.Errorf("counting the leases of %s: %w", l.App, s.wrapCluster(err))
 	}
 	if count.Count >= MaxLeasesPerApp {
 		return Lease{}, false, fmt.Errorf("%w: app %s holds %d leases, the most it may; give some up (DELETE) before taking another", ErrTooManyLeases, l.App, count.Count)
@@ -212,7 +212,7 @@ func (s *Store) createLease(ctx context.Context, l Lease) (Lease, bool, error) {
 	start := time.Now()
 	grant, err := s.cli.Grant(ctx, l.TTL)
 	if err != nil {
-		return Lease{}, false, fmt.Errorf("granting a lease: %w", s.stopped.wrap(err))
+		return Lease{}, false, fmt.Errorf("granting a lease: %w", s.wrapCluster(err))
 	}
 	l.Taken = start.UTC()
 	b, _ := json.Marshal(l)
@@ -226,7 +226,7 @@ func (s *Store) createLease(ctx context.Context, l Lease) (Lease, bool, error) {
 	if err != nil || !resp.Succeeded {
 		s.revoke(grant.ID)
 		if err != nil {
-			return Lease{}, false, fmt.Errorf("taking lease %s of app %s: %w", l.Name, l.App, s.stopped.wrap(err))
+			return Lease{}, false, fmt.Errorf("taking lease %s of app %s: %w", l.Name, l.App, s.wrapCluster(err))
 		}
 		return Lease{}, false, nil
 	}
@@ -243,7 +243,7 @@ func (s *Store) renewLease(ctx context.Context, cur Lease, modRev, ttl int64) (L
 			if errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
 				return Lease{}, false, nil // it ran out just now: take it again, or see who has
 			}
-			return Lease{}, false, fmt.Errorf("renewing lease %s of app %s: %w", cur.Name, cur.App, s.stopped.wrap(err))
+			return Lease{}, false, fmt.Errorf("renewing lease %s of app %s: %w", cur.Name, cur.App, s.wrapCluster(err))
 		}
 		cur.Expires = start.Add(time.Duration(ttl) * time.Second)
 		return cur, true, nil
@@ -252,7 +252,7 @@ func (s *Store) renewLease(ctx context.Context, cur Lease, modRev, ttl int64) (L
 	// its create revision, which is the token.
 	grant, err := s.cli.Grant(ctx, ttl)
 	if err != nil {
-		return Lease{}, false, fmt.Errorf("granting a lease: %w", s.stopped.wrap(err))
+		return Lease{}, false, fmt.Errorf("granting a lease: %w", s.wrapCluster(err))
 	}
 	old := cur.id
 	cur.TTL = ttl
@@ -265,7 +265,7 @@ func (s *Store) renewLease(ctx context.Context, cur Lease, modRev, ttl int64) (L
 	if err != nil || !resp.Succeeded {
 		s.revoke(grant.ID)
 		if err != nil {
-			return Lease{}, false, fmt.Errorf("renewing lease %s of app %s: %w", cur.Name, cur.App, s.stopped.wrap(err))
+			return Lease{}, false, fmt.Errorf("renewing lease %s of app %s: %w", cur.Name, cur.App, s.wrapCluster(err))
 		}
 		return Lease{}, false, nil
 	}
@@ -279,7 +279,7 @@ func (s *Store) renewLease(ctx context.Context, cur Lease, modRev, ttl int64) (L
 func (s *Store) revoke(id clientv3.LeaseID) error {
 	_, err := s.cli.Revoke(context.Background(), id)
 	if err != nil && !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
-		return s.stopped.wrap(err)
+		return s.wrapCluster(err)
 	}
 	return nil
 }
@@ -332,7 +332,7 @@ func (s *Store) Leases(ctx context.Context, app string) ([]Lease, error) {
 func (s *Store) allLeases(ctx context.Context, keyPrefix string) ([]Lease, error) {
 	resp, err := s.cli.Get(ctx, keyPrefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", keyPrefix, s.stopped.wrap(err))
+		return nil, fmt.Errorf("listing %s: %w", keyPrefix, s.wrapCluster(err))
 	}
 	out := make([]Lease, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -422,7 +422,7 @@ func (s *Store) HoldRunner(ctx context.Context, l Lease) (Lease, error) {
 		if cur != nil && (!cur.Runner || cur.Holder != l.Holder) {
 			return Lease{}, &LeaseHeldError{Lease: s.withExpiry(ctx, *cur)}
 		}
-		if cur != nil && cur.id == s.lease {
+		if cur != nil && cur.id == s.leaseID() {
 			return *cur, nil
 		}
 		cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
@@ -433,14 +433,14 @@ func (s *Store) HoldRunner(ctx context.Context, l Lease) (Lease, error) {
 			l.Taken = time.Now().UTC()
 		}
 		b, _ := json.Marshal(l)
-		resp, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(b), clientv3.WithLease(s.lease))).Commit()
+		resp, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(b), clientv3.WithLease(s.leaseID()))).Commit()
 		if err != nil {
-			return Lease{}, fmt.Errorf("holding single runner lease %s of app %s: %w", l.Name, l.App, s.stopped.wrap(err))
+			return Lease{}, fmt.Errorf("holding single runner lease %s of app %s: %w", l.Name, l.App, s.wrapCluster(err))
 		}
 		if !resp.Succeeded {
 			continue
 		}
-		l.Token, l.id = resp.Header.Revision, s.lease
+		l.Token, l.id = resp.Header.Revision, s.leaseID()
 		if cur != nil {
 			l.Token = cur.Token
 		}
@@ -459,21 +459,29 @@ func (s *Store) DropRunner(ctx context.Context, app, name, holder string) error 
 	}
 	_, err = s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).Then(clientv3.OpDelete(key)).Commit()
 	if err != nil {
-		return fmt.Errorf("giving up single runner lease %s of app %s: %w", name, app, s.stopped.wrap(err))
+		return fmt.Errorf("giving up single runner lease %s of app %s: %w", name, app, s.wrapCluster(err))
 	}
 	return nil
 }
 
 func leaseEndpointKey() string { return prefix + "lease-endpoint" }
 
-// LeaseEndpoint returns the address the lease endpoint listened on at the
-// last start, "" if none was recorded.
+// nodeLeaseEndpointKey is the node's own: the nodes of a cluster share
+// the store, each its endpoint.
+func (s *Store) nodeLeaseEndpointKey() string { return prefix + "lease-endpoints/" + s.node }
+
+// LeaseEndpoint returns the address this node's lease endpoint listened
+// on at the last start, "" if none was recorded. The key of a daemon from
+// before there were clusters is read too: that was this node's.
 func (s *Store) LeaseEndpoint(ctx context.Context) (string, error) {
 	var addr string
+	if err := s.getJSON(ctx, s.nodeLeaseEndpointKey(), &addr, nil); err != nil || addr != "" {
+		return addr, err
+	}
 	return addr, s.getJSON(ctx, leaseEndpointKey(), &addr, nil)
 }
 
-// PutLeaseEndpoint records the lease endpoint's address.
+// PutLeaseEndpoint records this node's lease endpoint's address.
 func (s *Store) PutLeaseEndpoint(ctx context.Context, addr string) error {
-	return s.putJSON(ctx, leaseEndpointKey(), addr)
+	return s.putJSON(ctx, s.nodeLeaseEndpointKey(), addr)
 }

@@ -286,7 +286,7 @@ func TestRunnerLease(t *testing.T) {
 	if err != nil || again.Token != r.Token {
 		t.Fatalf("held again after the restart: %+v, %v; want token %d", again, err, r.Token)
 	}
-	if again.id != s.lease {
+	if again.id != s.leaseID() {
 		t.Errorf("it still hangs on the earlier daemon's session lease")
 	}
 	if err := s.DropRunner(ctx, "promo", "runner", "b"); err != nil {

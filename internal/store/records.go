@@ -201,4 +201,6 @@ type InstanceRecord struct {
 	Port       int    `json:"port"`
 	// Cgroup is the instance's cgroup directory, "" if it has none.
 	Cgroup string `json:"cgroup,omitempty"`
+	// Node is the node the instance runs on; set by PutInstance.
+	Node string `json:"node,omitempty"`
 }

@@ -9,13 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/etcdhttp"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 )
 
@@ -93,6 +96,35 @@ type Options struct {
 	Logger *slog.Logger
 	// QuotaBytes bounds the database; 0 means QuotaBytes.
 	QuotaBytes int64
+	// Node is this node's name: its instance records carry it, and only
+	// its own are its to adopt or kill.
+	Node string
+	// Peer is the member's peer link (see Peer); nil for a member that
+	// can never have peers (a tool's, like reset-token's).
+	Peer *Peer
+}
+
+// Peer configures the member's side of the peer link. etcd listens on
+// nothing itself: the daemon serves the member's peer handler on its own
+// mutual-TLS listener (see PeerHandler), and etcd dials its peers with
+// the node's certificate, which it reads from CertFile and KeyFile at
+// every handshake (so a new one takes effect at once).
+type Peer struct {
+	// Name is the member's name in etcd; the first node's is "slipway".
+	Name string
+	// URL is the advertised peer URL; nil for a node that has no peers
+	// yet (it gets one with SetPeerURL when it admits the first).
+	URL *url.URL
+	// CAFile, CertFile and KeyFile are the cluster CA and the node's
+	// certificate and key.
+	CAFile, CertFile, KeyFile string
+	// InitialCluster is set for a member joining a running cluster, on
+	// its first start only: name=url pairs of every member, this one too.
+	InitialCluster string
+	// Started is called once etcd runs, before it is ready, with the
+	// member's peer handler: a member of a cluster is ready only once
+	// its peers reach it.
+	Started func(http.Handler)
 }
 
 // Store is the typed view of Slipway's state in etcd.
@@ -101,8 +133,16 @@ type Store struct {
 	stopped *stopCause
 	etcd    *embed.Etcd
 	cli     *clientv3.Client
-	lease   clientv3.LeaseID
+	// rawCli is cli without the guard on its KV, for etcd's concurrency
+	// package, which needs the client itself.
+	rawCli *clientv3.Client
+	// lease is the session lease (a clientv3.LeaseID), which locks and
+	// the node's registration hang on; onLease is called when it changed.
+	lease   atomic.Int64
+	onLease atomic.Pointer[func()]
 	cancel  context.CancelFunc
+	// node is this node's name (Options.Node).
+	node string
 	// creating serializes this process's takes of fresh lease names, a
 	// stripe per app (see createLease).
 	creating leaseStripes
@@ -116,6 +156,9 @@ func Open(opts Options) (*Store, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = etcdDir(opts.Dir)
 	cfg.Name = memberName
+	if opts.Peer != nil && opts.Peer.Name != "" {
+		cfg.Name = opts.Peer.Name
+	}
 	cfg.LogLevel = "fatal"
 	if opts.Debug {
 		cfg.LogLevel = "info"
@@ -134,6 +177,9 @@ func Open(opts Options) (*Store, error) {
 	cfg.AdvertiseClientUrls = []url.URL{{Scheme: "unix", Path: "/slipway/client"}}
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if p := opts.Peer; p != nil {
+		configurePeer(cfg, p)
+	}
 	// A bounded database that is compacted: history older than the
 	// retention goes, and a full quota refuses writes (each one fails
 	// with ErrNoSpace) instead of growing until the disk is full.
@@ -147,6 +193,9 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded etcd in %s: %w", cfg.Dir, err)
 	}
+	if opts.Peer != nil && opts.Peer.Started != nil {
+		opts.Peer.Started(etcdhttp.NewPeerHandler(e.GetLogger(), e.Server))
+	}
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-stopped.done:
@@ -155,7 +204,8 @@ func Open(opts Options) (*Store, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s was not ready after %s", cfg.Dir, startTimeout)
 	}
-	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped}
+	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped, node: opts.Node}
+	s.rawCli = v3client.New(e.Server)
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: stopped}
 	s.cli.Lease = guardedLease{Lease: s.cli.Lease, stopped: stopped}
 	if err := s.reclaim(); err != nil {
@@ -182,23 +232,64 @@ func etcdDir(dir string) string { return filepath.Join(dir, "etcd") }
 
 func (s *Store) startLease() error {
 	ctx, cancel := context.WithCancel(context.Background())
-	lease, err := s.cli.Grant(ctx, int64(DefaultLeaseTTL/time.Second))
+	ch, err := s.grantLease(ctx)
 	if err != nil {
 		cancel()
-		return fmt.Errorf("granting session lease: %w", err)
+		return err
+	}
+	s.cancel = cancel
+	go s.keepLease(ctx, ch)
+	return nil
+}
+
+// grantLease grants a new session lease and keeps it alive.
+func (s *Store) grantLease(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	lease, err := s.cli.Grant(ctx, int64(DefaultLeaseTTL/time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("granting session lease: %w", err)
 	}
 	ch, err := s.cli.KeepAlive(ctx, lease.ID)
 	if err != nil {
-		cancel()
-		return fmt.Errorf("keeping session lease alive: %w", err)
+		return nil, fmt.Errorf("keeping session lease alive: %w", err)
 	}
-	go func() {
-		for range ch { // drain keep-alive answers until ctx is cancelled
-		}
-	}()
-	s.lease, s.cancel = lease.ID, cancel
-	return nil
+	s.lease.Store(int64(lease.ID))
+	return ch, nil
 }
+
+// keepLease drains the keep-alive answers until ctx is cancelled. If the
+// lease lapses meanwhile (a node of a cluster cut off from the majority
+// for longer than its TTL), a new one is granted once the cluster answers
+// again, and onLease is called, for what hangs on the lease to be made
+// again (the node's registration).
+func (s *Store) keepLease(ctx context.Context, ch <-chan *clientv3.LeaseKeepAliveResponse) {
+	for {
+		for range ch {
+		}
+		for ctx.Err() == nil {
+			var err error
+			if ch, err = s.grantLease(ctx); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if f := s.onLease.Load(); f != nil {
+			(*f)()
+		}
+	}
+}
+
+// OnLease sets what is called after the session lease lapsed and a new
+// one was granted.
+func (s *Store) OnLease(f func()) { s.onLease.Store(&f) }
+
+// leaseID is the current session lease.
+func (s *Store) leaseID() clientv3.LeaseID { return clientv3.LeaseID(s.lease.Load()) }
 
 // Close stops the lease keep-alive and the embedded etcd member. A member
 // that stopped on a fault (see stopCause) is left as it is: its
@@ -208,6 +299,7 @@ func (s *Store) Close() error {
 		s.cancel()
 	}
 	s.cli.Close()
+	s.rawCli.Close()
 	if err := s.stopped.get(); err != nil {
 		return err
 	}
@@ -217,10 +309,10 @@ func (s *Store) Close() error {
 
 // getJSON reads key into v. It returns missing when key does not exist,
 // which may be nil when a missing key is no error (v keeps its zero value).
-func (s *Store) getJSON(ctx context.Context, key string, v any, missing error) error {
-	resp, err := s.cli.Get(ctx, key)
+func (s *Store) getJSON(ctx context.Context, key string, v any, missing error, opts ...clientv3.OpOption) error {
+	resp, err := s.cli.Get(ctx, key, opts...)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", key, s.stopped.wrap(err))
+		return fmt.Errorf("reading %s: %w", key, s.wrapCluster(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return missing
@@ -234,7 +326,7 @@ func (s *Store) putJSON(ctx context.Context, key string, v any) error {
 		return err
 	}
 	if _, err := s.cli.Put(ctx, key, string(b)); err != nil {
-		return fmt.Errorf("writing %s: %w", key, s.stopped.wrap(err))
+		return fmt.Errorf("writing %s: %w", key, s.wrapCluster(err))
 	}
 	return nil
 }
@@ -250,7 +342,7 @@ func (s *Store) createJSON(ctx context.Context, key string, v any, opts ...clien
 		Then(clientv3.OpPut(key, string(b), opts...)).
 		Commit()
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", key, s.stopped.wrap(err))
+		return fmt.Errorf("creating %s: %w", key, s.wrapCluster(err))
 	}
 	if !resp.Succeeded {
 		return ErrExists

@@ -385,7 +385,7 @@ func TestFullDiskStopsOnlyTheStore(t *testing.T) {
 	if _, err := s.cli.Grant(ctx, 10); !errors.Is(err, ErrStopped) || time.Since(start) > 5*time.Second {
 		t.Errorf("granting a lease in a stopped store: %v after %s; want ErrStopped at once", err, time.Since(start))
 	}
-	if _, err := s.cli.KeepAliveOnce(ctx, s.lease); !errors.Is(err, ErrStopped) {
+	if _, err := s.cli.KeepAliveOnce(ctx, s.leaseID()); !errors.Is(err, ErrStopped) {
 		t.Errorf("renewing a lease in a stopped store: %v; want ErrStopped at once", err)
 	}
 }

@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/safego"
+)
+
+// A node that runs none of an app's instances (its placement leaves the
+// node out) forwards the app's requests to a node that runs some, over
+// the peer link. Its router sends them to the forwarder, a unix socket
+// only the daemon's user reaches (an app on loopback must not send
+// requests that skip another app's access rules), which the deployment
+// manager gives the app as its one backend;
+// the forwarder picks a peer that runs the app, and that peer's router
+// serves the request without applying the app's access rules again.
+
+// routePrefix is where a node's peer link takes app requests forwarded by
+// its peers.
+const routePrefix = "/slipway/route"
+
+// hopHeader marks a forwarded request, so that it is never forwarded
+// twice (a loop between two nodes that both run none).
+const hopHeader = "X-Slipway-Forwarded-By"
+
+// runnersEvery is how often the forwarder reads which nodes run which
+// apps.
+const runnersEvery = time.Second
+
+// Router is the node's router, as the peer link needs it.
+type Router interface {
+	ServeForwarded(w http.ResponseWriter, r *http.Request)
+	AppOf(host string) string
+}
+
+// forwarder is the loopback listener of forwarded requests.
+type forwarder struct {
+	c   *Cluster
+	srv *http.Server
+
+	mu sync.Mutex // guards runners, read
+	// runners are the nodes that run each app, other than this one.
+	runners map[string][]string
+	read    time.Time
+	next    atomic.Uint32
+}
+
+// SetRouter gives the peer link the node's router and starts the
+// forwarder; its loopback address is returned, to be an app's backend.
+func (c *Cluster) SetRouter(rt Router) (string, error) {
+	c.router.Store(&rt)
+	sock := filepath.Join(c.files.dir(), "forward.sock")
+	os.Remove(sock) // left by a process that was killed
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return "", fmt.Errorf("the forwarder: %w", err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return "", err
+	}
+	f := &forwarder{c: c}
+	tr, err := c.transport()
+	if err != nil {
+		ln.Close()
+		return "", err
+	}
+	f.srv = &http.Server{Handler: f.proxy(tr), ReadHeaderTimeout: 10 * time.Second}
+	c.mu.Lock()
+	c.fwd = f
+	c.mu.Unlock()
+	go safego.Run(c.log, "forwarder", func() {
+		if err := f.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("the forwarder stopped", "err", err)
+		}
+	})
+	return "unix:" + sock, nil
+}
+
+func (f *forwarder) proxy(tr http.RoundTripper) http.Handler {
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			target, _ := url.Parse(pr.In.Header.Get("X-Slipway-Target"))
+			pr.Out.Header.Del("X-Slipway-Target")
+			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host
+			pr.Out.URL.Path = routePrefix + pr.In.URL.Path
+			pr.Out.URL.RawPath = ""
+			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Set(hopHeader, f.c.opts.Name)
+			// The router set X-Forwarded-For as it should for the app;
+			// it goes on as it is.
+			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+		},
+		Transport:     tr,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			http.Error(w, "the node that runs the app did not answer", http.StatusBadGateway)
+		},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(hopHeader) != "" {
+			http.Error(w, "no node runs the app", http.StatusServiceUnavailable)
+			return
+		}
+		peer := f.pick(r.Context(), f.appOf(r.Host))
+		if peer == "" {
+			http.Error(w, "no node runs the app", http.StatusServiceUnavailable)
+			return
+		}
+		r.Header.Set("X-Slipway-Target", peer)
+		rp.ServeHTTP(w, r)
+	})
+}
+
+func (f *forwarder) appOf(host string) string {
+	rt := f.c.router.Load()
+	if rt == nil {
+		return ""
+	}
+	return (*rt).AppOf(host)
+}
+
+// pick is the peer URL of a node that runs app, in turn.
+func (f *forwarder) pick(ctx context.Context, app string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if time.Since(f.read) > runnersEvery {
+		if runners, err := f.c.runners(ctx); err == nil {
+			f.runners, f.read = runners, time.Now()
+		}
+	}
+	peers := f.runners[app]
+	if len(peers) == 0 {
+		return ""
+	}
+	return peers[int(f.next.Add(1))%len(peers)]
+}
+
+// runners maps each app to the peer URLs of the other nodes that run it.
+func (c *Cluster) runners(ctx context.Context) (map[string][]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	nodes, err := c.st.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := c.st.AllInstances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	peerURL := map[string]string{}
+	for _, n := range nodes {
+		if n.Name != c.opts.Name && n.PeerURL != "" && n.State == "ready" {
+			peerURL[n.Name] = n.PeerURL
+		}
+	}
+	out := map[string][]string{}
+	for _, r := range recs {
+		if u, ok := peerURL[r.Node]; ok && !slices.Contains(out[r.App], u) {
+			out[r.App] = append(out[r.App], u)
+		}
+	}
+	return out, nil
+}
+
+// servePeerRoute serves an app request a peer forwarded.
+func (c *Cluster) servePeerRoute(w http.ResponseWriter, r *http.Request) {
+	rt := c.router.Load()
+	if rt == nil {
+		http.Error(w, "the node is starting", http.StatusServiceUnavailable)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = strings.TrimPrefix(r.URL.Path, routePrefix)
+	r2.URL.RawPath = ""
+	r2.RequestURI = r2.URL.RequestURI()
+	(*rt).ServeForwarded(w, r2)
+}

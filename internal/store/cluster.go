@@ -1,0 +1,298 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// ErrNoQuorum says that this node's member cannot reach a majority of the
+// cluster's: it serves what it has, but changes nothing until it can.
+var ErrNoQuorum = errors.New("this node cannot reach a majority of the cluster's nodes, so it changes nothing now; the apps it runs go on serving; try again once the nodes see each other again, or at another node")
+
+// configurePeer makes the member one of a cluster: it dials its peers
+// with the node's certificate and takes none without the cluster CA's.
+func configurePeer(cfg *embed.Config, p *Peer) {
+	cfg.PeerTLSInfo = transport.TLSInfo{CertFile: p.CertFile, KeyFile: p.KeyFile, TrustedCAFile: p.CAFile, ClientCertAuth: true}
+	if p.URL != nil {
+		cfg.AdvertisePeerUrls = []url.URL{*p.URL}
+		cfg.InitialCluster = cfg.Name + "=" + p.URL.String()
+	}
+	if p.InitialCluster != "" {
+		cfg.InitialCluster = p.InitialCluster
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	}
+}
+
+// addTimeout bounds AddLearner.
+const addTimeout = 20 * time.Second
+
+// Member is one etcd member of the node's cluster.
+type Member struct {
+	ID       uint64
+	Name     string
+	PeerURLs []string
+	Learner  bool
+}
+
+// MemberID is this node's member id.
+func (s *Store) MemberID() uint64 { return uint64(s.etcd.Server.MemberID()) }
+
+// Members lists the cluster's members.
+func (s *Store) Members(ctx context.Context) ([]Member, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	resp, err := s.cli.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing the cluster's members: %w", s.wrapCluster(err))
+	}
+	return membersOf(resp.Members), nil
+}
+
+func membersOf(ms []*etcdMember) []Member {
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner})
+	}
+	return out
+}
+
+// AddLearner adds a member that does not vote yet at peerURL, and
+// returns its id and the members with it. A learner does not count for
+// the quorum until it is promoted (see PromoteLearners), so a node that
+// never starts does not stop the cluster.
+//
+// etcd refuses a change of membership until every voting member has been
+// up for a few seconds (a node just promoted has not); that refusal is
+// waited out, up to addTimeout.
+func (s *Store) AddLearner(ctx context.Context, peerURL string) (uint64, []Member, error) {
+	ctx, cancel := context.WithTimeout(ctx, addTimeout)
+	defer cancel()
+	resp, err := s.cli.MemberAddAsLearner(ctx, []string{peerURL})
+	for err != nil && strings.Contains(err.Error(), "unhealthy cluster") && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+		resp, err = s.cli.MemberAddAsLearner(ctx, []string{peerURL})
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("adding a member at %s: %w", peerURL, s.wrapCluster(err))
+	}
+	return resp.Member.ID, membersOf(resp.Members), nil
+}
+
+// PromoteLearners makes every learner that has caught up a voting
+// member; one that has not stays a learner until the next call.
+func (s *Store) PromoteLearners(ctx context.Context) (promoted []Member, err error) {
+	ms, err := s.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		if !m.Learner || m.Name == "" { // not started yet
+			continue
+		}
+		ctx, cancel := bound(ctx)
+		_, err := s.cli.MemberPromote(ctx, m.ID)
+		cancel()
+		if err == nil {
+			promoted = append(promoted, m)
+		}
+	}
+	return promoted, nil
+}
+
+// RemoveMember takes a member out of the cluster.
+func (s *Store) RemoveMember(ctx context.Context, id uint64) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	if _, err := s.cli.MemberRemove(ctx, id); err != nil {
+		return fmt.Errorf("removing member %x: %w", id, s.wrapCluster(err))
+	}
+	return nil
+}
+
+// SetPeerURL changes this member's advertised peer URL: a node that ran
+// alone gets the one its first peer reaches it at.
+func (s *Store) SetPeerURL(ctx context.Context, peerURL string) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	if _, err := s.cli.MemberUpdate(ctx, s.MemberID(), []string{peerURL}); err != nil {
+		return fmt.Errorf("setting this member's peer URL to %s: %w", peerURL, s.wrapCluster(err))
+	}
+	return nil
+}
+
+func bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, callTimeout)
+}
+
+// wrapCluster says why a call failed: the store stopped, or the member
+// lost its majority.
+func (s *Store) wrapCluster(err error) error {
+	err = s.stopped.wrap(err)
+	if err == nil {
+		return nil
+	}
+	timedOut := errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "request timed out") || strings.Contains(err.Error(), "no leader")
+	if timedOut && s.Clustered() && !s.HasQuorum() {
+		return fmt.Errorf("%w (%v)", ErrNoQuorum, err)
+	}
+	return err
+}
+
+// Clustered reports whether the member has, or had, peers.
+func (s *Store) Clustered() bool { return len(s.etcd.Server.Cluster().Members()) > 1 }
+
+// HasQuorum reports whether the member knows a leader: a member cut off
+// from the majority loses it after an election timeout.
+func (s *Store) HasQuorum() bool { return s.etcd.Server.Leader() != 0 }
+
+type etcdMember = etcdserverpb.Member
+
+func jsonEncode(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+// Node is a node's registration: it lives as long as the node's session
+// lease, so a node that stops answering disappears from the records.
+type Node struct {
+	Name     string            `json:"name"`
+	MemberID string            `json:"member_id"`
+	APIURL   string            `json:"api_url"`
+	PeerURL  string            `json:"peer_url,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	// State is "ready", or "catching up" while it starts its apps' live
+	// releases.
+	State   string    `json:"state"`
+	Started time.Time `json:"started"`
+	Version string    `json:"version,omitempty"`
+}
+
+// Node states.
+const (
+	NodeReady      = "ready"
+	NodeCatchingUp = "catching up"
+	NodeDown       = "down"
+	NodeJoining    = "joining"
+)
+
+func nodeKey(name string) string { return prefix + "nodes/" + name }
+
+func memberNameKey(id string) string { return prefix + "member-names/" + id }
+
+// MemberNames maps member ids (hex) to the names of their nodes.
+func (s *Store) MemberNames(ctx context.Context) (map[string]string, error) {
+	resp, err := s.cli.Get(ctx, prefix+"member-names/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		out[strings.TrimPrefix(string(kv.Key), prefix+"member-names/")] = string(kv.Value)
+	}
+	return out, nil
+}
+
+// RegisterNode records n under the node's session lease.
+func (s *Store) RegisterNode(ctx context.Context, n Node) error {
+	n.MemberID = strconv.FormatUint(s.MemberID(), 16)
+	b, err := jsonEncode(n)
+	if err != nil {
+		return err
+	}
+	// The node's name by its member id outlives the registration, so
+	// that a node that is down is still called by its name.
+	if _, err := s.cli.Txn(ctx).Then(clientv3.OpPut(nodeKey(n.Name), b, clientv3.WithLease(s.leaseID())),
+		clientv3.OpPut(memberNameKey(n.MemberID), n.Name)).Commit(); err != nil {
+		return fmt.Errorf("registering node %s: %w", n.Name, s.wrapCluster(err))
+	}
+	return nil
+}
+
+// Nodes lists the registered nodes, by name.
+func (s *Store) Nodes(ctx context.Context) ([]Node, error) {
+	return listJSON[Node](ctx, s, prefix+"nodes/")
+}
+
+// ForgetNode removes what the store keeps of a node that is gone: its
+// registration, its name and its instance records.
+func (s *Store) ForgetNode(ctx context.Context, name, memberID string) error {
+	recs, err := s.AllInstances(ctx)
+	if err != nil {
+		return err
+	}
+	ops := []clientv3.Op{clientv3.OpDelete(nodeKey(name)), clientv3.OpDelete(memberNameKey(memberID))}
+	for _, r := range recs {
+		if r.Node == name {
+			ops = append(ops, clientv3.OpDelete(instanceKey(r.ID)))
+		}
+	}
+	_, err = s.cli.Txn(ctx).Then(ops...).Commit()
+	return err
+}
+
+// JoinToken is a join token as the store keeps it: its hash. It lives
+// under a lease of its lifetime, so an expired one is gone.
+type JoinToken struct {
+	ID      string    `json:"id"`
+	Hash    string    `json:"hash"`
+	Expires time.Time `json:"expires"`
+}
+
+func joinTokenKey(id string) string { return prefix + "join-tokens/" + id }
+
+// CreateJoinToken records t until it expires.
+func (s *Store) CreateJoinToken(ctx context.Context, t JoinToken) error {
+	lease, err := s.cli.Grant(ctx, int64(time.Until(t.Expires)/time.Second)+1)
+	if err != nil {
+		return fmt.Errorf("making a join token: %w", s.wrapCluster(err))
+	}
+	return s.createJSON(ctx, joinTokenKey(t.ID), t, clientv3.WithLease(lease.ID))
+}
+
+// JoinToken reads a join token that has not expired.
+func (s *Store) JoinToken(ctx context.Context, id string) (JoinToken, error) {
+	var t JoinToken
+	return t, s.getJSON(ctx, joinTokenKey(id), &t, &NotFoundError{Kind: "join token", ID: id})
+}
+
+// ClusterCA is the cluster CA's certificate and key, kept in the store so
+// that every node can admit a new one.
+type ClusterCA struct {
+	CertPEM string `json:"cert_pem"`
+	KeyPEM  string `json:"key_pem"`
+}
+
+const clusterCAKey = prefix + "cluster/ca"
+
+// PutClusterCAOnce records the cluster CA unless one is recorded, and
+// returns the recorded one.
+func (s *Store) PutClusterCAOnce(ctx context.Context, ca ClusterCA) (ClusterCA, error) {
+	err := s.createJSON(ctx, clusterCAKey, ca)
+	if err == nil || !errors.Is(err, ErrExists) {
+		return ca, err
+	}
+	return s.ClusterCA(ctx)
+}
+
+// ClusterCA reads the cluster CA.
+func (s *Store) ClusterCA(ctx context.Context) (ClusterCA, error) {
+	var ca ClusterCA
+	return ca, s.getJSON(ctx, clusterCAKey, &ca, &NotFoundError{Kind: "cluster CA"})
+}
