@@ -80,7 +80,7 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, cluster.ErrNoNode):
 		return http.StatusNotFound
-	case errors.Is(err, cluster.ErrBadJoin), errors.Is(err, cluster.ErrBadCertificate), errors.Is(err, cluster.ErrNoAddress):
+	case errors.Is(err, cluster.ErrBadJoin), errors.Is(err, cluster.ErrBadCertificate), errors.Is(err, cluster.ErrNoAddress), errors.Is(err, store.ErrExternal):
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNoQuorum), errors.Is(err, cluster.ErrNoCoordinator):
 		// This node is cut off from the majority: another node, or this

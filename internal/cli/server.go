@@ -94,6 +94,10 @@ data directory, then starts every app's live release.`,
 	f.StringArrayVar(&c.Cluster.Labels, "label", nil, "a `KEY=VALUE` label of this node, which an app's placement can ask for (repeatable)")
 	f.StringVar(&c.Cluster.Join, "join", "", "join the cluster of the node whose API is at `URL`, like http://10.0.0.5:7070 (with --join-token; the data directory must be empty)")
 	f.StringVar(&c.Cluster.JoinToken, "join-token", "", "a join token from 'slipway admin join-token' on a node of the cluster")
+	f.StringSliceVar(&c.Cluster.Etcd.Endpoints, "etcd-endpoints", nil, "keep the state in the external etcd cluster at these client `URLs` (comma-separated, like https://10.0.0.5:2379), instead of the embedded member; every node of the cluster names the same")
+	f.StringVar(&c.Cluster.Etcd.CAFile, "etcd-cacert", "", "the CA `FILE` (PEM) to check --etcd-endpoints' certificates by (default the system's)")
+	f.StringVar(&c.Cluster.Etcd.CertFile, "etcd-cert", "", "the client certificate `FILE` (PEM) for --etcd-endpoints")
+	f.StringVar(&c.Cluster.Etcd.KeyFile, "etcd-key", "", "the key `FILE` of --etcd-cert")
 	f.BoolVar(&c.Debug, "debug", false, "log more, embedded etcd's own logs included")
 	return cmd
 }

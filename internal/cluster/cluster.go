@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,8 +60,12 @@ type Options struct {
 	// Join is the API URL of a node of the cluster to join, with
 	// JoinToken; only with an empty data directory.
 	Join, JoinToken string
-	Version         string
-	Logger          *slog.Logger
+	// External says that the store is an external etcd cluster: the
+	// node joins by being its client, the cluster CA is the one in the
+	// store (the first node makes it), and the peer link opens at start.
+	External bool
+	Version  string
+	Logger   *slog.Logger
 }
 
 // ParseLabels reads k=v pairs, bounded.
@@ -166,6 +171,13 @@ func Prepare(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("reading the cluster state: %w", err)
 	}
 	switch {
+	case opts.External:
+		// The CA and the peer link wait for the store (see Start).
+		if err := os.MkdirAll(c.files.dir(), 0o700); err != nil {
+			return nil, err
+		}
+		c.state.MemberName = opts.Name
+		return c, nil
 	case opts.Join != "" && c.state.PeerURL != "":
 		c.log.Info("--join is ignored: this node is a member of its cluster already", "peer_url", c.state.PeerURL)
 	case opts.Join != "":
@@ -219,8 +231,11 @@ func (c *Cluster) join(ctx context.Context) error {
 	return st.write(c.opts.DataDir)
 }
 
-// Peer is the store's peer configuration.
+// Peer is the store's peer configuration; nil on an external cluster.
 func (c *Cluster) Peer() *store.Peer {
+	if c.opts.External {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := &store.Peer{Name: c.state.MemberName, CAFile: c.files.CA, CertFile: c.files.Cert, KeyFile: c.files.Key,
@@ -288,7 +303,11 @@ func (c *Cluster) servePeer(w http.ResponseWriter, r *http.Request) {
 // and learners that caught up are promoted.
 func (c *Cluster) Start(st *store.Store) error {
 	c.st = st
-	if ca, err := c.localCA(); err == nil && ca.key != nil {
+	if c.opts.External {
+		if err := c.startExternal(); err != nil {
+			return err
+		}
+	} else if ca, err := c.localCA(); err == nil && ca.key != nil {
 		if _, err := st.PutClusterCAOnce(c.ctx, store.ClusterCA{CertPEM: string(ca.CertPEM), KeyPEM: string(ca.KeyPEM)}); err != nil {
 			return fmt.Errorf("recording the cluster CA: %w", err)
 		}
@@ -421,6 +440,9 @@ func (c *Cluster) becomeClustered(ctx context.Context) error {
 // JoinToken makes a join token good for ttl; the node takes peers from
 // then on.
 func (c *Cluster) JoinToken(ctx context.Context, ttl time.Duration) (string, time.Time, error) {
+	if c.opts.External {
+		return "", time.Time{}, store.ErrExternal
+	}
 	if ttl <= 0 || ttl > MaxTokenTTL {
 		return "", time.Time{}, fmt.Errorf("%w: a join token's life must be more than 0 and at most %s, not %s", ErrBadJoin, MaxTokenTTL, ttl)
 	}
@@ -441,6 +463,9 @@ func (c *Cluster) JoinToken(ctx context.Context, ttl time.Duration) (string, tim
 
 // Admit admits a joining node (see JoinRequest).
 func (c *Cluster) Admit(ctx context.Context, req JoinRequest) (JoinResponse, error) {
+	if c.opts.External {
+		return JoinResponse{}, store.ErrExternal
+	}
 	return c.admit(ctx, req)
 }
 
@@ -509,6 +534,7 @@ func (c *Cluster) Nodes(ctx context.Context) ([]NodeStatus, error) {
 		}
 		if n, ok := byMember[id]; ok {
 			ns.Name, ns.APIURL, ns.Labels, ns.State = n.Name, n.APIURL, n.Labels, n.State
+			ns.PeerURL = cmp.Or(ns.PeerURL, n.PeerURL)
 		} else if m.Learner || m.Name == "" {
 			ns.State = store.NodeJoining
 		}
@@ -559,4 +585,44 @@ func (c *Cluster) RemoveNode(ctx context.Context, name string) error {
 func HasPeers(dataDir string) bool {
 	s, err := readState(dataDir)
 	return err == nil && s.PeerURL != ""
+}
+
+// startExternal readies a node on an external cluster once its store is
+// open: it takes the cluster CA from the store (the first node to start
+// makes it), issues itself a certificate for its advertised address, and
+// opens the peer link. The CA's key stays in the store; no node needs it
+// here, for no node joins by token.
+func (c *Cluster) startExternal() error {
+	if err := c.checkAdvertise(); err != nil {
+		return fmt.Errorf("--etcd-endpoints: %w", err)
+	}
+	rec, err := c.st.ClusterCA(c.ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		var ca *CA
+		if ca, err = NewCA(); err != nil {
+			return err
+		}
+		rec, err = c.st.PutClusterCAOnce(c.ctx, store.ClusterCA{CertPEM: string(ca.CertPEM), KeyPEM: string(ca.KeyPEM)})
+	}
+	if err != nil {
+		return fmt.Errorf("reading the cluster CA: %w", err)
+	}
+	ca, err := ParseCA([]byte(rec.CertPEM), []byte(rec.KeyPEM))
+	if err != nil {
+		return fmt.Errorf("the cluster CA in the store: %w", err)
+	}
+	if err := issueOwn(ca, c.files, c.opts.Name, c.opts.Advertise); err != nil {
+		return err
+	}
+	if err := writeFile(c.files.CA, ca.CertPEM); err != nil {
+		return err
+	}
+	peerURL := c.peerURL()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.listen(peerURL); err != nil {
+		return err
+	}
+	c.state.PeerURL = peerURL
+	return c.state.write(c.opts.DataDir)
 }

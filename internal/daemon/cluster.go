@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
@@ -8,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/store"
 	"github.com/slipway-dev/slipway/internal/version"
 )
 
@@ -31,6 +34,9 @@ func (c ClusterConfig) validate() error {
 		if c.JoinToken == "" {
 			return fmt.Errorf("--join needs --join-token: make one with 'slipway admin join-token' on a node of the cluster")
 		}
+	}
+	if err := c.Etcd.validate(c.Join); err != nil {
+		return err
 	}
 	if c.Advertise != "" && strings.ContainsAny(c.Advertise, ":/ ") && net.ParseIP(c.Advertise) == nil {
 		return fmt.Errorf("--advertise-address %q: want a host name or an IP address, without a port", c.Advertise)
@@ -69,5 +75,90 @@ func (s *server) clusterOptions() cluster.Options {
 	}
 	return cluster.Options{DataDir: s.c.DataDir, Name: s.nodeName(), Advertise: s.advertise(), PeerPort: s.c.Cluster.PeerPort,
 		APIURL: scheme + "://" + net.JoinHostPort(s.advertise(), port(s.c.APIListen)), Labels: labels,
-		Join: s.c.Cluster.Join, JoinToken: s.c.Cluster.JoinToken, Version: version.Get().String(), Logger: s.log}
+		Join: s.c.Cluster.Join, JoinToken: s.c.Cluster.JoinToken, External: s.c.Cluster.Etcd.external(),
+		Version: version.Get().String(), Logger: s.log}
+}
+
+// maxEtcdEndpoints bounds --etcd-endpoints.
+const maxEtcdEndpoints = 16
+
+func (e EtcdConfig) validate(join string) error {
+	if !e.external() {
+		if e.CAFile != "" || e.CertFile != "" || e.KeyFile != "" {
+			return fmt.Errorf("--etcd-cacert, --etcd-cert and --etcd-key go with --etcd-endpoints, which is not given")
+		}
+		return nil
+	}
+	if join != "" {
+		return fmt.Errorf("--join and --etcd-endpoints: a node on an external etcd cluster joins by being its client; start every node with the same --etcd-endpoints, and no --join")
+	}
+	if len(e.Endpoints) > maxEtcdEndpoints {
+		return fmt.Errorf("--etcd-endpoints: at most %d endpoints, not %d", maxEtcdEndpoints, len(e.Endpoints))
+	}
+	if (e.CertFile == "") != (e.KeyFile == "") {
+		return fmt.Errorf("--etcd-cert and --etcd-key go together: give both, or neither")
+	}
+	for _, ep := range e.Endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || u.Host == "" && u.Scheme != "unix" || u.Path != "" && u.Scheme != "unix" || u.User != nil || u.RawQuery != "" {
+			return fmt.Errorf("--etcd-endpoints %q: want an etcd client URL, like https://10.0.0.5:2379 (or unix:///run/etcd.sock)", ep)
+		}
+		switch u.Scheme {
+		case "https", "unix":
+		case "http":
+			// The store holds every secret: in the clear, only over
+			// loopback.
+			if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				return fmt.Errorf("--etcd-endpoints %q: plain http only to a loopback address; the store holds every secret, so reach a cluster elsewhere over https:// with --etcd-cacert, --etcd-cert and --etcd-key", ep)
+			}
+		default:
+			return fmt.Errorf("--etcd-endpoints %q: want https://, http:// (loopback only) or unix://", ep)
+		}
+	}
+	return nil
+}
+
+// etcdTLS is the client TLS of the external cluster: nil for plain
+// endpoints without a client certificate.
+func (e EtcdConfig) etcdTLS() (*tls.Config, error) {
+	tlsNeeded := e.CAFile != "" || e.CertFile != ""
+	for _, ep := range e.Endpoints {
+		tlsNeeded = tlsNeeded || strings.HasPrefix(ep, "https://")
+	}
+	if !tlsNeeded {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if e.CAFile != "" {
+		b, err := os.ReadFile(e.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cacert: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--etcd-cacert %s: no PEM certificate in it", e.CAFile)
+		}
+	}
+	if e.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(e.CertFile, e.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cert and --etcd-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// storeOptions are the store's options: the embedded member, or the
+// external cluster.
+func (s *server) storeOptions(peer *store.Peer) (store.Options, error) {
+	opts := store.Options{Dir: s.c.DataDir, Debug: s.c.Debug, Logger: s.log, Node: s.nodeName(), Peer: peer}
+	if e := s.c.Cluster.Etcd; e.external() {
+		cfg, err := e.etcdTLS()
+		if err != nil {
+			return opts, err
+		}
+		opts.Peer, opts.External = nil, &store.External{Endpoints: e.Endpoints, TLS: cfg}
+	}
+	return opts, nil
 }

@@ -63,7 +63,11 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	if k.cl, err = cluster.Prepare(ctx, s.clusterOptions()); err != nil {
 		return k, err
 	}
-	if k.st, err = store.Open(store.Options{Dir: c.DataDir, Debug: c.Debug, Logger: log, Node: s.nodeName(), Peer: k.cl.Peer()}); err != nil {
+	so, err := s.storeOptions(k.cl.Peer())
+	if err != nil {
+		return k, err
+	}
+	if k.st, err = store.Open(so); err != nil {
 		return k, err
 	}
 	if err := k.cl.Start(k.st); err != nil {

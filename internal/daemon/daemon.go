@@ -116,7 +116,24 @@ type ClusterConfig struct {
 	// Join is the API URL of a node of the cluster to join, with
 	// JoinToken.
 	Join, JoinToken string
+	// Etcd is an external etcd cluster to keep the state in, instead of
+	// the embedded member.
+	Etcd EtcdConfig
 }
+
+// EtcdConfig names an external etcd cluster and how to reach it.
+type EtcdConfig struct {
+	// Endpoints are its client URLs: https://, http:// on loopback, or
+	// unix://.
+	Endpoints []string
+	// CAFile is the CA to check the cluster's certificates by (the
+	// system's when empty); CertFile and KeyFile are the client
+	// certificate the cluster asks for.
+	CAFile, CertFile, KeyFile string
+}
+
+// external reports whether an external cluster is configured.
+func (e EtcdConfig) external() bool { return len(e.Endpoints) > 0 }
 
 // ErrNoDataDir says that no data directory was given and there is no
 // default (see DefaultDataDir).
@@ -210,6 +227,9 @@ func (c Config) Validate() error {
 	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
+	if c.Restore != "" && c.Cluster.Etcd.external() {
+		return errors.New("--restore and --etcd-endpoints: --restore fills the embedded store; restore an external etcd cluster with etcd's own tools, or restore into a node without --etcd-endpoints")
+	}
 	if c.AppUIDBase != 0 && (c.AppUIDBase < 1000 || c.AppUIDBase > math.MaxInt32-deploy.AppUIDCount) {
 		return fmt.Errorf("--app-uid-base %d: want a uid from 1000 to %d, so that its %d uids stay below 2^31", c.AppUIDBase, math.MaxInt32-deploy.AppUIDCount, deploy.AppUIDCount)
 	}
@@ -255,7 +275,7 @@ func Run(ctx context.Context, c Config) error {
 	defer s.up.Stop()
 	s.leaseSock.fds = s.up.Fds
 	s.rt = router.New(router.Options{Logger: log, TrustedProxies: c.TrustedProxies, HTTPSPort: port(c.HTTPSListen), AccessLog: s.writeAccess})
-	if c.Cluster.Join != "" || cluster.HasPeers(c.DataDir) {
+	if c.Cluster.Join != "" || c.Cluster.Etcd.external() || cluster.HasPeers(c.DataDir) {
 		// A node of a cluster is ready for the load balancer once it
 		// runs every app's live release (see deploy's converge).
 		s.rt.SetNotReady("starting")

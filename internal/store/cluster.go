@@ -18,7 +18,11 @@ import (
 
 // ErrNoQuorum says that this node's member cannot reach a majority of the
 // cluster's: it serves what it has, but changes nothing until it can.
-var ErrNoQuorum = errors.New("this node cannot reach a majority of the cluster's nodes, so it changes nothing now; the apps it runs go on serving; try again once the nodes see each other again, or at another node")
+var ErrNoQuorum = errors.New("this node cannot reach a majority of the cluster's etcd members, so it changes nothing now; the apps it runs go on serving; try again once the nodes see each other again, or at another node")
+
+// ErrExternal refuses what only a cluster of embedded members does, like
+// admitting a member, on a node whose store is an external cluster.
+var ErrExternal = errors.New("this node's store is an external etcd cluster: its nodes join through it (start each with the same --etcd-endpoints), and Slipway changes nothing of its membership")
 
 // configurePeer makes the member one of a cluster: it dials its peers
 // with the node's certificate and takes none without the cluster CA's.
@@ -46,10 +50,21 @@ type Member struct {
 }
 
 // MemberID is this node's member id.
-func (s *Store) MemberID() uint64 { return uint64(s.etcd.Server.MemberID()) }
+// On an external cluster, where the node has no member, it is the id
+// its name gives (see nodeID).
+func (s *Store) MemberID() uint64 {
+	if s.external {
+		return nodeID(s.node)
+	}
+	return uint64(s.etcd.Server.MemberID())
+}
 
 // Members lists the cluster's members.
+// On an external cluster they are the nodes that registered.
 func (s *Store) Members(ctx context.Context) ([]Member, error) {
+	if s.external {
+		return s.externalMembers(ctx)
+	}
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	resp, err := s.cli.MemberList(ctx)
@@ -76,6 +91,9 @@ func membersOf(ms []*etcdMember) []Member {
 // up for a few seconds (a node just promoted has not); that refusal is
 // waited out, up to addTimeout.
 func (s *Store) AddLearner(ctx context.Context, peerURL string) (uint64, []Member, error) {
+	if s.external {
+		return 0, nil, ErrExternal
+	}
 	ctx, cancel := context.WithTimeout(ctx, addTimeout)
 	defer cancel()
 	resp, err := s.cli.MemberAddAsLearner(ctx, []string{peerURL})
@@ -95,6 +113,9 @@ func (s *Store) AddLearner(ctx context.Context, peerURL string) (uint64, []Membe
 // PromoteLearners makes every learner that has caught up a voting
 // member; one that has not stays a learner until the next call.
 func (s *Store) PromoteLearners(ctx context.Context) (promoted []Member, err error) {
+	if s.external {
+		return nil, nil // the external cluster's learners are not Slipway's
+	}
 	ms, err := s.Members(ctx)
 	if err != nil {
 		return nil, err
@@ -114,7 +135,11 @@ func (s *Store) PromoteLearners(ctx context.Context) (promoted []Member, err err
 }
 
 // RemoveMember takes a member out of the cluster.
+// On an external cluster it does nothing: the node had no member.
 func (s *Store) RemoveMember(ctx context.Context, id uint64) error {
+	if s.external {
+		return nil
+	}
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	if _, err := s.cli.MemberRemove(ctx, id); err != nil {
@@ -126,6 +151,9 @@ func (s *Store) RemoveMember(ctx context.Context, id uint64) error {
 // SetPeerURL changes this member's advertised peer URL: a node that ran
 // alone gets the one its first peer reaches it at.
 func (s *Store) SetPeerURL(ctx context.Context, peerURL string) error {
+	if s.external {
+		return nil
+	}
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	if _, err := s.cli.MemberUpdate(ctx, s.MemberID(), []string{peerURL}); err != nil {
@@ -155,12 +183,21 @@ func (s *Store) wrapCluster(err error) error {
 	return err
 }
 
-// Clustered reports whether the member has, or had, peers.
-func (s *Store) Clustered() bool { return len(s.etcd.Server.Cluster().Members()) > 1 }
+// Clustered reports whether the member has, or had, peers. A node on an
+// external cluster always may have.
+func (s *Store) Clustered() bool {
+	return s.external || len(s.etcd.Server.Cluster().Members()) > 1
+}
 
 // HasQuorum reports whether the member knows a leader: a member cut off
-// from the majority loses it after an election timeout.
-func (s *Store) HasQuorum() bool { return s.etcd.Server.Leader() != 0 }
+// from the majority loses it after an election timeout. A node on an
+// external cluster has one while the cluster answers its keep-alives.
+func (s *Store) HasQuorum() bool {
+	if s.external {
+		return s.contact.since() < externalQuorumLapse
+	}
+	return s.etcd.Server.Leader() != 0
+}
 
 type etcdMember = etcdserverpb.Member
 

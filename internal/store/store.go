@@ -102,6 +102,9 @@ type Options struct {
 	// Peer is the member's peer link (see Peer); nil for a member that
 	// can never have peers (a tool's, like reset-token's).
 	Peer *Peer
+	// External, when set, is the etcd cluster to use instead of the
+	// embedded member; Dir, Debug, QuotaBytes and Peer are unused then.
+	External *External
 }
 
 // Peer configures the member's side of the peer link. etcd listens on
@@ -146,13 +149,23 @@ type Store struct {
 	// creating serializes this process's takes of fresh lease names, a
 	// stripe per app (see createLease).
 	creating leaseStripes
+	// external is set for a store on an external cluster (etcd is nil
+	// then); contact is when that cluster last answered a keep-alive.
+	external bool
+	contact  contact
 }
 
 // Open starts the embedded etcd member in opts.Dir and a session lease
 // that locks hang on. The member listens on nothing, neither a port nor a
 // socket: the daemon talks to it in-process, and a single member has no
 // peers. Its files are in the 0700 data directory.
+//
+// With opts.External, Open starts no member: the store is a client of
+// that cluster.
 func Open(opts Options) (*Store, error) {
+	if opts.External != nil {
+		return openExternal(opts)
+	}
 	cfg := embed.NewConfig()
 	cfg.Dir = etcdDir(opts.Dir)
 	cfg.Name = memberName
@@ -253,6 +266,7 @@ func (s *Store) grantLease(ctx context.Context) (<-chan *clientv3.LeaseKeepAlive
 		return nil, fmt.Errorf("keeping session lease alive: %w", err)
 	}
 	s.lease.Store(int64(lease.ID))
+	s.contact.mark()
 	return ch, nil
 }
 
@@ -264,6 +278,7 @@ func (s *Store) grantLease(ctx context.Context) (<-chan *clientv3.LeaseKeepAlive
 func (s *Store) keepLease(ctx context.Context, ch <-chan *clientv3.LeaseKeepAliveResponse) {
 	for {
 		for range ch {
+			s.contact.mark()
 		}
 		for ctx.Err() == nil {
 			var err error
@@ -303,7 +318,9 @@ func (s *Store) Close() error {
 	if err := s.stopped.get(); err != nil {
 		return err
 	}
-	s.etcd.Close()
+	if s.etcd != nil {
+		s.etcd.Close()
+	}
 	return nil
 }
 
