@@ -10,9 +10,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,6 +107,30 @@ func TestClusterForm(t *testing.T) {
 		t.Errorf("the app made at a is not listed at c:\n%s", got)
 	}
 
+	t.Run("dashboard at a node that does not coordinate", func(t *testing.T) {
+		var at *daemon
+		for _, d := range []*daemon{a, b, c} {
+			name := map[*daemon]string{a: "a", b: "b", c: "c"}[d]
+			if n := nodes(t, a)[name]; !n.Coordinator {
+				at = d
+				break
+			}
+		}
+		// Signed in here, the session lives here; the form goes to the
+		// coordinator over the peer link, and its note comes back.
+		br := newFormClient(t, at.apiURL)
+		br.signin(a.token)
+		if code, loc := br.post("/apps", url.Values{"name": {"dashed"}}); code != http.StatusSeeOther || loc != "/apps/dashed" {
+			t.Fatalf("creating an app in the dashboard: %d to %q", code, loc)
+		}
+		if page := br.get("/apps/dashed"); !strings.Contains(page, "App dashed created.") {
+			t.Errorf("the coordinator's note is not shown:\n%s", page)
+		}
+		if got := a.mustCLI("apps", "list"); !strings.Contains(got, "dashed") {
+			t.Errorf("the app made in the dashboard at another node is not listed at a:\n%s", got)
+		}
+	})
+
 	t.Run("no CA, no entry", func(t *testing.T) {
 		// A join token with a wrong secret: the node is refused, says why,
 		// and exits.
@@ -160,6 +188,64 @@ func TestClusterForm(t *testing.T) {
 			t.Errorf("the app made at b after c's removal is not listed at a:\n%s", got)
 		}
 	})
+}
+
+// formClient is a browser of the dashboard without JavaScript: it keeps
+// its cookies and the last page's CSRF token, and follows no redirect.
+type formClient struct {
+	t    *testing.T
+	base string
+	http *http.Client
+	csrf string
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([A-Za-z0-9_-]+)"`)
+
+func newFormClient(t *testing.T, base string) *formClient {
+	jar, _ := cookiejar.New(nil)
+	return &formClient{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *formClient) do(req *http.Request) (*http.Response, string) {
+	c.t.Helper()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if m := csrfField.FindSubmatch(b); m != nil {
+		c.csrf = string(m[1])
+	}
+	return resp, string(b)
+}
+
+func (c *formClient) get(path string) string {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.base+path, nil)
+	_, body := c.do(req)
+	return body
+}
+
+// post sends form with the CSRF token, and returns the status and the
+// Location.
+func (c *formClient) post(path string, form url.Values) (int, string) {
+	c.t.Helper()
+	form.Set("csrf", c.csrf)
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, _ := c.do(req)
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+func (c *formClient) signin(token string) {
+	c.t.Helper()
+	c.get("/signin")
+	if code, loc := c.post("/signin", url.Values{"token": {token}, "next": {"/"}}); code != http.StatusSeeOther || loc != "/" {
+		c.t.Fatalf("signing in: %d to %q", code, loc)
+	}
+	c.get("/") // the session's CSRF token
 }
 
 // otherCACert is a client certificate of a CA that is not the cluster's:

@@ -32,6 +32,12 @@ type fromPeerKey struct{}
 // app's access rules already.
 func FromPeer(r *http.Request) bool { return r.Context().Value(fromPeerKey{}) != nil }
 
+// PeerRequest is r marked as come over the peer link (see FromPeer): the
+// peer link's server marks each request it takes from a peer.
+func PeerRequest(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), fromPeerKey{}, true))
+}
+
 // Campaign runs this node for coordinator until the cluster closes; each
 // time it is elected, lead runs with a context that ends when it stops
 // being coordinator.
@@ -187,7 +193,7 @@ func (c *Cluster) servePeerAPI(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"the node is starting"}`, http.StatusServiceUnavailable)
 		return
 	}
-	r2 := r.WithContext(context.WithValue(r.Context(), fromPeerKey{}, true))
+	r2 := PeerRequest(r)
 	r2.URL.Path = strings.TrimPrefix(r.URL.Path, apiPrefix)
 	r2.URL.RawPath = ""
 	(*h).ServeHTTP(w, r2)

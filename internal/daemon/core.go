@@ -134,7 +134,6 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	k.api = api.New(api.Options{Store: k.st, Deploys: k.mgr, Artifacts: k.arts, Logs: k.hub, Logger: log, Metrics: reg,
 		Heartbeat: c.LogHeartbeat, TrustedProxies: c.TrustedProxies, HTTPSListener: c.HTTPSListen != "",
 		AdminTokenFile: tokenFile, Listeners: listeners, Operator: &operator{s: s, k: k}, Leases: leases, SCM: site, Cluster: k.cl})
-	k.cl.SetAPI(k.api)
 	k.cl.Campaign(k.mgr.TakeOver)
 	// The admin token last, once nothing else can fail the start: a start
 	// that fails must not consume the one showing of the token (the next

@@ -193,7 +193,11 @@ func (s *server) open(ctx context.Context, restored bool) error {
 	}
 	s.core = k
 	// The dashboard takes the API listener's other paths (see web.New).
-	return s.serveAPI(web.New(web.Options{API: k.api, Deploys: k.mgr, Logger: s.log, Secure: s.apiTLS != nil}))
+	dash := web.New(web.Options{API: k.api, Deploys: k.mgr, Cluster: k.cl, Logger: s.log, Secure: s.apiTLS != nil})
+	// Peers forward changes made at them, through the API or the
+	// dashboard, to this node's whole API listener.
+	k.cl.SetAPI(dash)
+	return s.serveAPI(dash)
 }
 
 // release lets go of the data directory, for the new process of an

@@ -245,7 +245,7 @@ func (m *Manager) clusterRollout(ctx context.Context, t *tracker, p plan) error 
 	if err := m.opts.Store.PutRollout(ctx, r); err != nil {
 		return err
 	}
-	t.step(store.StepStarting, "Starting %d instance(s) of %s on each of %d node(s): %s", p.instances, rel.Version(), len(nodes), strings.Join(nodes, ", "))
+	t.step(store.StepStarting, "Starting %d instance(s) of %s on each of %d node(s): %s; node %s coordinates", p.instances, rel.Version(), len(nodes), strings.Join(nodes, ", "), r.Coordinator)
 	t.step(store.StepWarmingUp, "Warming up on every node: GET %s until it answers %s, for at most %ds", s.WarmupPath, s.WarmupStatus, s.StartTimeLimit)
 	if _, err := m.waitNodes(ctx, t, &r, store.NodeWarm, secs(s.StartTimeLimit)+fetchAllowance); err != nil {
 		m.abort(t, r)

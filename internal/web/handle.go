@@ -51,10 +51,12 @@ func (d *Dashboard) handleUpload(pattern string, sc api.Scope, h handler) {
 
 func (d *Dashboard) handleWith(pattern string, sc api.Scope, h handler, ownCSRF bool) {
 	d.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		s := d.sessions.get(r)
+		s := d.peerSession(r)
 		if s == nil {
-			d.toSignin(w, r, "")
-			return
+			if s = d.sessions.get(r); s == nil {
+				d.toSignin(w, r, "")
+				return
+			}
 		}
 		if err := d.opts.API.Recheck(r.Context(), s.p, s.gen); err != nil {
 			if status, _ := d.opts.API.ErrorAnswer(r.Context(), err); status == http.StatusUnauthorized {
@@ -75,6 +77,15 @@ func (d *Dashboard) handleWith(pattern string, sc api.Scope, h handler, ownCSRF 
 		if sc != scopeSession {
 			if err := d.opts.API.Authorize(r, s.p, sc, c.app); err != nil {
 				d.fail(w, r, s, err)
+				return
+			}
+		}
+		// On a node of a cluster, the coordinator carries out every
+		// change; the session's own matters (signing out) stay here.
+		if r.Method != http.MethodGet && sc != scopeSession {
+			if s.peer {
+				w = &flashToPeer{ResponseWriter: w, d: d, s: s}
+			} else if d.forward(w, r, s) {
 				return
 			}
 		}

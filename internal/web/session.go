@@ -34,6 +34,9 @@ type session struct {
 	csrf    string // the token every form of the session carries
 	expires time.Time
 	flash   string // a note for the next page, shown once
+	// peer marks the session of a change another node forwarded (see
+	// peerSession): it is in no table here.
+	peer bool
 }
 
 // author is who the session's changes are recorded as.

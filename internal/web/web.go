@@ -26,6 +26,9 @@ type Options struct {
 	// /metrics and /scm/. Its operations are the dashboard's.
 	API     *api.Server
 	Deploys *deploy.Manager
+	// Cluster is the node's cluster, whose coordinator carries out the
+	// changes; nil in tests of a node alone.
+	Cluster Cluster
 	Logger  *slog.Logger
 	// Secure marks the session cookie Secure; a request that came over
 	// TLS gets a Secure cookie anyway.
