@@ -236,7 +236,7 @@ func TestClusterHA(t *testing.T) {
 		t.Log("== deploy v2 under load")
 		out := b.mustCLI("deploy", "-a", "promo", jar(2, "startDelaySeconds", "30"), "-m", "slow start")
 		t.Logf("slipway deploy v2 through b:\n%s", out)
-		for _, want := range []string{"Node a: warm", "Node b: warm", "Node c: warm", "switch window", "succeeded"} {
+		for _, want := range []string{"coordinates", "Node a: warm", "Node b: warm", "Node c: warm", "switch window", "succeeded"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("deploy output lacks %q", want)
 			}

@@ -239,3 +239,45 @@ func TestLookupAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardedSkipsTheRulesOnce: in a cluster, the node a client reached
+// applies the app's access rules and passes the request to a node that
+// runs the app over the peer link; that node serves it without applying
+// them again (its peer is the other node, not the client), and believes
+// the X-Forwarded-For the first node set. A request that reached it
+// directly gets the rules as ever.
+func TestForwardedSkipsTheRulesOnce(t *testing.T) {
+	r := New(Options{})
+	r.SetHosts("promo", []string{"promo.example.com"})
+	r.Swap("promo", []*Backend{echoForwarded(t)})
+	r.SetPolicy("promo", mustPolicy(t, false, [3]string{access.Allow, "10.0.0.0/8", "office"}))
+	for _, c := range []struct {
+		name      string
+		forwarded bool
+		want      int
+		wantXFF   string
+	}{
+		{"directly, from a peer's address", false, 403, ""},
+		{"forwarded by the peer", true, 200, "10.1.1.1, 192.0.2.7"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "http://promo.example.com/", nil)
+			req.RemoteAddr = "192.0.2.7:4000" // the first node
+			req.Header.Set("X-Forwarded-For", "10.1.1.1")
+			w := httptest.NewRecorder()
+			if c.forwarded {
+				r.ServeForwarded(w, req)
+			} else {
+				r.ServeHTTP(w, req)
+			}
+			if w.Code != c.want {
+				t.Fatalf("status %d, want %d: %s", w.Code, c.want, w.Body)
+			}
+			if c.want == 200 {
+				if got, _, _ := strings.Cut(w.Body.String(), "|"); got != c.wantXFF {
+					t.Errorf("the app saw X-Forwarded-For %q, want %q", got, c.wantXFF)
+				}
+			}
+		})
+	}
+}
