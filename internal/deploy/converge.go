@@ -29,17 +29,19 @@ const catchUpRetry = 10 * time.Second
 // it was cut off. The router's health endpoint says the node is not
 // ready until it has caught up once.
 func (m *Manager) converge() {
+	// The rollouts first, then the apps: a rollout makes its release the
+	// live one before it ends (see finishSwap), so an app whose rollout
+	// has ended by the second read has its new live release there. Read
+	// the other way round, a rollout that ends between the two reads
+	// shows as no rollout and the old live release, and the node would
+	// "catch up" to the release it has just switched from.
+	under, err := m.underRollout()
+	if err != nil {
+		return
+	}
 	apps, err := m.opts.Store.Apps(m.ctx)
 	if err != nil {
 		return
-	}
-	rs, err := m.opts.Store.Rollouts(m.ctx)
-	if err != nil {
-		return
-	}
-	under := map[string]bool{}
-	for _, r := range rs {
-		under[r.App] = true
 	}
 	m.route(apps)
 	labels, err := m.ownLabels()
@@ -125,6 +127,14 @@ func (m *Manager) catchUp(a store.App) {
 		m.opts.Logs.Platform(a.Name, a.CurrentRelease, "Node %s: could not start v%d (%v); trying again in %s", node, a.CurrentRelease, err, catchUpRetry)
 		return
 	}
+	// Starting took a while: a rollout may have begun, or made another
+	// release the live one, meanwhile. What was started then is not to
+	// serve.
+	if !m.stillLive(a) {
+		m.opts.Logs.Platform(a.Name, a.CurrentRelease, "Node %s: v%d is no longer the live release, or a deployment is under way; stopping what was started", node, a.CurrentRelease)
+		m.stopAll(a.Name, started, m.stopGrace(a.Name))
+		return
+	}
 	s := m.settingsOf(a.Name, a.CurrentRelease)
 	m.stageMu.Lock()
 	delete(m.forwarding, a.Name)
@@ -187,4 +197,28 @@ func (m *Manager) route(apps []store.App) {
 type routed struct {
 	policy string
 	hosts  []string
+}
+
+// underRollout lists the apps with a rollout under way.
+func (m *Manager) underRollout() (map[string]bool, error) {
+	rs, err := m.opts.Store.Rollouts(m.ctx)
+	if err != nil {
+		return nil, err
+	}
+	under := make(map[string]bool, len(rs))
+	for _, r := range rs {
+		under[r.App] = true
+	}
+	return under, nil
+}
+
+// stillLive reports whether a's live release is still a.CurrentRelease,
+// with no rollout under way (read in converge's order).
+func (m *Manager) stillLive(a store.App) bool {
+	under, err := m.underRollout()
+	if err != nil || under[a.Name] {
+		return false
+	}
+	cur, err := m.opts.Store.App(m.ctx, a.Name)
+	return err == nil && cur.CurrentRelease == a.CurrentRelease
 }
