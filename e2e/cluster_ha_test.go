@@ -211,9 +211,11 @@ func deployAsync(t *testing.T, d *daemon, app, jar string) int {
 //     changes saying why, and catches up once it is back.
 func TestClusterHA(t *testing.T) {
 	ns := newNetns(t)
-	a := startNodeWith(t, &daemon{host: ns.hostIP, name: "a"}, "a", nil)
-	b := startNodeWith(t, &daemon{host: ns.hostIP, name: "b"}, "b", a)
-	c := startNodeWith(t, &daemon{host: ns.nsIP, name: "c", wrap: []string{"ip", "netns", "exec", ns.name}}, "c", b, "--label", "zone=west")
+	// Two releases kept: each node prunes its own release directories.
+	keep := []string{"--keep-releases", "2"}
+	a := startNodeWith(t, &daemon{host: ns.hostIP, name: "a"}, "a", nil, keep...)
+	b := startNodeWith(t, &daemon{host: ns.hostIP, name: "b"}, "b", a, keep...)
+	c := startNodeWith(t, &daemon{host: ns.nsIP, name: "c", wrap: []string{"ip", "netns", "exec", ns.name}}, "c", b, append(keep, "--label", "zone=west")...)
 	all := []*daemon{a, b, c}
 	for _, name := range []string{"a", "b", "c"} {
 		waitNodeState(t, a, name, "ready")
@@ -366,6 +368,16 @@ func TestClusterHA(t *testing.T) {
 		}
 		ns.heal()
 		waitVersion(t, "promo", 6, all...)
+	}
+
+	// Every node keeps the release directories of the last two releases
+	// only, whether it coordinated, followed or caught up.
+	for _, d := range all {
+		dir := filepath.Join(d.dataDir, "apps", "promo", "releases")
+		waitFor(t, 60*time.Second, "node "+d.name+" to keep two releases of promo", func() bool {
+			entries, err := os.ReadDir(dir)
+			return err == nil && len(entries) <= 2
+		})
 	}
 
 }

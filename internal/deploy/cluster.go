@@ -116,8 +116,12 @@ func (m *Manager) follow(rs []store.Rollout) {
 	}
 	// A rollout that ended (a new coordinator gave it up) takes what this
 	// node started for it along.
-	for app := range m.staged {
+	for app, st := range m.staged {
 		if !under[app] {
+			if st.switched {
+				// The releases this node keeps follow its switch.
+				m.spawn("applying release retention", func() { m.prune(context0()) })
+			}
 			m.dropStagedLocked(app)
 		}
 	}

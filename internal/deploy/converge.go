@@ -147,6 +147,7 @@ func (m *Manager) catchUp(a store.App) {
 	m.goLive(started, s)
 	m.opts.Logs.Platform(a.Name, a.CurrentRelease, "Node %s: caught up, serving v%d", node, a.CurrentRelease)
 	m.retire(nil, a.Name, old)
+	m.prune(context0())
 }
 
 // route keeps this node's router in step with the changes made at the

@@ -131,6 +131,8 @@ type Manager struct {
 	// domains are the apps' custom domains.
 	domains domainTable
 
+	// pruneMu serializes prune.
+	pruneMu sync.Mutex
 	stageMu sync.Mutex // guards staged, catching, failedCatchUp, caughtUp, forwarding
 	// staged is this node's part in each app's rollout.
 	staged map[string]*staged

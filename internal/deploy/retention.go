@@ -16,7 +16,12 @@ const uploadGrace = 10 * time.Minute
 // its live one, keep their artifacts and directories; other release
 // directories are removed, and so are artifacts no kept release refers to.
 // Release records stay, for the history.
+//
+// Every node of a cluster prunes its own: after a deployment it carried
+// out, a switch it took part in, and a catch-up. One prune runs at a time.
 func (m *Manager) prune(ctx context.Context) {
+	m.pruneMu.Lock()
+	defer m.pruneMu.Unlock()
 	keep, known, err := m.pruneReleaseDirs(ctx)
 	if err != nil {
 		m.logger.Error("applying release retention", "err", err)
