@@ -180,30 +180,40 @@ func (m *Manager) ChangeSettings(ctx context.Context, app string, c settings.Cha
 // saveSettings changes an app's settings without a deployment, once no
 // deployment of it runs. When change fails with settings.ErrUnchanged,
 // the app's settings are returned with the error.
+//
+// The write is made only if no deployment took the lock, and nothing
+// changed the app, since the read; else it is made again from a new read,
+// once the lock is free.
 func (m *Manager) saveSettings(ctx context.Context, app string, wait bool, change func(settings.Settings) (settings.Settings, error)) (settings.Settings, error) {
-	if err := m.waitUnlocked(ctx, app, wait); err != nil {
-		return settings.Settings{}, err
+	for {
+		if err := m.waitUnlocked(ctx, app, wait); err != nil {
+			return settings.Settings{}, err
+		}
+		a, rev, err := m.opts.Store.AppAt(ctx, app)
+		if err != nil {
+			return settings.Settings{}, err
+		}
+		ns, err := change(a.Settings)
+		if errors.Is(err, settings.ErrUnchanged) {
+			return a.Settings, err
+		}
+		if err != nil {
+			return settings.Settings{}, err
+		}
+		changes := ns.Changes(a.Settings)
+		a.Settings = ns
+		err = m.opts.Store.PutAppUnlocked(ctx, a, rev)
+		if errors.Is(err, store.ErrChanged) {
+			continue
+		}
+		if err != nil {
+			return settings.Settings{}, err
+		}
+		if len(changes) > 0 {
+			m.opts.Logs.Platform(app, a.CurrentRelease, "Settings changed, for the next deployment: %s", strings.Join(changes, "; "))
+		}
+		return ns, nil
 	}
-	a, err := m.opts.Store.App(ctx, app)
-	if err != nil {
-		return settings.Settings{}, err
-	}
-	ns, err := change(a.Settings)
-	if errors.Is(err, settings.ErrUnchanged) {
-		return a.Settings, err
-	}
-	if err != nil {
-		return settings.Settings{}, err
-	}
-	changes := ns.Changes(a.Settings)
-	a.Settings = ns
-	if err := m.opts.Store.PutApp(ctx, a); err != nil {
-		return settings.Settings{}, err
-	}
-	if len(changes) > 0 {
-		m.opts.Logs.Platform(app, a.CurrentRelease, "Settings changed, for the next deployment: %s", strings.Join(changes, "; "))
-	}
-	return ns, nil
 }
 
 // Scale runs n instances of app's live release: scaling up adds warmed

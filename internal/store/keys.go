@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -33,8 +34,51 @@ func (s *Store) Apps(ctx context.Context) ([]App, error) {
 	return listJSON[App](ctx, s, prefix+"apps/")
 }
 
-// PutApp overwrites an app record.
+// PutApp overwrites an app record. Only a holder of the app's lock calls
+// it; a change made outside a deployment uses PutAppUnlocked.
 func (s *Store) PutApp(ctx context.Context, a App) error { return s.putJSON(ctx, appKey(a.Name), a) }
+
+// AppAt reads one app, with the revision of its record (for
+// PutAppUnlocked).
+func (s *Store) AppAt(ctx context.Context, name string) (App, int64, error) {
+	var a App
+	resp, err := s.cli.Get(ctx, appKey(name))
+	if err != nil {
+		return a, 0, fmt.Errorf("reading app %s: %w", name, s.wrapCluster(err))
+	}
+	if len(resp.Kvs) == 0 {
+		return a, 0, appNotFound(name)
+	}
+	return a, resp.Kvs[0].ModRevision, jsonDecode(resp.Kvs[0].Value, &a)
+}
+
+// ErrChanged refuses a write made from a record that has changed since
+// it was read, or while a deployment holds the app's lock: read again,
+// once the lock is free.
+var ErrChanged = errors.New("the app changed meanwhile, or a deployment of it runs")
+
+// PutAppUnlocked writes a, read at revision rev (AppAt), only if its
+// record is still at rev and no deployment holds the app's lock; it
+// fails with ErrChanged otherwise. A deployment writes the app's record
+// under its lock from what it read under it, so a write in between would
+// be lost, or would undo the deployment's.
+func (s *Store) PutAppUnlocked(ctx context.Context, a App, rev int64) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(appKey(a.Name)), "=", rev),
+			clientv3.Compare(clientv3.CreateRevision(lockKey(a.Name)), "=", 0)).
+		Then(clientv3.OpPut(appKey(a.Name), string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("writing app %s: %w", a.Name, s.wrapCluster(err))
+	}
+	if !resp.Succeeded {
+		return ErrChanged
+	}
+	return nil
+}
 
 // DeleteApp removes an app with its releases, deployments, credentials
 // and custom domains (which are free for other apps then), unless a

@@ -389,3 +389,46 @@ func TestFullDiskStopsOnlyTheStore(t *testing.T) {
 		t.Errorf("renewing a lease in a stopped store: %v; want ErrStopped at once", err)
 	}
 }
+
+// TestPutAppUnlocked: a change of an app made outside a deployment is
+// written only from the record as it is, and never while a deployment
+// holds the app's lock (its writes would be lost, or undo the change).
+func TestPutAppUnlocked(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	ctx := context.Background()
+	if err := s.CreateApp(ctx, App{Name: "shop"}); err != nil {
+		t.Fatal(err)
+	}
+	a, rev, err := s.AppAt(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A deployment takes the lock and makes v1 live meanwhile.
+	if err := s.Lock(ctx, "shop", 7); err != nil {
+		t.Fatal(err)
+	}
+	a.Settings.Instances = 3
+	if err := s.PutAppUnlocked(ctx, a, rev); !errors.Is(err, ErrChanged) {
+		t.Errorf("a write while the lock is held: %v, want ErrChanged", err)
+	}
+	live, _ := s.App(ctx, "shop")
+	live.CurrentRelease = 1
+	if err := s.PutApp(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unlock(ctx, "shop", 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutAppUnlocked(ctx, a, rev); !errors.Is(err, ErrChanged) {
+		t.Errorf("a write from a record read before the deployment's: %v, want ErrChanged", err)
+	}
+	// Read again, the change keeps what the deployment wrote.
+	a, rev, _ = s.AppAt(ctx, "shop")
+	a.Settings.Instances = 3
+	if err := s.PutAppUnlocked(ctx, a, rev); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.App(ctx, "shop"); got.CurrentRelease != 1 || got.Settings.Instances != 3 {
+		t.Errorf("the app: release %d, %d instances; want 1 and 3", got.CurrentRelease, got.Settings.Instances)
+	}
+}
