@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,6 +31,10 @@ type externalEtcd struct {
 	url                 string
 	ca, cert, key       string // the client's files
 	otherCert, otherKey string // a client certificate of another CA
+
+	dir, serverCert, serverKey string
+	client, peer               url.URL
+	srv                        *embed.Etcd
 }
 
 func startExternalEtcd(t *testing.T) *externalEtcd {
@@ -45,28 +51,44 @@ func startExternalEtcd(t *testing.T) *externalEtcd {
 	e.otherCert, e.otherKey = filepath.Join(dir, "other.pem"), filepath.Join(dir, "other-key.pem")
 	issueTestCert(t, other, otherKey, "slipway", x509.ExtKeyUsageClientAuth, e.otherCert, e.otherKey)
 
+	e.dir, e.serverCert, e.serverKey = dir, serverCert, serverKey
+	e.client = url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	e.peer = url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	e.start(t)
+	t.Cleanup(e.stop)
+	e.url = e.client.String()
+	return e
+}
+
+// start starts the member, on the same data and addresses each time.
+func (e *externalEtcd) start(t *testing.T) {
+	t.Helper()
 	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(dir, "etcd")
+	cfg.Dir = filepath.Join(e.dir, "etcd")
 	cfg.LogLevel = "error"
-	client := url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{e.client}, []url.URL{e.client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{e.peer}, []url.URL{e.peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = serverCert, serverKey
+	cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = e.serverCert, e.serverKey
 	cfg.ClientTLSInfo.TrustedCAFile, cfg.ClientTLSInfo.ClientCertAuth = e.ca, true
 	srv, err := embed.StartEtcd(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Close)
 	select {
 	case <-srv.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
+		srv.Close()
 		t.Fatal("the external etcd was not ready within 30s")
 	}
-	e.url = client.String()
-	return e
+	e.srv = srv
+}
+
+func (e *externalEtcd) stop() {
+	if e.srv != nil {
+		e.srv.Close()
+		e.srv = nil
+	}
 }
 
 func newTestCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
@@ -156,6 +178,29 @@ func TestClusterExternalEtcd(t *testing.T) {
 	if len(st.Nodes) != 2 {
 		t.Errorf("status at x lists the instances of %d nodes, want 2: %+v", len(st.Nodes), st.Nodes)
 	}
+
+	t.Run("etcd down", func(t *testing.T) {
+		// Both nodes serve what they have while the cluster is down,
+		// refuse changes saying why, and go on once it is back.
+		etcd.stop()
+		waitFor(t, 60*time.Second, "x to refuse changes", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "restart", "-a", "ext")
+			cmd.Env = append(os.Environ(), "SLIPWAY_URL="+x.apiURL, "SLIPWAY_TOKEN="+x.token)
+			out, err := cmd.CombinedOutput()
+			return err != nil && strings.Contains(string(out), "cannot reach a majority")
+		})
+		waitVersion(t, "ext", 1, x, y)
+		etcd.start(t)
+		for _, name := range []string{"x", "y"} {
+			waitNodeState(t, x, name, "ready")
+		}
+		if out := x.mustCLI("restart", "-a", "ext"); !strings.Contains(out, "succeeded") {
+			t.Errorf("a restart once etcd is back:\n%s", out)
+		}
+		waitVersion(t, "ext", 1, x, y)
+	})
 
 	t.Run("another CA's certificate", func(t *testing.T) {
 		out, err := x.cli("server", "--data-dir", filepath.Join(passableTempDir(t), "data"), "--node-name", "evil",
