@@ -73,8 +73,10 @@ func (d *daemon) send(method, path, body string) (int, string) {
 
 // TestLocalUserReachesNothing plays another local user (nobody): the
 // daemon listens on no port but the router's, the API's and the lease
-// endpoint's (which needs an instance's secret), and its data directory,
-// where the admin token and the store's socket are, is closed.
+// endpoint's (which needs an instance's secret); the store listens on
+// nothing at all, neither a port nor a socket (store's
+// TestListensOnNoPort). Its data directory, where the admin token and the
+// store's files are, is closed.
 func TestLocalUserReachesNothing(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to act as another user; CI runs as root")

@@ -100,7 +100,7 @@ func statusOf(err error) int {
 	case errors.Is(err, settings.ErrInvalidName), errors.Is(err, settings.ErrInvalidSettings),
 		errors.Is(err, scm.ErrUnsupported), errors.Is(err, scm.ErrBadRequest),
 		errors.Is(err, artifact.ErrEmpty), errors.Is(err, artifact.ErrCorrupt),
-		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta),
+		errors.Is(err, artifact.ErrUnsafe), errors.Is(err, artifact.ErrBadName), errors.Is(err, deploy.ErrNoCommand), errors.Is(err, deploy.ErrBadMeta),
 		errors.Is(err, settings.ErrInvalidDomain), errors.Is(err, deploy.ErrNoACME),
 		errors.Is(err, artifact.ErrJavax), errors.Is(err, runtime.ErrStack),
 		errors.Is(err, settings.ErrInvalidLeaseName), errors.Is(err, lease.ErrBadTTL), errors.Is(err, store.ErrBadLease):

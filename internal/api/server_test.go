@@ -1,6 +1,8 @@
 package api
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -222,4 +224,68 @@ func TestDeployAccessRules(t *testing.T) {
 	if code, b := a.do(http.MethodGet, "/api/v1/apps/promo/status", a.admin, ""); code != 200 {
 		t.Errorf("status (not a deploy endpoint): got %d %s, want 200", code, b)
 	}
+}
+
+// TestUploadNameBounded: the file name an upload is recorded under is
+// bounded and plain text, whichever way it comes (the filename parameter,
+// the jar inside a zip sent to the SCM site), and a bad one is refused
+// with 400 before anything is stored.
+func TestUploadNameBounded(t *testing.T) {
+	a := newTestAPI(t, withSCM)
+	a.createApp(store.App{Name: "promo"})
+	me := basic("$promo", a.credential("promo").Token)
+	long := strings.Repeat("a", artifact.MaxNameBytes-3) + ".jar"
+	tests := []struct {
+		name, path, body string
+		header           http.Header
+		want             int
+		says             string
+	}{
+		{"a name too long", "/api/v1/apps/promo/deployments?filename=" + long, "PK", nil, 400,
+			"the name is 256 bytes long; the limit is 255: rename the file"},
+		{"a path too long", "/api/v1/apps/promo/deployments?filename=" + strings.Repeat("dir/", 64) + "app.jar", "PK", nil, 400,
+			"send its name without the path"},
+		{"a control character", "/api/v1/apps/promo/deployments?filename=app%1b%5b2J.jar", "PK", nil, 400,
+			"is not text (a control character, or not UTF-8): rename the file"},
+		{"not UTF-8", "/api/v1/apps/promo/deployments?filename=app%ff.jar", "PK", nil, 400, "rename the file"},
+		{"a jar in a zip with a name too long", "/scm/promo/api/zipdeploy", zipOf(t, long), me, 400,
+			"the jar or war inside the zip: invalid artifact file name: the name is 256 bytes long"},
+		// The bound itself passes: the upload is then refused for what it is.
+		{"a name at the bound", "/api/v1/apps/promo/deployments?filename=" + long[1:], "PK", nil, 400, "not a valid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := tt.header
+			if h == nil {
+				h = http.Header{"Authorization": {"Bearer " + a.admin}}
+			}
+			code, body, _ := a.send(http.MethodPost, tt.path, "application/octet-stream", tt.body, h)
+			if code != tt.want || !strings.Contains(body, tt.says) {
+				t.Errorf("%d %q, want %d saying %q", code, body, tt.want, tt.says)
+			}
+		})
+	}
+	if deps, _ := a.st.Deployments(t.Context(), "promo"); len(deps) != 0 {
+		t.Errorf("refused uploads left %d deployments", len(deps))
+	}
+	if rels, _ := a.st.Releases(t.Context(), "promo"); len(rels) != 0 {
+		t.Errorf("refused uploads left %d releases", len(rels))
+	}
+}
+
+// zipOf is a zip that wraps one jar named name, as the Azure Pipelines
+// tasks send a jar.
+func zipOf(t *testing.T, name string) string {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	w, err := zw.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "not read: the name is refused first")
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -48,7 +50,27 @@ var (
 	ErrEmpty    = errors.New("upload is empty: send the jar, war or zip file as the request body")
 	ErrCorrupt  = errors.New("artifact is not a valid jar, war or zip archive")
 	ErrUnsafe   = errors.New("archive is not safe to unpack")
+	ErrBadName  = errors.New("invalid artifact file name")
 )
+
+// MaxNameBytes bounds the file name an artifact is recorded under, as a
+// file system bounds a file's name (NAME_MAX).
+const MaxNameBytes = 255
+
+// CheckName checks the file name an upload was given, before anything is
+// stored: at most MaxNameBytes bytes of UTF-8 text without control
+// characters (it is shown in the CLI and the dashboard, where a control
+// character could rewrite the terminal). A path is allowed: only its last
+// element is recorded (see Put).
+func CheckName(name string) error {
+	if len(name) > MaxNameBytes {
+		return fmt.Errorf("%w: the name is %d bytes long; the limit is %d: rename the file, or send its name without the path", ErrBadName, len(name), MaxNameBytes)
+	}
+	if !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+		return fmt.Errorf("%w: %q has a character that is not text (a control character, or not UTF-8): rename the file", ErrBadName, name)
+	}
+	return nil
+}
 
 // Options configures a Store.
 type Options struct {
@@ -162,6 +184,9 @@ func (s *Store) receive(r io.Reader, size int64) (*upload, error) {
 
 // commit inspects a received upload and renames it to its digest.
 func (s *Store) commit(up *upload, name string) (store.ArtifactRef, error) {
+	if err := CheckName(name); err != nil {
+		return store.ArtifactRef{}, err
+	}
 	kind, err := inspect(up.Name(), name, s.opts.MaxEntries)
 	if err != nil {
 		return store.ArtifactRef{}, err
@@ -200,12 +225,16 @@ func (s *Store) PutUnwrapped(r io.Reader, name string, size int64) (store.Artifa
 	if _, err := s.checkSizes(a.File); err != nil {
 		return store.ArtifactRef{}, err
 	}
+	name = path.Base(f.Name)
+	if err := CheckName(name); err != nil { // before it is unpacked
+		return store.ArtifactRef{}, fmt.Errorf("the jar or war inside the zip: %w", err)
+	}
 	rc, err := f.Open()
 	if err != nil {
 		return store.ArtifactRef{}, fmt.Errorf("%w: %q: %v", ErrCorrupt, f.Name, err)
 	}
 	defer rc.Close()
-	return s.Put(rc, path.Base(f.Name), int64(f.UncompressedSize64))
+	return s.Put(rc, name, int64(f.UncompressedSize64))
 }
 
 // wrapped returns the one entry of an archive that is a jar or war and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/cloudflare/tableflip"
 
 	"github.com/slipway-dev/slipway/internal/api"
+	"github.com/slipway-dev/slipway/internal/safego"
 )
 
 // An upgrade replaces the running process with a new one of the binary at
@@ -66,6 +68,9 @@ type upgrader struct {
 	// each one writes there.
 	handoff *os.File
 	asks    chan int
+	// stopped is closed by Stop: a handoff reader that panicked is not
+	// restarted after it.
+	stopped chan struct{}
 	// parent is the old process's handoff pipe, in a process an upgrade
 	// started; nil otherwise.
 	parent *os.File
@@ -80,7 +85,7 @@ func newUpgrader(log *slog.Logger) (*upgrader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("preparing for upgrades: %w", err)
 	}
-	u := &upgrader{Upgrader: upg, asks: make(chan int, 1)}
+	u := &upgrader{Upgrader: upg, asks: make(chan int, 1), stopped: make(chan struct{})}
 	if upg.HasParent() {
 		if u.parent, err = upg.Fds.File(handoffName); err != nil || u.parent == nil {
 			upg.Stop()
@@ -100,7 +105,7 @@ func newUpgrader(log *slog.Logger) (*upgrader, error) {
 		return nil, err
 	}
 	u.handoff = r
-	go u.readAsks(log)
+	go u.passAsks(log, r)
 	return u, nil
 }
 
@@ -137,10 +142,17 @@ func (u *upgrader) parentExited() bool {
 // child reports whether an upgrade started this process.
 func (u *upgrader) child() bool { return u.parent != nil }
 
+// passAsks runs readAsks on the handoff pipe r until Stop, and again
+// after a panic: a reader gone would leave every later upgrade unheard
+// until it timed out.
+func (u *upgrader) passAsks(log *slog.Logger, r io.Reader) {
+	safego.Supervise(log, "upgrade handoff reader", u.stopped, 0, func() { u.readAsks(log, r) })
+}
+
 // readAsks passes on the pid each new process writes to the handoff
-// pipe. It ends when Stop closes the pipe.
-func (u *upgrader) readAsks(log *slog.Logger) {
-	sc := bufio.NewScanner(u.handoff)
+// pipe r. It ends when Stop closes the pipe.
+func (u *upgrader) readAsks(log *slog.Logger, r io.Reader) {
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		pid, err := strconv.Atoi(sc.Text())
 		if err != nil {
@@ -182,6 +194,7 @@ func (u *upgrader) Stop() {
 		u.stopWaiting()
 	}
 	u.Upgrader.Stop()
+	close(u.stopped)
 	u.handoff.Close()
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,3 +251,58 @@ func TestUpgradeAfterTheOldProcessExited(t *testing.T) {
 		t.Errorf("the new process said %q, want %q", got, want)
 	}
 }
+
+// TestHandoffReaderSurvivesPanic: a panic while reading the handoff pipe
+// is logged with its stack, and the reader starts again: the next new
+// process's ask is still passed on.
+func TestHandoffReaderSurvivesPanic(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex // guards logs
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	u := &upgrader{asks: make(chan int, 1), stopped: make(chan struct{})}
+	r := &panicOnceReader{Reader: strings.NewReader("4242\n")}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		u.passAsks(log, r)
+	}()
+	select {
+	case pid := <-u.asks:
+		if pid != 4242 {
+			t.Errorf("asked by pid %d, want 4242", pid)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the ask after the panic was not passed on")
+	}
+	close(u.stopped)
+	<-done // the reader got to the end of the pipe
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"recovered a panic", "upgrade handoff reader", "the pipe broke", "panicOnceReader", "restarting after a panic"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the daemon's log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+// panicOnceReader panics on its first Read, then reads from Reader.
+type panicOnceReader struct {
+	io.Reader
+	panicked bool
+}
+
+func (r *panicOnceReader) Read(p []byte) (int, error) {
+	if !r.panicked {
+		r.panicked = true
+		panic("the pipe broke")
+	}
+	return r.Reader.Read(p)
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -104,7 +104,6 @@ func (m *Manager) follow(rs []store.Rollout) {
 		switch {
 		case r.Phase == store.PhaseSwap && st.ready && st.err == nil && !st.switched:
 			st.switched = true
-			delete(m.forwarding, r.App)
 			m.swapStaged(r, st.started)
 		case r.Phase == store.PhaseAbort && !st.aborted && !st.switched:
 			st.aborted = true

@@ -94,16 +94,18 @@ func (m *Manager) ownLabels() (map[string]string, error) {
 // forward makes the forwarder app's backend on this node, which the
 // app's placement leaves out, and retires the instances it ran here.
 func (m *Manager) forward(app string) {
-	if m.forwarding[app] != nil || m.opts.ForwardAddr == "" {
+	if m.opts.ForwardAddr == "" {
 		return
 	}
-	b := router.NewBackend("forwarder", m.opts.ForwardAddr)
-	m.forwarding[app] = b
 	m.mu.Lock()
+	if m.forwarding[app] != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.forwarding[app] = router.NewBackend("forwarder", m.opts.ForwardAddr)
 	old := slices.Concat(m.live[app], m.sick[app])
-	delete(m.live, app)
 	delete(m.sick, app)
-	m.opts.Router.Swap(app, []*router.Backend{b})
+	m.publishLocked(app, nil, nil)
 	m.mu.Unlock()
 	m.logger.Info("cluster: this node runs no instance of the app; its requests go to a node that does", "app", app)
 	if len(old) > 0 {
@@ -136,9 +138,6 @@ func (m *Manager) catchUp(a store.App) {
 		return
 	}
 	s := m.settingsOf(a.Name, a.CurrentRelease)
-	m.stageMu.Lock()
-	delete(m.forwarding, a.Name)
-	m.stageMu.Unlock()
 	m.mu.Lock()
 	old := slices.Concat(m.live[a.Name], m.sick[a.Name])
 	delete(m.sick, a.Name)

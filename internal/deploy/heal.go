@@ -61,10 +61,14 @@ func (m *Manager) watchExit(inst *instance) {
 	// leaves rotation.
 	expected := m.opts.Router.Expect(inst.app)
 	m.publishLocked(inst.app, without(m.live[inst.app], inst), nil)
+	// Out of the live set, inst is no longer this watcher's to find when
+	// it starts again after a panic: its replacement starts however the
+	// rest ends, or the app would run an instance short for good, with
+	// its requests held for a replacement that never comes.
+	defer m.startReplacing(inst, expected)
 	inst.state = StateExited
 	m.metrics.restarts.WithLabelValues(inst.app, "exited").Inc()
 	m.opts.Logs.Platform(inst.app, inst.release, "Instance %s exited unexpectedly (%s); replacing it", inst.ID, inst.Exit())
-	m.startReplacing(inst, expected)
 }
 
 // monitor checks inst's health every interval while it serves, and has it
@@ -132,13 +136,16 @@ func (m *Manager) markUnhealthy(inst *instance, err error) {
 	}
 	where := "it keeps serving, as the only instance, until its replacement is ready"
 	expected := m.opts.Router.Expect(inst.app)
+	// As in watchExit: the replacement starts however the rest ends, a
+	// panic included; the health checks that start again after it no
+	// longer look at an instance out of rotation.
+	defer m.startReplacing(inst, expected)
 	if others > 0 {
 		m.publishLocked(inst.app, without(m.live[inst.app], inst), nil)
 		m.sick[inst.app] = append(m.sick[inst.app], inst)
 		where = "out of rotation"
 	}
 	m.opts.Logs.Platform(inst.app, inst.release, "Instance %s is unhealthy (%v); %s; replacing it", inst.ID, err, where)
-	m.startReplacing(inst, expected)
 }
 
 // startReplacing starts replacing sick in the background; expected is

@@ -106,9 +106,13 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // deployments and instance watchers
 
-	mu sync.Mutex // guards live, sick, cancels, runnerNames, runners and deleting
+	mu sync.Mutex // guards live, forwarding, sick, cancels, runnerNames, runners and deleting
 	// live holds each app's instances that are in the router's set.
 	live map[string][]*instance
+	// forwarding holds the forwarder's backend of each app this node
+	// runs no instance of, which is the app's router set instead (see
+	// forward and publishLocked).
+	forwarding map[string]*router.Backend
 	// sick holds instances out of rotation that are being replaced.
 	sick map[string][]*instance
 	// cancels holds the cancel function of each app's running deployment,
@@ -133,7 +137,7 @@ type Manager struct {
 
 	// pruneMu serializes prune.
 	pruneMu sync.Mutex
-	stageMu sync.Mutex // guards staged, catching, failedCatchUp, caughtUp, forwarding
+	stageMu sync.Mutex // guards staged, catching, failedCatchUp, caughtUp
 	// staged is this node's part in each app's rollout.
 	staged map[string]*staged
 	// catching are the apps whose live release this node is starting
@@ -145,9 +149,6 @@ type Manager struct {
 	// routed are the apps this node's router knows, for converge; only
 	// its goroutine uses it.
 	routed map[string]routed
-	// forwarding holds the forwarder's backend of each app this node
-	// runs no instance of; guarded by stageMu.
-	forwarding map[string]*router.Backend
 
 	// uidMu makes apps take their uids one at a time; it guards nothing
 	// in memory (the owners of the storage directories are the record).
@@ -309,14 +310,25 @@ func (m *Manager) Cancel(app string) error {
 // publishLocked makes insts app's live set, in the manager and in the
 // router's backend set at once; it is the only writer of both. With s, the
 // settings of a newly live release, the router's treatment of the app's
-// requests changes with it. Call with m.mu held.
+// requests changes with it.
+//
+// On a node of a cluster, instances end the forwarding of the app's
+// requests to the nodes that run it (see forward); while it forwards, the
+// router's set is the forwarder. Call with m.mu held.
 func (m *Manager) publishLocked(app string, insts []*instance, s *settings.Settings) {
 	if s != nil {
 		m.opts.Router.Configure(app, routeConfig(*s))
 		m.setRunnerLocked(app, s.SingleRunner)
 	}
+	if len(insts) > 0 {
+		delete(m.forwarding, app)
+	}
 	m.live[app] = insts
-	m.opts.Router.Swap(app, backends(insts))
+	set := backends(insts)
+	if b := m.forwarding[app]; b != nil {
+		set = []*router.Backend{b}
+	}
+	m.opts.Router.Swap(app, set)
 	m.pokeRunners()
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,7 +23,8 @@ import (
 //
 // The panic is injected: a manager without a logs hub panics when the
 // health checks report an unhealthy instance, under m.mu. Nothing real
-// panics there today; the point is what a panic does when it comes.
+// panics there today; the point is what a panic does when it comes. The
+// instance must have been handed over for replacement all the same.
 func TestHealthCheckPanicLeavesManagerUsable(t *testing.T) {
 	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
@@ -56,6 +58,11 @@ func TestHealthCheckPanicLeavesManagerUsable(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("after a panic in the health checks, Instances still waits for the manager's lock 3 s later: the panic left it locked")
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !inst.replacing {
+		t.Error("the unhealthy instance was not handed over for replacement")
+	}
 }
 
 // panicCounter is a slog handler that counts the panics safego logs.
@@ -69,4 +76,57 @@ func (p *panicCounter) Handle(_ context.Context, r slog.Record) error {
 		p.n.Add(1)
 	}
 	return nil
+}
+
+// TestExitWatcherPanicStillReplaces: a panic in the exit watcher after it
+// took the exited instance out of rotation must not lose the instance.
+// The watcher starts again after the panic, but no longer finds it in the
+// live set; the replacement must have started anyway, and the manager's
+// lock must be free.
+//
+// The panic is injected as in TestHealthCheckPanicLeavesManagerUsable: a
+// manager without a logs hub panics when the watcher reports the exit.
+// (Its replacement, without a store, panics too, in its own goroutine.)
+func TestExitWatcherPanicStillReplaces(t *testing.T) {
+	exited, err := runtime.Start(runtime.Spec{ID: "shop-v1-000000", Dir: t.TempDir(), Command: "exit 3", LogDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	panics := &panicCounter{}
+	rt := router.New(router.Options{})
+	rt.SetHosts("shop", []string{"shop.test"})
+	m := New(Options{Router: rt, BaseDomain: "test", Logger: slog.New(panics)}) // Logs: nil, the injected panic
+	defer func() {
+		m.cancel()
+		m.wg.Wait()
+	}()
+	inst := &instance{Instance: exited, app: "shop", release: 1,
+		backend: router.NewBackend(exited.ID, "127.0.0.1:1"), state: StateReady}
+	m.mu.Lock()
+	m.live["shop"] = []*instance{inst}
+	m.mu.Unlock()
+	m.supervise("exit watcher of "+inst.ID, func() { m.watchExit(inst) })
+
+	for deadline := time.Now().Add(10 * time.Second); panics.n.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the exit watcher did not panic within 10 s")
+		}
+	}
+	locked := make(chan struct{})
+	go func() {
+		m.mu.Lock()
+		close(locked)
+	}()
+	select {
+	case <-locked:
+	case <-time.After(3 * time.Second):
+		t.Fatal("after a panic in the exit watcher, the manager's lock is still held 3 s later")
+	}
+	defer m.mu.Unlock()
+	if len(m.live["shop"]) != 0 {
+		t.Errorf("the exited instance is still in rotation")
+	}
+	if !inst.replacing || !slices.Contains(m.sick["shop"], inst) {
+		t.Errorf("the exited instance was not handed over for replacement (replacing %v, waiting %v)", inst.replacing, m.sick["shop"])
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/slipway-dev/slipway/internal/artifact"
 	"github.com/slipway-dev/slipway/internal/settings"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -64,6 +65,15 @@ type DeployRequest struct {
 	Meta
 }
 
+// Validate checks what req says of itself, before the upload is read:
+// its details (Meta.Validate) and its file name (artifact.CheckName).
+func (req DeployRequest) Validate() error {
+	if err := req.Meta.Validate(); err != nil {
+		return err
+	}
+	return artifact.CheckName(req.FileName)
+}
+
 // putArtifact stores req's upload.
 func (m *Manager) putArtifact(req DeployRequest) (store.ArtifactRef, error) {
 	if req.Unwrap {
@@ -77,7 +87,7 @@ func (m *Manager) putArtifact(req DeployRequest) (store.ArtifactRef, error) {
 // req.Wait, it fails with a *store.LockedError before reading the upload
 // while another deployment of the app runs.
 func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (store.Deployment, error) {
-	if err := req.Meta.Validate(); err != nil { // before the upload is read
+	if err := req.Validate(); err != nil { // before the upload is read
 		return store.Deployment{}, err
 	}
 	if _, err := m.opts.Store.App(ctx, req.App); err != nil {

@@ -18,7 +18,7 @@ import (
 // there would be nothing to restart), and, unless req.Wait, fails with a
 // *store.LockedError before reading the upload while a deployment runs.
 func (m *Manager) Stage(ctx context.Context, req DeployRequest) (store.Deployment, error) {
-	if err := req.Meta.Validate(); err != nil {
+	if err := req.Validate(); err != nil {
 		return store.Deployment{}, err
 	}
 	a, err := m.opts.Store.App(ctx, req.App)

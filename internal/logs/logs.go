@@ -99,19 +99,24 @@ func NewHub(opts Options) *Hub {
 	return h
 }
 
-// janitor prunes every app's closed files now and then, until Close. A
-// panic is logged and the janitor restarted.
+// janitor prunes every app's closed files now and then, until Close.
 func (h *Hub) janitor() {
 	defer close(h.done)
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	h.clean(t.C, h.pruneAll)
+}
+
+// clean calls prune at every tick until Close. A panic is logged and the
+// loop started again, on the same ticks.
+func (h *Hub) clean(tick <-chan time.Time, prune func()) {
 	safego.Supervise(h.opts.Logger, "log janitor", h.stop, 0, func() {
-		t := time.NewTicker(pruneEvery)
-		defer t.Stop()
 		for {
 			select {
 			case <-h.stop:
 				return
-			case <-t.C:
-				h.pruneAll()
+			case <-tick:
+				prune()
 			}
 		}
 	})

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -349,6 +350,40 @@ func TestAsyncSurvivesPanic(t *testing.T) {
 		t.Errorf("sink got %q, want %q", got, want)
 	}
 	for _, want := range []string{"recovered a panic", "sink cannot take boom", "TestAsyncSurvivesPanic", "restarting after a panic"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("daemon log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// TestJanitorSurvivesPanic: a prune that panics is logged with its stack,
+// and the janitor's loop starts again: the next tick prunes. The loop runs
+// here on ticks of the test's own, not the hourly ones.
+func TestJanitorSurvivesPanic(t *testing.T) {
+	logs := &logBuffer{}
+	h := NewHub(Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	var pruned atomic.Int32
+	tick := make(chan time.Time)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.clean(tick, func() {
+			if pruned.Add(1) == 1 {
+				panic("cannot prune")
+			}
+		})
+	}()
+	for i := range 2 {
+		select {
+		case tick <- time.Now():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tick %d: the janitor takes no ticks (it did not start again after the panic)", i+1)
+		}
+	}
+	waitUntil(t, func() bool { return pruned.Load() == 2 })
+	h.Close()
+	<-done
+	for _, want := range []string{"recovered a panic", "log janitor", "cannot prune", "TestJanitorSurvivesPanic", "restarting after a panic"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("daemon log lacks %q:\n%s", want, logs)
 		}

@@ -451,11 +451,32 @@ func TestPagesAreNeutral(t *testing.T) {
 	r.SetHosts("secretapp", []string{"secretapp.test"})
 	r.SetHosts("deadapp", []string{"deadapp.test"})
 	r.Swap("deadapp", []*Backend{NewBackend("x", closedAddr(t))})
+	r.SetHosts("slowapp", []string{"slowapp.test"})
+	r.Swap("slowapp", []*Backend{NewBackend("y", rawBackend(noAnswer)(t))})
 	r.SetHosts("denied", []string{"denied.test"})
 	r.SetPolicy("denied", access.Policy{App: access.Rules{{Priority: 1, Action: access.Deny, Network: "0.0.0.0/0"}}})
-	for host, want := range map[string]int{"nothing.test": 404, "secretapp.test": 503, "deadapp.test": 502, "denied.test": 403} {
+	tests := []struct {
+		host string
+		want int
+		// timeout, when set, is the request's deadline: the backend of
+		// slowapp never answers, so the router answers 504 when it passes.
+		timeout time.Duration
+	}{
+		{host: "nothing.test", want: 404},
+		{host: "secretapp.test", want: 503},
+		{host: "deadapp.test", want: 502},
+		{host: "slowapp.test", want: 504, timeout: 100 * time.Millisecond},
+		{host: "denied.test", want: 403},
+	}
+	for _, tt := range tests {
+		host, want := tt.host, tt.want
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.Host = host
+		if tt.timeout > 0 {
+			ctx, cancel := context.WithTimeout(req.Context(), tt.timeout)
+			defer cancel()
+			req = req.WithContext(ctx)
+		}
 		rec := httptest.NewRecorder()
 		r.ServeHTTP(rec, req)
 		body := strings.ToLower(rec.Body.String())

@@ -88,8 +88,9 @@ func membersOf(ms []*etcdMember) []Member {
 // never starts does not stop the cluster.
 //
 // etcd refuses a change of membership until every voting member has been
-// up for a few seconds (a node just promoted has not); that refusal is
-// waited out, up to addTimeout.
+// up for a few seconds (a node just promoted has not), and a second
+// learner while one has not caught up; those refusals are waited out, up
+// to addTimeout.
 func (s *Store) AddLearner(ctx context.Context, peerURL string) (uint64, []Member, error) {
 	if s.external {
 		return 0, nil, ErrExternal
@@ -97,7 +98,7 @@ func (s *Store) AddLearner(ctx context.Context, peerURL string) (uint64, []Membe
 	ctx, cancel := context.WithTimeout(ctx, addTimeout)
 	defer cancel()
 	resp, err := s.cli.MemberAddAsLearner(ctx, []string{peerURL})
-	for err != nil && strings.Contains(err.Error(), "unhealthy cluster") && ctx.Err() == nil {
+	for err != nil && waitable(err) && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-time.After(500 * time.Millisecond):
@@ -108,6 +109,14 @@ func (s *Store) AddLearner(ctx context.Context, peerURL string) (uint64, []Membe
 		return 0, nil, fmt.Errorf("adding a member at %s: %w", peerURL, s.wrapCluster(err))
 	}
 	return resp.Member.ID, membersOf(resp.Members), nil
+}
+
+// waitable reports whether etcd refused a new member for a while only:
+// a voting member has not been up long enough, or the node that joined
+// before is still a learner (etcd takes one at a time; it votes, and
+// the next may join, once it has caught up: see PromoteLearners).
+func waitable(err error) bool {
+	return strings.Contains(err.Error(), "unhealthy cluster") || strings.Contains(err.Error(), "too many learner members")
 }
 
 // PromoteLearners makes every learner that has caught up a voting

@@ -47,7 +47,7 @@ func openExternal(opts Options) (*Store, error) {
 		cli.Close()
 		return nil, externalErr(ext, err)
 	}
-	s := &Store{cli: cli, rawCli: raw, stopped: newStopCause(), node: opts.Node, external: true}
+	s := &Store{cli: cli, rawCli: raw, stopped: newStopCause(), node: opts.Node, external: true, log: cmpLogger(opts.Logger)}
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: s.stopped}
 	s.cli.Lease = guardedLease{Lease: s.cli.Lease, stopped: s.stopped}
 	// clientv3.New does not wait for the cluster: a read does, and says
@@ -62,7 +62,7 @@ func openExternal(opts Options) (*Store, error) {
 		s.Close()
 		return nil, externalErr(ext, err)
 	}
-	(cmpLogger(opts.Logger)).Info("store: the external etcd cluster", "endpoints", strings.Join(ext.Endpoints, ","), "tls", ext.TLS != nil)
+	s.log.Info("store: the external etcd cluster", "endpoints", strings.Join(ext.Endpoints, ","), "tls", ext.TLS != nil)
 	return s, nil
 }
 

@@ -20,6 +20,8 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/etcdhttp"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+
+	"github.com/slipway-dev/slipway/internal/safego"
 )
 
 // Sentinel errors; callers check them with errors.Is.
@@ -153,6 +155,9 @@ type Store struct {
 	// then); contact is when that cluster last answered a keep-alive.
 	external bool
 	contact  contact
+	// log receives what the store's own goroutines report (a recovered
+	// panic); Options.Logger, or slog.Default().
+	log *slog.Logger
 }
 
 // Open starts the embedded etcd member in opts.Dir and a session lease
@@ -217,7 +222,7 @@ func Open(opts Options) (*Store, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s was not ready after %s", cfg.Dir, startTimeout)
 	}
-	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped, node: opts.Node}
+	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped, node: opts.Node, log: cmpLogger(opts.Logger)}
 	s.rawCli = v3client.New(e.Server)
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: stopped}
 	s.cli.Lease = guardedLease{Lease: s.cli.Lease, stopped: stopped}
@@ -251,7 +256,11 @@ func (s *Store) startLease() error {
 		return err
 	}
 	s.cancel = cancel
-	go s.keepLease(ctx, ch)
+	// A panic in the keeper (in the OnLease callback, say) must not end
+	// the keep-alive: the lease would lapse, and with it every lock and
+	// the node's registration. The keeper starts again on the channel it
+	// was draining, which is the current lease's.
+	go safego.Supervise(s.log, "session lease keeper", ctx.Done(), 0, func() { s.keepLease(ctx, &ch) })
 	return nil
 }
 
@@ -274,15 +283,18 @@ func (s *Store) grantLease(ctx context.Context) (<-chan *clientv3.LeaseKeepAlive
 // lease lapses meanwhile (a node of a cluster cut off from the majority
 // for longer than its TTL), a new one is granted once the cluster answers
 // again, and onLease is called, for what hangs on the lease to be made
-// again (the node's registration).
-func (s *Store) keepLease(ctx context.Context, ch <-chan *clientv3.LeaseKeepAliveResponse) {
+// again (the node's registration). *ch is the current lease's keep-alive
+// channel, kept up to date so that a keeper restarted after a panic goes
+// on with it.
+func (s *Store) keepLease(ctx context.Context, ch *<-chan *clientv3.LeaseKeepAliveResponse) {
 	for {
-		for range ch {
+		for range *ch {
 			s.contact.mark()
 		}
 		for ctx.Err() == nil {
-			var err error
-			if ch, err = s.grantLease(ctx); err == nil {
+			next, err := s.grantLease(ctx)
+			if err == nil {
+				*ch = next
 				break
 			}
 			select {

@@ -1,15 +1,18 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -431,4 +434,69 @@ func TestPutAppUnlocked(t *testing.T) {
 	if got, _ := s.App(ctx, "shop"); got.CurrentRelease != 1 || got.Settings.Instances != 3 {
 		t.Errorf("the app: release %d, %d instances; want 1 and 3", got.CurrentRelease, got.Settings.Instances)
 	}
+}
+
+// TestLeaseKeeperSurvivesPanic: when what hangs on the session lease
+// (OnLease) panics, the panic is logged with its stack and the keeper goes
+// on: the new lease is kept alive, and the next lapse is handled too.
+func TestLeaseKeeperSurvivesPanic(t *testing.T) {
+	ctx := context.Background()
+	logs := &logBuffer{}
+	s, err := Open(Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var calls atomic.Int32
+	s.OnLease(func() {
+		if calls.Add(1) == 1 {
+			panic("cannot register the node")
+		}
+	})
+	// lapse ends the session lease, as a cluster that forgot it would,
+	// and waits until the keeper has granted a new one and called OnLease.
+	lapse := func(wantCalls int32) {
+		t.Helper()
+		old := s.leaseID()
+		if _, err := s.rawCli.Revoke(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for calls.Load() < wantCalls || s.leaseID() == old {
+			if time.Now().After(deadline) {
+				t.Fatalf("the keeper did not replace lease %x: OnLease called %d times, want %d", old, calls.Load(), wantCalls)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	lapse(1)
+	lapse(2)
+	ttl, err := s.rawCli.TimeToLive(ctx, s.leaseID())
+	if err != nil || ttl.TTL <= 0 {
+		t.Errorf("the new session lease is not alive: %+v, %v", ttl, err)
+	}
+	for _, want := range []string{"recovered a panic", "session lease keeper", "cannot register the node", "TestLeaseKeeperSurvivesPanic", "restarting after a panic"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the store's log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// logBuffer is a slog destination that the store's goroutines write to
+// while the test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
