@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -59,24 +58,19 @@ type forwarder struct {
 }
 
 // SetRouter gives the peer link the node's router and starts the
-// forwarder; its loopback address is returned, to be an app's backend.
-func (c *Cluster) SetRouter(rt Router) (string, error) {
+// forwarder; the dial function returned reaches it, for an app's backend.
+// The forwarder listens in the daemon's memory, on no socket: an app,
+// even one that runs as the daemon's user (Landlock before ABI 9 cannot
+// keep it from a unix socket), has no way to it.
+func (c *Cluster) SetRouter(rt Router) (func(ctx context.Context) (net.Conn, error), error) {
 	c.router.Store(&rt)
-	sock := filepath.Join(c.files.dir(), "forward.sock")
-	os.Remove(sock) // left by a process that was killed
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		return "", fmt.Errorf("the forwarder: %w", err)
-	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		ln.Close()
-		return "", err
-	}
+	os.Remove(filepath.Join(c.files.dir(), "forward.sock")) // an older version's
+	ln := newPipeListener()
 	f := &forwarder{c: c}
 	tr, err := c.transport()
 	if err != nil {
 		ln.Close()
-		return "", err
+		return nil, err
 	}
 	f.srv = &http.Server{Handler: f.proxy(tr), ReadHeaderTimeout: 10 * time.Second}
 	c.mu.Lock()
@@ -87,8 +81,58 @@ func (c *Cluster) SetRouter(rt Router) (string, error) {
 			c.log.Error("the forwarder stopped", "err", err)
 		}
 	})
-	return "unix:" + sock, nil
+	return ln.dial, nil
 }
+
+// pipeListener is a listener in memory: each dial makes a pipe, whose
+// other end Accept returns.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		err := net.ErrClosed
+		client.Close()
+		server.Close()
+		return nil, err
+	case <-ctx.Done():
+		client.Close()
+		server.Close()
+		return nil, ctx.Err()
+	}
+}
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "forwarder" }
 
 func (f *forwarder) proxy(tr http.RoundTripper) http.Handler {
 	rp := &httputil.ReverseProxy{

@@ -111,7 +111,7 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 		HTTPS: s.certs != nil, ACME: s.certs != nil && s.certs.acme != nil,
 		Isolation: s.isolation, AppUIDBase: c.AppUIDBase, Cgroups: k.cgroups, JDKs: c.JDKs, Leases: leases,
 		Hidden:    []string{c.TLS.KeyFile, c.TLS.CertDir, c.APITLSKey},
-		Clustered: k.st.Clustered, Fetch: k.cl.Fetch, ForwardAddr: forward})
+		Clustered: k.st.Clustered, Fetch: k.cl.Fetch, ForwardDial: forward})
 	k.cl.SetArtifacts(k.arts)
 	listeners := api.Listeners{HTTPPort: port(c.HTTPListen)}
 	if s.certs != nil {

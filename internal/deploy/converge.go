@@ -94,7 +94,7 @@ func (m *Manager) ownLabels() (map[string]string, error) {
 // forward makes the forwarder app's backend on this node, which the
 // app's placement leaves out, and retires the instances it ran here.
 func (m *Manager) forward(app string) {
-	if m.opts.ForwardAddr == "" {
+	if m.opts.ForwardDial == nil {
 		return
 	}
 	m.mu.Lock()
@@ -102,7 +102,7 @@ func (m *Manager) forward(app string) {
 		m.mu.Unlock()
 		return
 	}
-	m.forwarding[app] = router.NewBackend("forwarder", m.opts.ForwardAddr)
+	m.forwarding[app] = router.NewDialBackend("forwarder", m.opts.ForwardDial)
 	old := slices.Concat(m.live[app], m.sick[app])
 	delete(m.sick, app)
 	m.publishLocked(app, nil, nil)

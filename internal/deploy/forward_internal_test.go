@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"context"
+	"net"
 	"slices"
 	"testing"
 
@@ -15,7 +17,7 @@ import (
 func TestForwardingIsALiveSet(t *testing.T) {
 	rt := router.New(router.Options{})
 	rt.SetHosts("shop", []string{"shop.test"})
-	m := New(Options{Router: rt, BaseDomain: "test", ForwardAddr: "127.0.0.1:1"})
+	m := New(Options{Router: rt, BaseDomain: "test", ForwardDial: func(context.Context) (net.Conn, error) { return nil, net.ErrClosed }})
 	defer m.cancel()
 	routerSet := func() []string {
 		var ids []string

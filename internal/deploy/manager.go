@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/slipway-dev/slipway/internal/access"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,9 +91,10 @@ type Options struct {
 	Clustered func() bool
 	// Fetch copies an artifact from a peer by its digest.
 	Fetch func(ctx context.Context, digest string) error
-	// ForwardAddr is the cluster's forwarder (see package cluster): the
-	// backend of an app whose placement leaves this node out; "" for none.
-	ForwardAddr string
+	// ForwardDial reaches the cluster's forwarder (see package cluster):
+	// the backend of an app whose placement leaves this node out; nil for
+	// none.
+	ForwardDial func(ctx context.Context) (net.Conn, error)
 }
 
 // Manager runs deployments, one per app at a time, and owns the instances

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -53,18 +52,20 @@ type Backend struct {
 // NewBackend returns a backend for the instance id listening on addr
 // (host:port). Each backend has its own connection pool, closed with it.
 func NewBackend(id, addr string) *Backend {
+	return newBackend(id, addr, (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext)
+}
+
+// NewDialBackend returns a backend reached by dial rather than at an
+// address: a node of a cluster's forwarder (see package cluster), which
+// is in the daemon's own memory, so that no app can reach it.
+func NewDialBackend(id string, dial func(ctx context.Context) (net.Conn, error)) *Backend {
+	return newBackend(id, id, func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) })
+}
+
+func newBackend(id, addr string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *Backend {
 	b := &Backend{ID: id, Addr: addr}
 	b.draining, b.startDrain = context.WithCancelCause(context.Background())
 	b.stopped, b.stop = context.WithCancelCause(context.Background())
-	dial := (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		// A node of a cluster's forwarder (see package cluster): a socket
-		// only the daemon's user can reach, unlike a loopback port.
-		dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, "unix", path)
-		}
-		addr = "forwarder"
-	}
 	b.transport = &http.Transport{
 		DialContext:         dial,
 		MaxIdleConns:        maxIdlePerBackend,
