@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -183,16 +184,38 @@ func TestClusterExternalEtcd(t *testing.T) {
 		// Both nodes serve what they have while the cluster is down,
 		// refuse changes saying why, and go on once it is back.
 		etcd.stop()
+		defer func() {
+			if etcd.srv == nil { // the test failed before it was back
+				etcd.start(t)
+			}
+		}()
+		var last string
+		defer func() {
+			if t.Failed() {
+				t.Logf("the last answer to a change at x:\n%s", last)
+			}
+		}()
 		waitFor(t, 60*time.Second, "x to refuse changes", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, binary, "restart", "-a", "ext")
 			cmd.Env = append(os.Environ(), "SLIPWAY_URL="+x.apiURL, "SLIPWAY_TOKEN="+x.token)
 			out, err := cmd.CombinedOutput()
+			last = string(out)
 			return err != nil && strings.Contains(string(out), "cannot reach a majority")
 		})
 		waitVersion(t, "ext", 1, x, y)
 		etcd.start(t)
+		for _, d := range []*daemon{x, y} {
+			waitFor(t, 60*time.Second, "the nodes to reach etcd again", func() bool {
+				resp, err := d.api(http.MethodGet, "/api/v1/nodes", nil)
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == http.StatusOK
+			})
+		}
 		for _, name := range []string{"x", "y"} {
 			waitNodeState(t, x, name, "ready")
 		}

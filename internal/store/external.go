@@ -48,6 +48,7 @@ func openExternal(opts Options) (*Store, error) {
 		return nil, externalErr(ext, err)
 	}
 	s := &Store{cli: cli, rawCli: raw, stopped: newStopCause(), node: opts.Node, external: true, log: cmpLogger(opts.Logger)}
+	s.stopped.lapsed = s.contact.lapsed
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: s.stopped}
 	s.cli.Lease = guardedLease{Lease: s.cli.Lease, stopped: s.stopped}
 	// clientv3.New does not wait for the cluster: a read does, and says
@@ -114,6 +115,11 @@ type contact struct{ at atomic.Int64 }
 
 func (c *contact) mark()                { c.at.Store(time.Now().UnixNano()) }
 func (c *contact) since() time.Duration { return time.Since(time.Unix(0, c.at.Load())) }
+
+// lapsed reports whether the cluster has not answered for
+// externalQuorumLapse; never before the first answer, so that the
+// first calls wait as long as they may.
+func (c *contact) lapsed() bool { return c.at.Load() != 0 && c.since() >= externalQuorumLapse }
 
 // externalQuorumLapse is how long a node on an external cluster goes
 // without a keep-alive answer before it counts itself cut off: two missed

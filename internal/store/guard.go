@@ -21,7 +21,7 @@ type guardedKV struct {
 }
 
 func (g guardedKV) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if g.stopped.closing.Load() {
+	if g.stopped.closing.Load() || g.stopped.lapsed != nil && g.stopped.lapsed() {
 		return context.WithTimeout(ctx, closingCallTimeout)
 	}
 	if _, ok := ctx.Deadline(); ok {
