@@ -141,6 +141,7 @@ func issueTestCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, 
 // with a certificate of another CA does not start, and says why; a dead
 // node is listed down and removed.
 func TestClusterExternalEtcd(t *testing.T) {
+	t.Parallel() // see parallelTests: it mostly waits for etcd's and the nodes' timeouts
 	etcd := startExternalEtcd(t)
 	flags := []string{"--etcd-endpoints", etcd.url, "--etcd-cacert", etcd.ca, "--etcd-cert", etcd.cert, "--etcd-key", etcd.key}
 	x := startNode(t, "x", nil, flags...)

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 // parallelTests: the longest tests, which mostly wait for slow-starting
 // Java apps (TestSCM, TestTomcatStack, TestZeroDowntimeDeploy,
 // TestAppTakesNothingThatIsNotItsOwn, TestLifecycleUnderLoad,
-// TestDashboard), call t.Parallel, so that they run two at a time (go
+// TestDashboard, TestClusterExternalEtcd), call t.Parallel, so that they run two at a time (go
 // test's -parallel is GOMAXPROCS) once the others are done: it keeps the
 // suite within its time on a two-core machine. Each has a daemon and
 // ports of its own; none sets the environment; their pass criteria are
