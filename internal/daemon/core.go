@@ -81,6 +81,10 @@ func (s *server) openCore(ctx context.Context, restored bool) (k *core, err erro
 	warnLowSpace(log, k.arts)
 	lo := c.Logs
 	lo.Dir, lo.Logger = filepath.Join(c.DataDir, "logs"), log
+	// An app's instance output files count against its log quota.
+	lo.Beside = func(app string) int64 {
+		return runtime.OutputDiskUse(deploy.OutputDir(c.DataDir, app))
+	}
 	// The logs may take half of the reserve uploads and releases leave;
 	// the other half stays the store's.
 	if _, keep, err := k.arts.Space(); err == nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -99,12 +98,12 @@ func newInstanceID(rel store.Release) string {
 
 // spec is the runtime spec of instance id of app; Command, Env and Sandbox
 // are only needed to start it, not to adopt it. Each of its output files
-// may hold a quarter of the log quota unread: an app's log files and
-// instance output together stay within 1.5 times the quota, give or take
-// what an instance writes between two looks of its reader.
+// may hold a quarter of the log quota unread; what they hold counts
+// against the quota (the daemon's logs.Options.Beside), so the app's log
+// files leave them room.
 func (m *Manager) spec(app string, release, port int, id string) runtime.Spec {
 	return runtime.Spec{
-		ID: id, Port: port, Dir: m.releaseDir(app, release), LogDir: filepath.Join(m.appDir(app), "instances"), Logger: m.logger,
+		ID: id, Port: port, Dir: m.releaseDir(app, release), LogDir: OutputDir(m.opts.DataDir, app), Logger: m.logger,
 		MaxUnread: m.opts.Logs.Quota() / 4,
 		Output: func(stream, line string) {
 			m.opts.Logs.Write(app, logs.Line{Source: id, Stream: stream, Release: release, Text: line})

@@ -195,6 +195,10 @@ func (m *Manager) Traffic(app string) router.Recent { return m.opts.Router.Recen
 func (m *Manager) TrafficHistory(app string) []router.Minute { return m.opts.Router.History(app) }
 
 func (m *Manager) appDir(app string) string { return filepath.Join(m.opts.DataDir, "apps", app) }
+
+// OutputDir is where the instances of app keep their output files, in
+// the data directory dataDir.
+func OutputDir(dataDir, app string) string { return filepath.Join(dataDir, "apps", app, "instances") }
 func (m *Manager) storageDir(app string) string {
 	return filepath.Join(m.appDir(app), "storage")
 }

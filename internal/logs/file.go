@@ -59,6 +59,16 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// budget is what app's closed log files may take: the quota, less a
+// full current file and what app's other output takes beside them.
+func (o Options) budget(app string) int64 {
+	b := o.Quota - o.FileSize
+	if o.Beside != nil {
+		b -= o.Beside(app)
+	}
+	return max(b, 0)
+}
+
 // appFile is an app's current log file and its size. f is nil after a
 // rotation that could not open the new file; write opens it again.
 type appFile struct {
@@ -129,7 +139,7 @@ func (af *appFile) rotate(o Options) error {
 	if err := os.Rename(filepath.Join(af.dir, currentFile), filepath.Join(af.dir, name)); err != nil {
 		return fmt.Errorf("rotating log file: %w", err)
 	}
-	prune(af.dir, o.Quota-o.FileSize, time.Now().Add(-o.Retention))
+	prune(af.dir, o.budget(filepath.Base(af.dir)), time.Now().Add(-o.Retention))
 	return af.open()
 }
 

@@ -64,6 +64,10 @@ type Options struct {
 	// Quota bounds the size in bytes of all of one app's log files
 	// together (DefaultQuota when 0); the oldest files go first.
 	Quota int64
+	// Beside, when set, is the disk space an app's other output takes
+	// (its instances' output files), which counts against its quota: the
+	// log files leave it room.
+	Beside func(app string) int64
 	// Retention is how long a closed log file is kept (DefaultRetention
 	// when 0).
 	Retention time.Duration
@@ -126,7 +130,7 @@ func (h *Hub) pruneAll() {
 	entries, _ := os.ReadDir(h.opts.Dir)
 	for _, e := range entries {
 		if e.IsDir() {
-			prune(filepath.Join(h.opts.Dir, e.Name()), h.opts.Quota-h.opts.FileSize, time.Now().Add(-h.opts.Retention))
+			prune(filepath.Join(h.opts.Dir, e.Name()), h.opts.budget(e.Name()), time.Now().Add(-h.opts.Retention))
 		}
 	}
 }

@@ -201,6 +201,37 @@ func TestQuotaBoundsFolder(t *testing.T) {
 	}
 }
 
+// TestQuotaCountsOutputBeside: what an app's instances hold in their
+// output files counts against its quota: the log folder keeps within the
+// quota less that, and gets its room back when the output is read.
+func TestQuotaCountsOutputBeside(t *testing.T) {
+	dir := t.TempDir()
+	const quota, fileSize = 32 << 10, 4 << 10
+	var beside atomic.Int64
+	beside.Store(20 << 10)
+	h := NewHub(Options{Dir: dir, FileSize: fileSize, Quota: quota, Beside: func(app string) int64 {
+		if app != "a" {
+			t.Errorf("Beside asked about app %q", app)
+		}
+		return beside.Load()
+	}})
+	defer h.Close()
+	write := func(n int) {
+		for i := range n {
+			h.Write("a", Line{Source: "a-v1-x", Stream: StreamStdout, Text: fmt.Sprintf("line %05d %s", i, "some output of the app")})
+		}
+	}
+	write(3000)
+	if got := dirSize(t, filepath.Join(dir, "a")); got+beside.Load() > quota {
+		t.Errorf("the folder holds %d bytes beside %d of output: %d, over the quota of %d", got, beside.Load(), got+beside.Load(), quota)
+	}
+	beside.Store(0) // the output was read
+	write(3000)
+	if got := dirSize(t, filepath.Join(dir, "a")); got <= quota-20<<10 || got > quota {
+		t.Errorf("with no output beside, the folder holds %d bytes; want more than %d (the room it got back), at most %d", got, quota-20<<10, quota)
+	}
+}
+
 // TestRetentionRemovesOldFiles: closed files older than the retention go at
 // the next rotation.
 func TestRetentionRemovesOldFiles(t *testing.T) {

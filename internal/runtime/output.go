@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -291,5 +292,26 @@ func savedOffset(path string) int64 {
 		return 0
 	}
 	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+// OutputDiskUse is the disk space the output files in logDir (a Spec's
+// LogDir) take: what is unread of them, since what was read is punched
+// out. It counts against the app's log quota (see logs.Options.Beside).
+func OutputDiskUse(logDir string) int64 {
+	entries, err := os.ReadDir(logDir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		}
+	}
 	return n
 }
