@@ -2,8 +2,12 @@ package daemon
 
 import (
 	"errors"
+	"log/slog"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // TestDefaultDataDir: a user without a home directory gets no default
@@ -33,5 +37,27 @@ func TestDefaultDataDir(t *testing.T) {
 	}
 	if _, _, err := ResetAdminToken(t.Context(), ""); !errors.Is(err, ErrNoDataDir) {
 		t.Errorf("ResetAdminToken without a data directory: got %v, want ErrNoDataDir", err)
+	}
+}
+
+// TestResetTokenRefusesAnotherUsersDir: admin reset-token run as another
+// user than the data directory's owner is refused, before it opens the
+// store (as root, etcd would leave files the daemon's user cannot read).
+func TestResetTokenRefusesAnotherUsersDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a directory to another user needs root") // CI runs as root
+	}
+	dir := t.TempDir()
+	st, err := store.Open(store.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = ResetAdminToken(t.Context(), dir)
+	if err == nil || !strings.Contains(err.Error(), "belongs to user id 65534: run this as that user") {
+		t.Errorf("reset-token on another user's data directory: %v, want a refusal naming the owner", err)
 	}
 }
