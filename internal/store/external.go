@@ -22,8 +22,8 @@ type External struct {
 	// Endpoints are the cluster's client URLs.
 	Endpoints []string
 	// TLS is the client's TLS (the cluster's CA, and the client's
-	// certificate where the cluster asks for one); nil for plain
-	// connections, which Validate allows on loopback only.
+	// certificate where the cluster asks for one); nil for a plain
+	// unix socket, the only plain endpoint the daemon takes.
 	TLS *tls.Config
 }
 
