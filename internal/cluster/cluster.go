@@ -93,6 +93,9 @@ type state struct {
 	// InitialCluster is the members a joining node starts with, used
 	// until its store exists.
 	InitialCluster string `json:"initial_cluster,omitempty"`
+	// DirID names the data directory on an external cluster, where the
+	// node's registration claims its name (see store.RegisterNode).
+	DirID string `json:"dir_id,omitempty"`
 }
 
 func stateOf(name, peerURL string, jr JoinResponse) state {
@@ -177,6 +180,9 @@ func Prepare(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 		c.state.MemberName = opts.Name
+		if c.state.DirID == "" {
+			c.state.DirID = randomHex(16) // written by startExternal, before the node registers
+		}
 		return c, nil
 	case opts.Join != "" && c.state.PeerURL != "":
 		c.log.Info("--join is ignored: this node is a member of its cluster already", "peer_url", c.state.PeerURL)
@@ -312,7 +318,7 @@ func (c *Cluster) Start(st *store.Store) error {
 			return fmt.Errorf("recording the cluster CA: %w", err)
 		}
 	}
-	if err := c.register(store.NodeReady); err != nil {
+	if err := c.registerFirst(); err != nil {
 		return err
 	}
 	st.OnLease(func() {
@@ -330,12 +336,38 @@ func (c *Cluster) Start(st *store.Store) error {
 	return nil
 }
 
+// nameWait is how long a node on an external cluster waits at start for
+// its name to be free: a node of that name that died a moment ago (the
+// machine this one replaces) holds it until its lease lapses.
+var nameWait = store.DefaultLeaseTTL + 2*time.Second
+
+// registerFirst registers the node at start. On an external cluster, a
+// name another node holds is waited for, up to nameWait, and then
+// refused: that node runs.
+func (c *Cluster) registerFirst() error {
+	deadline := time.Now().Add(nameWait)
+	for {
+		err := c.register(store.NodeReady)
+		if !errors.Is(err, store.ErrNameTaken) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-c.ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 func (c *Cluster) register(nodeState string) error {
 	c.mu.Lock()
-	peerURL := c.state.PeerURL
+	peerURL, dirID := c.state.PeerURL, c.state.DirID
 	c.mu.Unlock()
+	if !c.opts.External {
+		dirID = "" // a cluster of embedded members admits its nodes by name
+	}
 	return c.st.RegisterNode(c.ctx, store.Node{Name: c.opts.Name, APIURL: c.opts.APIURL, PeerURL: peerURL,
-		Labels: c.opts.Labels, State: nodeState, Started: time.Now().UTC(), Version: c.opts.Version})
+		Labels: c.opts.Labels, State: nodeState, Started: time.Now().UTC(), Version: c.opts.Version, DirID: dirID})
 }
 
 func (c *Cluster) promote() {

@@ -1,0 +1,106 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// startTestEtcd starts an etcd server of one member that the stores of a
+// test reach as an external cluster, over plain loopback (the daemon
+// takes no such endpoint; the store does not check), and returns its
+// client URL.
+func startTestEtcd(t *testing.T) string {
+	t.Helper()
+	free := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", free())}
+	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", free())}
+	cfg := embed.NewConfig()
+	cfg.Dir = filepath.Join(t.TempDir(), "etcd")
+	cfg.LogLevel = "error"
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	srv, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	select {
+	case <-srv.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the test's etcd was not ready within 30s")
+	}
+	return client.String()
+}
+
+func openExternalStore(t *testing.T, endpoint, node string) *Store {
+	t.Helper()
+	s, err := Open(Options{Node: node, External: &External{Endpoints: []string{endpoint}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestNodeNameClaimed: on an external cluster nothing admits a node, so
+// a node's name is its claim: a node from another data directory that
+// takes the name of one that runs is refused (it would share its
+// instance records, its registration and its place in the election), and
+// so is a name whose member id another name's hash already is. The same
+// node (its upgrade's new process, a restart) takes its name again, as
+// does a node of an earlier version, which said nothing of its data
+// directory.
+func TestNodeNameClaimed(t *testing.T) {
+	ctx := t.Context()
+	ep := startTestEtcd(t)
+	a := openExternalStore(t, ep, "web-1")
+	if err := a.RegisterNode(ctx, Node{Name: "web-1", DirID: "dir-a", State: NodeReady}); err != nil {
+		t.Fatal(err)
+	}
+	again := openExternalStore(t, ep, "web-1")
+	if err := again.RegisterNode(ctx, Node{Name: "web-1", DirID: "dir-a", State: NodeReady}); err != nil {
+		t.Errorf("the same node registering again: %v", err)
+	}
+	other := openExternalStore(t, ep, "web-1")
+	err := other.RegisterNode(ctx, Node{Name: "web-1", DirID: "dir-b", State: NodeReady})
+	if !errors.Is(err, ErrNameTaken) {
+		t.Errorf("another node taking a running node's name: %v, want ErrNameTaken", err)
+	}
+	nodes, _ := a.Nodes(ctx)
+	if len(nodes) != 1 || nodes[0].DirID != "dir-a" {
+		t.Errorf("after the refusal the registration is %+v, want dir-a's", nodes)
+	}
+
+	// An earlier version's registration names no data directory.
+	old := openExternalStore(t, ep, "web-2")
+	if err := old.RegisterNode(ctx, Node{Name: "web-2", State: NodeReady}); err != nil {
+		t.Fatal(err)
+	}
+	if err := openExternalStore(t, ep, "web-2").RegisterNode(ctx, Node{Name: "web-2", DirID: "dir-c", State: NodeReady}); err != nil {
+		t.Errorf("taking over a registration of an earlier version: %v", err)
+	}
+
+	// Two names whose hashes are one member id: the second is refused.
+	if _, err := a.cli.Put(ctx, memberNameKey(fmt.Sprintf("%x", nodeID("web-3"))), "web-x"); err != nil {
+		t.Fatal(err)
+	}
+	err = openExternalStore(t, ep, "web-3").RegisterNode(ctx, Node{Name: "web-3", DirID: "dir-d", State: NodeReady})
+	if !errors.Is(err, ErrNameTaken) {
+		t.Errorf("a name whose member id is another node's: %v, want ErrNameTaken", err)
+	}
+}
