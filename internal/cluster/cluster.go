@@ -606,8 +606,13 @@ func (c *Cluster) RemoveNode(ctx context.Context, name string) error {
 		if err := c.st.RemoveMember(ctx, id); err != nil {
 			return err
 		}
+		if err := c.st.ForgetNode(ctx, name, n.MemberID); errors.Is(err, store.ErrRegistered) {
+			return fmt.Errorf("%w: node %s came back while it was being removed; stop it first", ErrNodeAlive, name)
+		} else if err != nil {
+			return err
+		}
 		c.log.Info("cluster: removed a node", "node", name)
-		return c.st.ForgetNode(ctx, name, n.MemberID)
+		return nil
 	}
 	return fmt.Errorf("%w: there is no node %s; list them with 'slipway nodes'", ErrNoNode, name)
 }

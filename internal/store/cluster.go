@@ -24,6 +24,9 @@ var ErrNoQuorum = errors.New("this node cannot reach a majority of the cluster's
 // external cluster.
 var ErrNameTaken = errors.New("another node has this name")
 
+// ErrRegistered refuses to forget a node that is registered: it runs.
+var ErrRegistered = errors.New("the node is registered")
+
 // ErrExternal refuses what only a cluster of embedded members does, like
 // admitting a member, on a node whose store is an external cluster.
 var ErrExternal = errors.New("this node's store is an external etcd cluster: its nodes join through it (start each with the same --etcd-endpoints), and Slipway changes nothing of its membership")
@@ -339,6 +342,11 @@ func (s *Store) Nodes(ctx context.Context) ([]Node, error) {
 
 // ForgetNode removes what the store keeps of a node that is gone: its
 // registration, its name and its instance records.
+//
+// On an external cluster, a node that is registered is not gone: it came
+// back since the caller saw it down (nothing fences it off, as removing
+// an embedded member does), and ForgetNode removes nothing and returns
+// ErrRegistered.
 func (s *Store) ForgetNode(ctx context.Context, name, memberID string) error {
 	recs, err := s.AllInstances(ctx)
 	if err != nil {
@@ -350,8 +358,18 @@ func (s *Store) ForgetNode(ctx context.Context, name, memberID string) error {
 			ops = append(ops, clientv3.OpDelete(instanceKey(r.ID)))
 		}
 	}
-	_, err = s.cli.Txn(ctx).Then(ops...).Commit()
-	return err
+	var cmps []clientv3.Cmp
+	if s.external {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(nodeKey(name)), "=", 0))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("forgetting node %s: %w", name, s.wrapCluster(err))
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: node %s", ErrRegistered, name)
+	}
+	return nil
 }
 
 // JoinToken is a join token as the store keeps it: its hash. It lives

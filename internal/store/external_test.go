@@ -104,3 +104,33 @@ func TestNodeNameClaimed(t *testing.T) {
 		t.Errorf("a name whose member id is another node's: %v, want ErrNameTaken", err)
 	}
 }
+
+// TestForgetNodeThatCameBack: 'nodes remove' forgets a node it saw down;
+// on an external cluster nothing stops that node from coming back in the
+// meantime (no member of its was removed), and then its registration and
+// its instance records stay: it runs.
+func TestForgetNodeThatCameBack(t *testing.T) {
+	ctx := t.Context()
+	ep := startTestEtcd(t)
+	b := openExternalStore(t, ep, "web-2")
+	if err := b.RegisterNode(ctx, Node{Name: "web-2", DirID: "dir-b", State: NodeReady}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutInstance(ctx, InstanceRecord{ID: "i-1", App: "shop", Release: 1, PID: 42}); err != nil {
+		t.Fatal(err)
+	}
+	a := openExternalStore(t, ep, "web-1")
+	err := a.ForgetNode(ctx, "web-2", fmt.Sprintf("%x", nodeID("web-2")))
+	if !errors.Is(err, ErrRegistered) {
+		t.Errorf("forgetting a registered node: %v, want ErrRegistered", err)
+	}
+	if nodes, _ := a.Nodes(ctx); len(nodes) != 1 {
+		t.Errorf("the registration of the node that came back is gone: %+v", nodes)
+	}
+	if recs, _ := a.AllInstances(ctx); len(recs) != 1 {
+		t.Errorf("the instance records of the node that came back are gone: %+v", recs)
+	}
+	if names, _ := a.MemberNames(ctx); len(names) != 1 {
+		t.Errorf("the name of the node that came back is gone: %+v", names)
+	}
+}
