@@ -47,7 +47,7 @@ func openExternal(opts Options) (*Store, error) {
 		cli.Close()
 		return nil, externalErr(ext, err)
 	}
-	s := &Store{cli: cli, rawCli: raw, stopped: newStopCause(), node: opts.Node, external: true, log: cmpLogger(opts.Logger)}
+	s := &Store{cli: cli, rawCli: raw, stopped: newStopCause(), node: opts.Node, external: true, dir: opts.Dir, log: cmpLogger(opts.Logger)}
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: s.stopped}
 	s.cli.Lease = guardedLease{Lease: s.cli.Lease, stopped: s.stopped}
 	// clientv3.New does not wait for the cluster: a read does, and says

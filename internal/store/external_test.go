@@ -1,14 +1,18 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -30,7 +34,7 @@ func startTestEtcd(t *testing.T) string {
 	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", free())}
 	cfg := embed.NewConfig()
 	cfg.Dir = filepath.Join(t.TempDir(), "etcd")
-	cfg.LogLevel = "error"
+	cfg.LogLevel = "fatal"
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
@@ -132,5 +136,68 @@ func TestForgetNodeThatCameBack(t *testing.T) {
 	}
 	if names, _ := a.MemberNames(ctx); len(names) != 1 {
 		t.Errorf("the name of the node that came back is gone: %+v", names)
+	}
+}
+
+// TestExternalSnapshotHoldsSlipwaysOnly: a backup of a store on an
+// external etcd cluster holds Slipway's keys, and nothing else of that
+// cluster (another system's secrets, etcd's own users): the admin token
+// opens Slipway, not the etcd cluster it shares. Keys that live under a
+// lease (registrations, locks) are of the running cluster and are left
+// out. The snapshot restores into a node of its own.
+func TestExternalSnapshotHoldsSlipwaysOnly(t *testing.T) {
+	ctx := t.Context()
+	ep := startTestEtcd(t)
+	s, err := Open(Options{Dir: t.TempDir(), Node: "web-1", External: &External{Endpoints: []string{ep}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// More apps than one page of the copy holds.
+	apps := 2*snapshotPage + 3
+	for i := range apps {
+		if err := s.CreateApp(ctx, App{Name: fmt.Sprintf("app-%03d", i), CurrentRelease: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RegisterNode(ctx, Node{Name: "web-1", DirID: "dir-a", State: NodeReady}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"/registry/secrets/default/db", "/slipwayx", "/slipway"} {
+		if _, err := s.cli.Put(ctx, k, "not Slipway's"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var snap bytes.Buffer
+	if n, err := s.Snapshot(ctx, &snap); err != nil || n != int64(snap.Len()) {
+		t.Fatalf("Snapshot: %d bytes (buffer %d), %v", n, snap.Len(), err)
+	}
+	if bytes.Contains(snap.Bytes(), []byte("not Slipway's")) {
+		t.Errorf("the snapshot holds keys of the etcd cluster that are not Slipway's")
+	}
+	file := filepath.Join(t.TempDir(), "etcd.snapshot")
+	if err := os.WriteFile(file, snap.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := Restore(dir, file); err != nil {
+		t.Fatal(err)
+	}
+	restored := openStore(t, dir)
+	defer restored.Close()
+	if got, err := restored.Apps(ctx); err != nil || len(got) != apps || got[apps-1].Name != fmt.Sprintf("app-%03d", apps-1) {
+		t.Errorf("restored %d apps, %v; want %d", len(got), err, apps)
+	}
+	if nodes, err := restored.Nodes(ctx); err != nil || len(nodes) != 0 {
+		t.Errorf("restored registrations %+v, %v; want none", nodes, err)
+	}
+	if resp, err := restored.cli.Get(ctx, "/", clientv3.WithPrefix(), clientv3.WithKeysOnly()); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, kv := range resp.Kvs {
+			if !strings.HasPrefix(string(kv.Key), prefix) {
+				t.Errorf("the restored store holds %s", kv.Key)
+			}
+		}
 	}
 }
