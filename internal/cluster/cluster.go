@@ -173,6 +173,16 @@ func Prepare(ctx context.Context, opts Options) (*Cluster, error) {
 	if c.state, err = readState(opts.DataDir); err != nil {
 		return nil, fmt.Errorf("reading the cluster state: %w", err)
 	}
+	// A data directory is of the embedded store or of an external
+	// cluster for good: started the other way, the node would run a
+	// store of its own, without its apps and with a new admin token,
+	// and know nothing of the instances it left running.
+	switch {
+	case opts.External && store.Exists(opts.DataDir):
+		return nil, fmt.Errorf("--etcd-endpoints: the data directory %s holds an embedded store, with this node's apps; start it without --etcd-endpoints, or start the node of an external cluster from an empty data directory", opts.DataDir)
+	case !opts.External && c.state.DirID != "":
+		return nil, fmt.Errorf("the data directory %s is of a node whose state is in an external etcd cluster; start it with the same --etcd-endpoints, or start a node of its own from an empty data directory", opts.DataDir)
+	}
 	switch {
 	case opts.External:
 		// The CA and the peer link wait for the store (see Start).

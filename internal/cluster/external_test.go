@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,34 @@ func TestExternalNodeNameTaken(t *testing.T) {
 	}
 	if _, err := startExternalNode(t, ep, "web-1", dirA); err != nil {
 		t.Errorf("web-1 starting again from its data directory, while its earlier process's lease lives: %v", err)
+	}
+}
+
+// TestDataDirKeepsItsStore: a data directory is of the embedded store or
+// of an external cluster, for good: a node started the other way would
+// start a store of its own with none of its apps, a new admin token, and
+// the instances it left running unknown to it; it says so instead.
+func TestDataDirKeepsItsStore(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	// A node of an external cluster, started without --etcd-endpoints.
+	ext := t.TempDir()
+	ep := startTestEtcd(t)
+	if _, err := startExternalNode(t, ep, "web-1", ext); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Prepare(t.Context(), Options{DataDir: ext, Name: "web-1", Advertise: "127.0.0.1", PeerPort: freePort(t), Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), "--etcd-endpoints") {
+		t.Errorf("an external node's data directory without --etcd-endpoints: %v, want a refusal naming --etcd-endpoints", err)
+	}
+	// A node of its own, started with --etcd-endpoints.
+	own := t.TempDir()
+	st, err := store.Open(store.Options{Dir: own, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	_, err = Prepare(t.Context(), Options{DataDir: own, Name: "web-2", Advertise: "127.0.0.1", PeerPort: freePort(t), External: true, Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), "embedded") {
+		t.Errorf("an embedded store's data directory with --etcd-endpoints: %v, want a refusal naming the embedded store", err)
 	}
 }
