@@ -193,6 +193,10 @@ func (s *Server) Authenticate(ctx context.Context, token string) (Principal, str
 // Recheck says whether p's token is still the one Authenticate accepted
 // with generation gen: a credential revoked since, or an admin token
 // rotated since, fails with the API's 401 for a token that is not valid.
+// p must be what Authenticate made of the credential, its app and its
+// being the admin's both: a principal that comes from elsewhere (a
+// change a peer forwards) is believed only as far as the credential's
+// record goes.
 func (s *Server) Recheck(ctx context.Context, p Principal, gen string) error {
 	c, err := s.opts.Store.Credential(ctx, p.Credential)
 	if errors.Is(err, store.ErrNotFound) {
@@ -201,7 +205,7 @@ func (s *Server) Recheck(ctx context.Context, p Principal, gen string) error {
 	if err != nil {
 		return err
 	}
-	if subtle.ConstantTimeCompare([]byte(c.Hash), []byte(gen)) != 1 || c.App != p.App {
+	if subtle.ConstantTimeCompare([]byte(c.Hash), []byte(gen)) != 1 || c.App != p.App || p.Admin != (c.App == "") {
 		return errBadToken
 	}
 	return nil

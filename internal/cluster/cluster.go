@@ -93,6 +93,9 @@ type state struct {
 	// InitialCluster is the members a joining node starts with, used
 	// until its store exists.
 	InitialCluster string `json:"initial_cluster,omitempty"`
+	// DirID names the data directory on an external cluster, where the
+	// node's registration claims its name (see store.RegisterNode).
+	DirID string `json:"dir_id,omitempty"`
 }
 
 func stateOf(name, peerURL string, jr JoinResponse) state {
@@ -170,6 +173,16 @@ func Prepare(ctx context.Context, opts Options) (*Cluster, error) {
 	if c.state, err = readState(opts.DataDir); err != nil {
 		return nil, fmt.Errorf("reading the cluster state: %w", err)
 	}
+	// A data directory is of the embedded store or of an external
+	// cluster for good: started the other way, the node would run a
+	// store of its own, without its apps and with a new admin token,
+	// and know nothing of the instances it left running.
+	switch {
+	case opts.External && store.Exists(opts.DataDir):
+		return nil, fmt.Errorf("--etcd-endpoints: the data directory %s holds an embedded store, with this node's apps; start it without --etcd-endpoints, or start the node of an external cluster from an empty data directory", opts.DataDir)
+	case !opts.External && c.state.DirID != "":
+		return nil, fmt.Errorf("the data directory %s is of a node whose state is in an external etcd cluster; start it with the same --etcd-endpoints, or start a node of its own from an empty data directory", opts.DataDir)
+	}
 	switch {
 	case opts.External:
 		// The CA and the peer link wait for the store (see Start).
@@ -177,6 +190,9 @@ func Prepare(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 		c.state.MemberName = opts.Name
+		if c.state.DirID == "" {
+			c.state.DirID = randomHex(16) // written by startExternal, before the node registers
+		}
 		return c, nil
 	case opts.Join != "" && c.state.PeerURL != "":
 		c.log.Info("--join is ignored: this node is a member of its cluster already", "peer_url", c.state.PeerURL)
@@ -312,7 +328,7 @@ func (c *Cluster) Start(st *store.Store) error {
 			return fmt.Errorf("recording the cluster CA: %w", err)
 		}
 	}
-	if err := c.register(store.NodeReady); err != nil {
+	if err := c.registerFirst(); err != nil {
 		return err
 	}
 	st.OnLease(func() {
@@ -330,12 +346,38 @@ func (c *Cluster) Start(st *store.Store) error {
 	return nil
 }
 
+// nameWait is how long a node on an external cluster waits at start for
+// its name to be free: a node of that name that died a moment ago (the
+// machine this one replaces) holds it until its lease lapses.
+var nameWait = store.DefaultLeaseTTL + 2*time.Second
+
+// registerFirst registers the node at start. On an external cluster, a
+// name another node holds is waited for, up to nameWait, and then
+// refused: that node runs.
+func (c *Cluster) registerFirst() error {
+	deadline := time.Now().Add(nameWait)
+	for {
+		err := c.register(store.NodeReady)
+		if !errors.Is(err, store.ErrNameTaken) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-c.ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 func (c *Cluster) register(nodeState string) error {
 	c.mu.Lock()
-	peerURL := c.state.PeerURL
+	peerURL, dirID := c.state.PeerURL, c.state.DirID
 	c.mu.Unlock()
+	if !c.opts.External {
+		dirID = "" // a cluster of embedded members admits its nodes by name
+	}
 	return c.st.RegisterNode(c.ctx, store.Node{Name: c.opts.Name, APIURL: c.opts.APIURL, PeerURL: peerURL,
-		Labels: c.opts.Labels, State: nodeState, Started: time.Now().UTC(), Version: c.opts.Version})
+		Labels: c.opts.Labels, State: nodeState, Started: time.Now().UTC(), Version: c.opts.Version, DirID: dirID})
 }
 
 func (c *Cluster) promote() {
@@ -574,8 +616,13 @@ func (c *Cluster) RemoveNode(ctx context.Context, name string) error {
 		if err := c.st.RemoveMember(ctx, id); err != nil {
 			return err
 		}
+		if err := c.st.ForgetNode(ctx, name, n.MemberID); errors.Is(err, store.ErrRegistered) {
+			return fmt.Errorf("%w: node %s came back while it was being removed; stop it first", ErrNodeAlive, name)
+		} else if err != nil {
+			return err
+		}
 		c.log.Info("cluster: removed a node", "node", name)
-		return c.st.ForgetNode(ctx, name, n.MemberID)
+		return nil
 	}
 	return fmt.Errorf("%w: there is no node %s; list them with 'slipway nodes'", ErrNoNode, name)
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/slipway-dev/slipway/internal/cluster"
@@ -98,6 +99,7 @@ func (e EtcdConfig) validate(join string) error {
 	if (e.CertFile == "") != (e.KeyFile == "") {
 		return fmt.Errorf("--etcd-cert and --etcd-key go together: give both, or neither")
 	}
+	scheme := ""
 	for _, ep := range e.Endpoints {
 		u, err := url.Parse(ep)
 		if err != nil || u.Host == "" && u.Scheme != "unix" || u.Path != "" && u.Scheme != "unix" || u.User != nil || u.RawQuery != "" {
@@ -106,13 +108,44 @@ func (e EtcdConfig) validate(join string) error {
 		switch u.Scheme {
 		case "https", "unix":
 		case "http":
-			// The store holds every secret: in the clear, only over
-			// loopback.
-			if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-				return fmt.Errorf("--etcd-endpoints %q: plain http only to a loopback address; the store holds every secret, so reach a cluster elsewhere over https:// with --etcd-cacert, --etcd-cert and --etcd-key", ep)
-			}
+			// The store holds every secret, and what it says is run:
+			// no plain TCP, not even to loopback, where any local user
+			// can listen on the port while etcd is down or restarts
+			// (the client reconnects to whatever answers there).
+			return fmt.Errorf("--etcd-endpoints %q: no plain http: the store holds every secret, and a local user can listen on a loopback port while etcd is down; reach etcd over https:// with --etcd-cacert (and --etcd-cert and --etcd-key), or over unix://", ep)
 		default:
-			return fmt.Errorf("--etcd-endpoints %q: want https://, http:// (loopback only) or unix://", ep)
+			return fmt.Errorf("--etcd-endpoints %q: want https:// or unix://", ep)
+		}
+		// The etcd client picks its transport security by the first
+		// endpoint, for every endpoint.
+		if scheme != "" && u.Scheme != scheme {
+			return fmt.Errorf("--etcd-endpoints: %s:// and %s:// together; give endpoints of the same scheme (the etcd client secures them all as it does the first)", scheme, u.Scheme)
+		}
+		scheme = u.Scheme
+	}
+	return nil
+}
+
+// checkSockets refuses a plain unix:// endpoint whose folder other users
+// may write in: while etcd is down, one of them could put a socket of
+// their own at its path and be the store. Over TLS, the server's
+// certificate says who it is, wherever its socket is.
+func (e EtcdConfig) checkSockets() error {
+	if e.CAFile != "" {
+		return nil
+	}
+	for _, ep := range e.Endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || u.Scheme != "unix" {
+			continue
+		}
+		dir := filepath.Dir(filepath.Join(u.Host, u.Path))
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("--etcd-endpoints %q: %w", ep, err)
+		}
+		if fi.Mode().Perm()&0o022 != 0 {
+			return fmt.Errorf("--etcd-endpoints %q: other users may write in %s (mode %s), and could put a socket of their own there while etcd is down; keep etcd's socket in a folder only its owner writes in, or reach it over TLS with --etcd-cacert", ep, dir, fi.Mode())
 		}
 	}
 	return nil
@@ -154,6 +187,9 @@ func (e EtcdConfig) etcdTLS() (*tls.Config, error) {
 func (s *server) storeOptions(peer *store.Peer) (store.Options, error) {
 	opts := store.Options{Dir: s.c.DataDir, Debug: s.c.Debug, Logger: s.log, Node: s.nodeName(), Peer: peer}
 	if e := s.c.Cluster.Etcd; e.external() {
+		if err := e.checkSockets(); err != nil {
+			return opts, err
+		}
 		cfg, err := e.etcdTLS()
 		if err != nil {
 			return opts, err

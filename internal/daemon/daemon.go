@@ -123,8 +123,8 @@ type ClusterConfig struct {
 
 // EtcdConfig names an external etcd cluster and how to reach it.
 type EtcdConfig struct {
-	// Endpoints are its client URLs: https://, http:// on loopback, or
-	// unix://.
+	// Endpoints are its client URLs, all https:// or all unix:// (no
+	// plain http: see validate).
 	Endpoints []string
 	// CAFile is the CA to check the cluster's certificates by (the
 	// system's when empty); CertFile and KeyFile are the client

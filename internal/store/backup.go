@@ -19,7 +19,13 @@ import (
 // point in time while the daemon goes on writing: etcd's own snapshot of
 // its database, with the SHA-256 etcd appends to check it by. It returns
 // the bytes written.
+//
+// On an external cluster the snapshot holds Slipway's keys only (see
+// externalSnapshot).
 func (s *Store) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
+	if s.external {
+		return s.externalSnapshot(ctx, w)
+	}
 	rc, err := s.cli.Snapshot(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("taking a snapshot of the store: %w", s.stopped.wrap(err))
@@ -30,6 +36,59 @@ func (s *Store) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 		return n, fmt.Errorf("taking a snapshot of the store: %w", s.stopped.wrap(err))
 	}
 	return n, nil
+}
+
+// snapshotPage bounds the keys read at once when an external cluster's
+// keys are copied (records are up to MaxRecordBytes each).
+const snapshotPage = 64
+
+// externalSnapshot is Snapshot of a store on an external cluster. etcd's
+// own snapshot there is of the whole cluster: every other system's keys
+// that it keeps, and its users, would go to whoever holds Slipway's
+// admin token, which opens Slipway, not that cluster. So Slipway's keys,
+// read at one revision, are copied into a scratch member of its own in
+// the data directory, whose snapshot restores as any node's does. Keys
+// under a lease (registrations, locks, join tokens, the election) are of
+// the running cluster, and are left out.
+func (s *Store) externalSnapshot(ctx context.Context, w io.Writer) (int64, error) {
+	dir, err := os.MkdirTemp(s.dir, "snapshot-")
+	if err != nil {
+		return 0, fmt.Errorf("taking a snapshot of the store: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	scratch, err := Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, fmt.Errorf("taking a snapshot of the store: %w", err)
+	}
+	defer scratch.Close()
+	key, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	var rev int64
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(snapshotPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.cli.Get(ctx, key, opts...)
+		if err != nil {
+			return 0, fmt.Errorf("taking a snapshot of the store: %w", s.wrapCluster(err))
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision // every page is read at the first one's revision
+		}
+		for _, kv := range resp.Kvs {
+			if kv.Lease != 0 {
+				continue
+			}
+			if _, err := scratch.cli.Put(ctx, string(kv.Key), string(kv.Value)); err != nil {
+				return 0, fmt.Errorf("taking a snapshot of the store: %w", err)
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	return scratch.Snapshot(ctx, w)
 }
 
 // ErrHasState means a data directory already holds a store, so a snapshot

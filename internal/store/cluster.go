@@ -20,6 +20,13 @@ import (
 // cluster's: it serves what it has, but changes nothing until it can.
 var ErrNoQuorum = errors.New("this node cannot reach a majority of the cluster's etcd members, so it changes nothing now; the apps it runs go on serving; try again once the nodes see each other again, or at another node")
 
+// ErrNameTaken refuses a node the name of another that runs, on an
+// external cluster.
+var ErrNameTaken = errors.New("another node has this name")
+
+// ErrRegistered refuses to forget a node that is registered: it runs.
+var ErrRegistered = errors.New("the node is registered")
+
 // ErrExternal refuses what only a cluster of embedded members does, like
 // admitting a member, on a node whose store is an external cluster.
 var ErrExternal = errors.New("this node's store is an external etcd cluster: its nodes join through it (start each with the same --etcd-endpoints), and Slipway changes nothing of its membership")
@@ -228,6 +235,10 @@ type Node struct {
 	State   string    `json:"state"`
 	Started time.Time `json:"started"`
 	Version string    `json:"version,omitempty"`
+	// DirID names the data directory the node runs from, on an external
+	// cluster, where a node claims its name (see RegisterNode); "" on
+	// a cluster of embedded members, which admits each node by name.
+	DirID string `json:"dir_id,omitempty"`
 }
 
 // Node states.
@@ -256,6 +267,16 @@ func (s *Store) MemberNames(ctx context.Context) (map[string]string, error) {
 }
 
 // RegisterNode records n under the node's session lease.
+//
+// On an external cluster (n.DirID set) nothing admitted the node by its
+// name, so the registration claims it: a running node's name, held by a
+// registration from another data directory, is refused with
+// ErrNameTaken, as is a name whose member id (its hash, see nodeID) is
+// another name's. Two nodes of one name would share their instance
+// records (each would kill or forget the other's), their registration
+// and their place in the election. A registration that names no data
+// directory is of an earlier version, maybe this very node's, and is
+// taken over.
 func (s *Store) RegisterNode(ctx context.Context, n Node) error {
 	n.MemberID = strconv.FormatUint(s.MemberID(), 16)
 	b, err := jsonEncode(n)
@@ -264,11 +285,54 @@ func (s *Store) RegisterNode(ctx context.Context, n Node) error {
 	}
 	// The node's name by its member id outlives the registration, so
 	// that a node that is down is still called by its name.
-	if _, err := s.cli.Txn(ctx).Then(clientv3.OpPut(nodeKey(n.Name), b, clientv3.WithLease(s.leaseID())),
-		clientv3.OpPut(memberNameKey(n.MemberID), n.Name)).Commit(); err != nil {
-		return fmt.Errorf("registering node %s: %w", n.Name, s.wrapCluster(err))
+	put := []clientv3.Op{clientv3.OpPut(nodeKey(n.Name), b, clientv3.WithLease(s.leaseID())),
+		clientv3.OpPut(memberNameKey(n.MemberID), n.Name)}
+	for {
+		var cmps []clientv3.Cmp
+		if n.DirID != "" {
+			if cmps, err = s.nameClaim(ctx, n); err != nil {
+				return err
+			}
+		}
+		resp, err := s.cli.Txn(ctx).If(cmps...).Then(put...).Commit()
+		if err != nil {
+			return fmt.Errorf("registering node %s: %w", n.Name, s.wrapCluster(err))
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		// Another node registered between the read and the write:
+		// look again.
 	}
-	return nil
+}
+
+// nameClaim checks that n may take its name, and returns the conditions
+// under which what it read still holds.
+func (s *Store) nameClaim(ctx context.Context, n Node) ([]clientv3.Cmp, error) {
+	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(nodeKey(n.Name)), clientv3.OpGet(memberNameKey(n.MemberID))).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("registering node %s: %w", n.Name, s.wrapCluster(err))
+	}
+	var cmps []clientv3.Cmp
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(nodeKey(n.Name)), "=", 0))
+	} else {
+		var cur Node
+		if err := json.Unmarshal(kvs[0].Value, &cur); err == nil && cur.DirID != "" && cur.DirID != n.DirID {
+			return nil, fmt.Errorf("%w: node %s runs already (its API at %s), from another data directory; give this node a name of its own with --node-name, or stop the other",
+				ErrNameTaken, n.Name, cur.APIURL)
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(nodeKey(n.Name)), "=", kvs[0].ModRevision))
+	}
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) == 0 {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(memberNameKey(n.MemberID)), "=", 0))
+	} else if other := string(kvs[0].Value); other != n.Name {
+		return nil, fmt.Errorf("%w: the names %s and %s make the same member id %s; give this node another name with --node-name",
+			ErrNameTaken, n.Name, other, n.MemberID)
+	} else {
+		cmps = append(cmps, clientv3.Compare(clientv3.Value(memberNameKey(n.MemberID)), "=", n.Name))
+	}
+	return cmps, nil
 }
 
 // Nodes lists the registered nodes, by name.
@@ -278,6 +342,11 @@ func (s *Store) Nodes(ctx context.Context) ([]Node, error) {
 
 // ForgetNode removes what the store keeps of a node that is gone: its
 // registration, its name and its instance records.
+//
+// On an external cluster, a node that is registered is not gone: it came
+// back since the caller saw it down (nothing fences it off, as removing
+// an embedded member does), and ForgetNode removes nothing and returns
+// ErrRegistered.
 func (s *Store) ForgetNode(ctx context.Context, name, memberID string) error {
 	recs, err := s.AllInstances(ctx)
 	if err != nil {
@@ -289,8 +358,18 @@ func (s *Store) ForgetNode(ctx context.Context, name, memberID string) error {
 			ops = append(ops, clientv3.OpDelete(instanceKey(r.ID)))
 		}
 	}
-	_, err = s.cli.Txn(ctx).Then(ops...).Commit()
-	return err
+	var cmps []clientv3.Cmp
+	if s.external {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(nodeKey(name)), "=", 0))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("forgetting node %s: %w", name, s.wrapCluster(err))
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: node %s", ErrRegistered, name)
+	}
+	return nil
 }
 
 // JoinToken is a join token as the store keeps it: its hash. It lives

@@ -22,8 +22,8 @@ type External struct {
 	// Endpoints are the cluster's client URLs.
 	Endpoints []string
 	// TLS is the client's TLS (the cluster's CA, and the client's
-	// certificate where the cluster asks for one); nil for plain
-	// connections, which Validate allows on loopback only.
+	// certificate where the cluster asks for one); nil for a plain
+	// unix socket, the only plain endpoint the daemon takes.
 	TLS *tls.Config
 }
 
@@ -47,7 +47,7 @@ func openExternal(opts Options) (*Store, error) {
 		cli.Close()
 		return nil, externalErr(ext, err)
 	}
-	s := &Store{cli: cli, rawCli: raw, stopped: newStopCause(), node: opts.Node, external: true, log: cmpLogger(opts.Logger)}
+	s := &Store{cli: cli, rawCli: raw, stopped: newStopCause(), node: opts.Node, external: true, dir: opts.Dir, log: cmpLogger(opts.Logger)}
 	s.stopped.lapsed = s.contact.lapsed
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: s.stopped}
 	s.cli.Lease = guardedLease{Lease: s.cli.Lease, stopped: s.stopped}

@@ -1,96 +1,203 @@
 package store
 
 import (
-	"context"
+	"bytes"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
-// plainEtcd starts an etcd server of its own on loopback, as a cluster
-// Slipway does not run, and returns its client URL and a stop function.
-func plainEtcd(t *testing.T, dir string, client, peer url.URL) func() {
+// startTestEtcd starts an etcd server of one member that the stores of a
+// test reach as an external cluster, over plain loopback (the daemon
+// takes no such endpoint; the store does not check), and returns its
+// client URL.
+func startTestEtcd(t *testing.T) string {
 	t.Helper()
+	free := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", free())}
+	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", free())}
 	cfg := embed.NewConfig()
-	cfg.Dir = dir
+	cfg.Dir = filepath.Join(t.TempDir(), "etcd")
 	cfg.LogLevel = "fatal"
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	e, err := embed.StartEtcd(cfg)
+	srv, err := embed.StartEtcd(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(srv.Close)
 	select {
-	case <-e.Server.ReadyNotify():
+	case <-srv.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
-		t.Fatal("etcd was not ready within 30s")
+		t.Fatal("the test's etcd was not ready within 30s")
 	}
-	return e.Close
+	return client.String()
 }
 
-func loopbackURL(t *testing.T) url.URL {
+func openExternalStore(t *testing.T, endpoint, node string) *Store {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := Open(Options{Node: node, External: &External{Endpoints: []string{endpoint}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return url.URL{Scheme: "http", Host: ln.Addr().String()}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
-// TestExternalCutOff: a store on an external cluster that stops
-// answering counts itself cut off once its keep-alives have gone
-// unanswered for a while, and its calls then fail within seconds with
-// ErrNoQuorum, not after the store's 30 s; once the cluster is back, it
-// works again.
-func TestExternalCutOff(t *testing.T) {
-	dir := t.TempDir()
-	client, peer := loopbackURL(t), loopbackURL(t)
-	stop := plainEtcd(t, filepath.Join(dir, "etcd"), client, peer)
-	s, err := Open(Options{Node: "x", Logger: slog.New(slog.DiscardHandler), External: &External{Endpoints: []string{client.String()}}})
+// TestNodeNameClaimed: on an external cluster nothing admits a node, so
+// a node's name is its claim: a node from another data directory that
+// takes the name of one that runs is refused (it would share its
+// instance records, its registration and its place in the election), and
+// so is a name whose member id another name's hash already is. The same
+// node (its upgrade's new process, a restart) takes its name again, as
+// does a node of an earlier version, which said nothing of its data
+// directory.
+func TestNodeNameClaimed(t *testing.T) {
+	ctx := t.Context()
+	ep := startTestEtcd(t)
+	a := openExternalStore(t, ep, "web-1")
+	if err := a.RegisterNode(ctx, Node{Name: "web-1", DirID: "dir-a", State: NodeReady}); err != nil {
+		t.Fatal(err)
+	}
+	again := openExternalStore(t, ep, "web-1")
+	if err := again.RegisterNode(ctx, Node{Name: "web-1", DirID: "dir-a", State: NodeReady}); err != nil {
+		t.Errorf("the same node registering again: %v", err)
+	}
+	other := openExternalStore(t, ep, "web-1")
+	err := other.RegisterNode(ctx, Node{Name: "web-1", DirID: "dir-b", State: NodeReady})
+	if !errors.Is(err, ErrNameTaken) {
+		t.Errorf("another node taking a running node's name: %v, want ErrNameTaken", err)
+	}
+	nodes, _ := a.Nodes(ctx)
+	if len(nodes) != 1 || nodes[0].DirID != "dir-a" {
+		t.Errorf("after the refusal the registration is %+v, want dir-a's", nodes)
+	}
+
+	// An earlier version's registration names no data directory.
+	old := openExternalStore(t, ep, "web-2")
+	if err := old.RegisterNode(ctx, Node{Name: "web-2", State: NodeReady}); err != nil {
+		t.Fatal(err)
+	}
+	if err := openExternalStore(t, ep, "web-2").RegisterNode(ctx, Node{Name: "web-2", DirID: "dir-c", State: NodeReady}); err != nil {
+		t.Errorf("taking over a registration of an earlier version: %v", err)
+	}
+
+	// Two names whose hashes are one member id: the second is refused.
+	if _, err := a.cli.Put(ctx, memberNameKey(fmt.Sprintf("%x", nodeID("web-3"))), "web-x"); err != nil {
+		t.Fatal(err)
+	}
+	err = openExternalStore(t, ep, "web-3").RegisterNode(ctx, Node{Name: "web-3", DirID: "dir-d", State: NodeReady})
+	if !errors.Is(err, ErrNameTaken) {
+		t.Errorf("a name whose member id is another node's: %v, want ErrNameTaken", err)
+	}
+}
+
+// TestForgetNodeThatCameBack: 'nodes remove' forgets a node it saw down;
+// on an external cluster nothing stops that node from coming back in the
+// meantime (no member of its was removed), and then its registration and
+// its instance records stay: it runs.
+func TestForgetNodeThatCameBack(t *testing.T) {
+	ctx := t.Context()
+	ep := startTestEtcd(t)
+	b := openExternalStore(t, ep, "web-2")
+	if err := b.RegisterNode(ctx, Node{Name: "web-2", DirID: "dir-b", State: NodeReady}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutInstance(ctx, InstanceRecord{ID: "i-1", App: "shop", Release: 1, PID: 42}); err != nil {
+		t.Fatal(err)
+	}
+	a := openExternalStore(t, ep, "web-1")
+	err := a.ForgetNode(ctx, "web-2", fmt.Sprintf("%x", nodeID("web-2")))
+	if !errors.Is(err, ErrRegistered) {
+		t.Errorf("forgetting a registered node: %v, want ErrRegistered", err)
+	}
+	if nodes, _ := a.Nodes(ctx); len(nodes) != 1 {
+		t.Errorf("the registration of the node that came back is gone: %+v", nodes)
+	}
+	if recs, _ := a.AllInstances(ctx); len(recs) != 1 {
+		t.Errorf("the instance records of the node that came back are gone: %+v", recs)
+	}
+	if names, _ := a.MemberNames(ctx); len(names) != 1 {
+		t.Errorf("the name of the node that came back is gone: %+v", names)
+	}
+}
+
+// TestExternalSnapshotHoldsSlipwaysOnly: a backup of a store on an
+// external etcd cluster holds Slipway's keys, and nothing else of that
+// cluster (another system's secrets, etcd's own users): the admin token
+// opens Slipway, not the etcd cluster it shares. Keys that live under a
+// lease (registrations, locks) are of the running cluster and are left
+// out. The snapshot restores into a node of its own.
+func TestExternalSnapshotHoldsSlipwaysOnly(t *testing.T) {
+	ctx := t.Context()
+	ep := startTestEtcd(t)
+	s, err := Open(Options{Dir: t.TempDir(), Node: "web-1", External: &External{Endpoints: []string{ep}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ctx := context.Background()
-	if err := s.CreateApp(ctx, App{Name: "shop"}); err != nil {
+	// More apps than one page of the copy holds.
+	apps := 2*snapshotPage + 3
+	for i := range apps {
+		if err := s.CreateApp(ctx, App{Name: fmt.Sprintf("app-%03d", i), CurrentRelease: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RegisterNode(ctx, Node{Name: "web-1", DirID: "dir-a", State: NodeReady}); err != nil {
 		t.Fatal(err)
 	}
-	if !s.HasQuorum() || !s.Clustered() {
-		t.Fatalf("a store on a cluster that answers: quorum %v, clustered %v", s.HasQuorum(), s.Clustered())
-	}
-	stop()
-	deadline := time.Now().Add(externalQuorumLapse + 5*time.Second)
-	for s.HasQuorum() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still counting itself in touch %s after the cluster stopped", externalQuorumLapse+5*time.Second)
+	for _, k := range []string{"/registry/secrets/default/db", "/slipwayx", "/slipway"} {
+		if _, err := s.cli.Put(ctx, k, "not Slipway's"); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	start := time.Now()
-	_, err = s.App(ctx, "shop")
-	if !errors.Is(err, ErrNoQuorum) || time.Since(start) > 5*time.Second {
-		t.Errorf("a read while cut off: %v after %s, want ErrNoQuorum within 5s", err, time.Since(start).Round(time.Millisecond))
+	var snap bytes.Buffer
+	if n, err := s.Snapshot(ctx, &snap); err != nil || n != int64(snap.Len()) {
+		t.Fatalf("Snapshot: %d bytes (buffer %d), %v", n, snap.Len(), err)
 	}
-	stop = plainEtcd(t, filepath.Join(dir, "etcd"), client, peer)
-	defer stop()
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		_, err := s.App(ctx, "shop")
-		if err == nil && s.HasQuorum() {
-			break
+	if bytes.Contains(snap.Bytes(), []byte("not Slipway's")) {
+		t.Errorf("the snapshot holds keys of the etcd cluster that are not Slipway's")
+	}
+	file := filepath.Join(t.TempDir(), "etcd.snapshot")
+	if err := os.WriteFile(file, snap.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := Restore(dir, file); err != nil {
+		t.Fatal(err)
+	}
+	restored := openStore(t, dir)
+	defer restored.Close()
+	if got, err := restored.Apps(ctx); err != nil || len(got) != apps || got[apps-1].Name != fmt.Sprintf("app-%03d", apps-1) {
+		t.Errorf("restored %d apps, %v; want %d", len(got), err, apps)
+	}
+	if nodes, err := restored.Nodes(ctx); err != nil || len(nodes) != 0 {
+		t.Errorf("restored registrations %+v, %v; want none", nodes, err)
+	}
+	if resp, err := restored.cli.Get(ctx, "/", clientv3.WithPrefix(), clientv3.WithKeysOnly()); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, kv := range resp.Kvs {
+			if !strings.HasPrefix(string(kv.Key), prefix) {
+				t.Errorf("the restored store holds %s", kv.Key)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal(fmt.Errorf("not back 30 s after the cluster was: %v, quorum %v", err, s.HasQuorum()))
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -105,7 +105,9 @@ type Options struct {
 	// can never have peers (a tool's, like reset-token's).
 	Peer *Peer
 	// External, when set, is the etcd cluster to use instead of the
-	// embedded member; Dir, Debug, QuotaBytes and Peer are unused then.
+	// embedded member; Debug, QuotaBytes and Peer are unused then, and
+	// Dir only holds a backup's scratch copy (the system's temporary
+	// folder when empty).
 	External *External
 }
 
@@ -155,6 +157,9 @@ type Store struct {
 	// then); contact is when that cluster last answered a keep-alive.
 	external bool
 	contact  contact
+	// dir is Options.Dir: on an external cluster, where a backup's
+	// scratch member goes (see externalSnapshot).
+	dir string
 	// log receives what the store's own goroutines report (a recovered
 	// panic); Options.Logger, or slog.Default().
 	log *slog.Logger

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // toCoordinator is a node's cluster whose coordinator is another node:
@@ -117,5 +121,31 @@ func TestChangesGoToTheCoordinator(t *testing.T) {
 	}
 	if _, err := d.st.App(t.Context(), "evil"); err == nil {
 		t.Errorf("forged session headers created an app")
+	}
+}
+
+// TestPeerPrincipalIsTheCredentials: the principal a peer forwards is
+// believed only as far as its credential's record says: an app's deploy
+// credential said to be the admin's (a peer's mistake, or a forged header
+// on the peer link) is refused at the coordinator, not made an admin.
+func TestPeerPrincipalIsTheCredentials(t *testing.T) {
+	d := newTestDash(t)
+	d.createApp(store.App{Name: "shop"})
+	id, _ := d.credential("shop")
+	cred, err := d.st.Credential(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := New(Options{API: d.srv, Deploys: d.mgr, Cluster: &toCoordinator{isCoord: true}, Logger: slog.New(slog.DiscardHandler)})
+	p, _ := json.Marshal(api.Principal{Credential: id, App: "shop", Admin: true})
+	req := httptest.NewRequest(http.MethodPost, "/apps", strings.NewReader("name=widened&csrf=x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(peerPrincipalHeader, base64.RawURLEncoding.EncodeToString(p))
+	req.Header.Set(peerGenHeader, cred.Hash)
+	req.Header.Set(peerCSRFHeader, "x")
+	w := httptest.NewRecorder()
+	coord.ServeHTTP(w, cluster.PeerRequest(req))
+	if _, err := d.st.App(t.Context(), "widened"); err == nil {
+		t.Errorf("a deploy credential forwarded as the admin created an app (%d)", w.Code)
 	}
 }
