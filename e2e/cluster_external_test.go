@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -193,6 +194,16 @@ func TestClusterExternalEtcd(t *testing.T) {
 		})
 		waitVersion(t, "ext", 1, x, y)
 		etcd.start(t)
+		// Until x reaches the cluster again (within seconds), it
+		// refuses, saying why, even to read.
+		waitFor(t, 30*time.Second, "x to reach the etcd cluster again", func() bool {
+			resp, err := x.api(http.MethodGet, "/api/v1/nodes", nil)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
 		for _, name := range []string{"x", "y"} {
 			waitNodeState(t, x, name, "ready")
 		}
