@@ -192,7 +192,8 @@ func (s *Store) wrapCluster(err error) error {
 	if err == nil {
 		return nil
 	}
-	timedOut := errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "request timed out") || strings.Contains(err.Error(), "no leader")
+	timedOut := errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "request timed out") || strings.Contains(err.Error(), "no leader") ||
+		s.external && errors.Is(err, context.Canceled) // ended with the epoch (see contact.within)
 	if timedOut && s.Clustered() && !s.HasQuorum() {
 		return fmt.Errorf("%w (%v)", ErrNoQuorum, err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,11 +17,23 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
-// startTestEtcd starts an etcd server of one member that the stores of a
-// test reach as an external cluster, over plain loopback (the daemon
-// takes no such endpoint; the store does not check), and returns its
-// client URL.
+// testEtcd is an etcd server of one member that the stores of a test
+// reach as an external cluster, over plain loopback (the daemon takes no
+// such endpoint; the store does not check).
+type testEtcd struct {
+	t            *testing.T
+	dir          string
+	client, peer url.URL
+	srv          *embed.Etcd
+}
+
+// startTestEtcd starts a testEtcd and returns its client URL.
 func startTestEtcd(t *testing.T) string {
+	t.Helper()
+	return newTestEtcd(t).client.String()
+}
+
+func newTestEtcd(t *testing.T) *testEtcd {
 	t.Helper()
 	free := func() int {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -30,25 +43,41 @@ func startTestEtcd(t *testing.T) string {
 		defer l.Close()
 		return l.Addr().(*net.TCPAddr).Port
 	}
-	client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", free())}
-	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", free())}
+	e := &testEtcd{t: t, dir: filepath.Join(t.TempDir(), "etcd"),
+		client: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", free())},
+		peer:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", free())}}
+	e.start()
+	t.Cleanup(e.stop)
+	return e
+}
+
+// start starts the server, on the same data and addresses each time.
+func (e *testEtcd) start() {
+	e.t.Helper()
 	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(t.TempDir(), "etcd")
+	cfg.Dir = e.dir
 	cfg.LogLevel = "fatal"
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{e.client}, []url.URL{e.client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{e.peer}, []url.URL{e.peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	srv, err := embed.StartEtcd(cfg)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	t.Cleanup(srv.Close)
 	select {
 	case <-srv.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
-		t.Fatal("the test's etcd was not ready within 30s")
+		srv.Close()
+		e.t.Fatal("the test's etcd was not ready within 30s")
 	}
-	return client.String()
+	e.srv = srv
+}
+
+func (e *testEtcd) stop() {
+	if e.srv != nil {
+		e.srv.Close()
+		e.srv = nil
+	}
 }
 
 func openExternalStore(t *testing.T, endpoint, node string) *Store {
@@ -199,5 +228,118 @@ func TestExternalSnapshotHoldsSlipwaysOnly(t *testing.T) {
 				t.Errorf("the restored store holds %s", kv.Key)
 			}
 		}
+	}
+}
+
+// TestExternalCutOffFailsFast: a node that has lost its external cluster
+// says so within seconds, for every call (a token's check too, which
+// the cluster's majority answers: no member of its own holds a copy),
+// rather than after callTimeout, long after its client gave up.
+func TestExternalCutOffFailsFast(t *testing.T) {
+	ctx := t.Context()
+	etcd := newTestEtcd(t)
+	s := openExternalStore(t, etcd.client.String(), "web-1")
+	if err := s.CreateApp(ctx, App{Name: "promo"}); err != nil {
+		t.Fatal(err)
+	}
+	etcd.stop()
+	// The last keep-alive answer was long ago.
+	s.contact.at.Store(time.Now().Add(-time.Minute).UnixNano())
+	start := time.Now()
+	_, err := s.App(ctx, "promo")
+	if took := time.Since(start); err == nil || took > lostCallTimeout+2*time.Second {
+		t.Errorf("a read while cut off: %v after %s, want a failure within %s", err, took, lostCallTimeout)
+	}
+	if !errors.Is(err, ErrNoQuorum) {
+		t.Errorf("a read while cut off: %v, want ErrNoQuorum, which says why", err)
+	}
+}
+
+// TestExternalComesBackSoon: a node reaches its external cluster within
+// seconds of the cluster coming back, however long it was down (gRPC's
+// own backoff between two dials grows to two minutes).
+func TestExternalComesBackSoon(t *testing.T) {
+	etcd := newTestEtcd(t)
+	s := openExternalStore(t, etcd.client.String(), "web-1")
+	etcd.stop()
+	time.Sleep(30 * time.Second)
+	etcd.start()
+	start := time.Now()
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		_, err := s.cli.Get(ctx, prefix+"probe")
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatalf("the cluster is not reached a minute after it came back: %v", err)
+		}
+	}
+	if took := time.Since(start); took > externalRedialMax+2*time.Second {
+		t.Errorf("the cluster was reached %s after it came back, want within %s", took.Round(100*time.Millisecond), externalRedialMax+2*time.Second)
+	}
+}
+
+// fakeKV answers every call, or fails every one with err.
+type fakeKV struct {
+	clientv3.KV
+	err error
+}
+
+func (f fakeKV) Put(context.Context, string, string, ...clientv3.OpOption) (*clientv3.PutResponse, error) {
+	return &clientv3.PutResponse{}, f.err
+}
+
+func (f fakeKV) Get(context.Context, string, ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	return &clientv3.GetResponse{}, f.err
+}
+
+// TestAnswerFindsTheCluster: a node that had lost its external cluster
+// counts it found again as soon as the cluster's majority answers a call
+// (a change that works at once must not be refused as cut off until the
+// next keep-alive); a serializable read, which one member answers, or a
+// call that fails does not count.
+func TestAnswerFindsTheCluster(t *testing.T) {
+	ctx := t.Context()
+	c := &contact{}
+	lose := func() { c.at.Store(time.Now().Add(-time.Minute).UnixNano()) }
+	put := func(g guardedKV) { g.Put(ctx, "k", "v") }
+	for _, tc := range []struct {
+		name  string
+		kv    fakeKV
+		call  func(g guardedKV)
+		found bool
+	}{
+		{"a read", fakeKV{}, func(g guardedKV) { g.Get(ctx, "k") }, true},
+		{"a write", fakeKV{}, put, true},
+		{"a serializable read", fakeKV{}, func(g guardedKV) { g.Get(ctx, "k", clientv3.WithSerializable()) }, false},
+		{"a failed write", fakeKV{err: context.DeadlineExceeded}, put, false},
+	} {
+		lose()
+		tc.call(guardedKV{KV: tc.kv, stopped: newStopCause(), contact: c})
+		if found := !c.lost(); found != tc.found {
+			t.Errorf("after %s the cluster is found: %v, want %v", tc.name, found, tc.found)
+		}
+	}
+}
+
+// TestExternalCutOffEndsCallsUnderWay: a call under way when the node
+// loses its external cluster fails, saying why, once the node counts
+// itself cut off, rather than waiting callTimeout for the cluster: a
+// change whose client has given up would otherwise be carried out when
+// the cluster comes back within it (a handler that reads no body does
+// not learn that its client left).
+func TestExternalCutOffEndsCallsUnderWay(t *testing.T) {
+	etcd := newTestEtcd(t)
+	s := openExternalStore(t, etcd.client.String(), "web-1")
+	etcd.stop()
+	start := time.Now()
+	_, err := s.App(context.Background(), "promo")
+	if took := time.Since(start); took > externalQuorumLapse+lostWatchEvery+2*time.Second {
+		t.Errorf("a call under way when the cluster went: %v after %s, want a failure within %s", err, took.Round(100*time.Millisecond), externalQuorumLapse+lostWatchEvery)
+	}
+	if !errors.Is(err, ErrNoQuorum) {
+		t.Errorf("a call under way when the cluster went: %v, want ErrNoQuorum, which says why", err)
 	}
 }

@@ -30,10 +30,6 @@ type stopCause struct {
 	// closing is set once the daemon stops (see Store.Closing): calls
 	// get closingCallTimeout.
 	closing atomic.Bool
-	// lapsed, when set, reports that an external cluster has not answered
-	// for a while (see External): calls get closingCallTimeout then too,
-	// so that a node cut off from it says so within seconds.
-	lapsed func() bool
 }
 
 func newStopCause() *stopCause { return &stopCause{done: make(chan struct{})} }

@@ -18,22 +18,43 @@ const callTimeout = 30 * time.Second
 type guardedKV struct {
 	clientv3.KV
 	stopped *stopCause
+	// contact, on an external cluster, is when it last answered: a call
+	// while it is lost gets lostCallTimeout at most, and a call it
+	// answers (one its majority answers: not a serializable read) marks
+	// it found again, at once rather than at the next keep-alive.
+	contact *contact
 }
 
 func (g guardedKV) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if g.stopped.closing.Load() || g.stopped.lapsed != nil && g.stopped.lapsed() {
+	if g.stopped.closing.Load() {
 		return context.WithTimeout(ctx, closingCallTimeout)
 	}
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
+	if g.contact != nil && g.contact.lost() {
+		return context.WithTimeout(ctx, lostCallTimeout)
 	}
-	return context.WithTimeout(ctx, callTimeout)
+	cancel := context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = context.WithTimeout(ctx, callTimeout)
+	}
+	if g.contact != nil {
+		// A call under way when the cluster is lost ends then.
+		return g.contact.within(ctx, cancel)
+	}
+	return ctx, cancel
 }
 
 // closingCallTimeout bounds a call while the daemon stops: a node of a
 // cluster that is the last one up has no majority, and its calls would
 // each wait callTimeout.
 const closingCallTimeout = 2 * time.Second
+
+// lostCallTimeout bounds a call on a node that has lost its external
+// cluster (see Store.HasQuorum). The etcd client would wait for the
+// cluster for as long as the call may; a node cut off from it must say
+// so within seconds (even a token's check needs the cluster, which a
+// member of its own would have a copy of), and one that reaches it again
+// is answered within this bound.
+const lostCallTimeout = 2 * time.Second
 
 // Closing tells the store that the daemon is stopping: from now on every
 // call gets closingCallTimeout at most.
@@ -45,7 +66,17 @@ func (g guardedKV) Put(ctx context.Context, key, val string, opts ...clientv3.Op
 	}
 	ctx, cancel := g.bound(ctx)
 	defer cancel()
-	return g.KV.Put(ctx, key, val, opts...)
+	resp, err := g.KV.Put(ctx, key, val, opts...)
+	g.answered(err, false)
+	return resp, err
+}
+
+// answered marks the external cluster found again after a call that its
+// majority answered.
+func (g guardedKV) answered(err error, serializable bool) {
+	if err == nil && !serializable && g.contact != nil {
+		g.contact.mark()
+	}
 }
 
 func (g guardedKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
@@ -54,7 +85,9 @@ func (g guardedKV) Get(ctx context.Context, key string, opts ...clientv3.OpOptio
 	}
 	ctx, cancel := g.bound(ctx)
 	defer cancel()
-	return g.KV.Get(ctx, key, opts...)
+	resp, err := g.KV.Get(ctx, key, opts...)
+	g.answered(err, clientv3.OpGet(key, opts...).IsSerializable())
+	return resp, err
 }
 
 func (g guardedKV) Delete(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.DeleteResponse, error) {
@@ -63,12 +96,14 @@ func (g guardedKV) Delete(ctx context.Context, key string, opts ...clientv3.OpOp
 	}
 	ctx, cancel := g.bound(ctx)
 	defer cancel()
-	return g.KV.Delete(ctx, key, opts...)
+	resp, err := g.KV.Delete(ctx, key, opts...)
+	g.answered(err, false)
+	return resp, err
 }
 
 func (g guardedKV) Txn(ctx context.Context) clientv3.Txn {
 	ctx, cancel := g.bound(ctx)
-	return &guardedTxn{Txn: g.KV.Txn(ctx), cancel: cancel, stopped: g.stopped}
+	return &guardedTxn{Txn: g.KV.Txn(ctx), cancel: cancel, stopped: g.stopped, kv: g}
 }
 
 // guardedTxn is a Txn of guardedKV: Commit fails at once on a stopped
@@ -77,6 +112,7 @@ type guardedTxn struct {
 	clientv3.Txn
 	cancel  context.CancelFunc
 	stopped *stopCause
+	kv      guardedKV
 }
 
 func (t *guardedTxn) If(cs ...clientv3.Cmp) clientv3.Txn   { t.Txn = t.Txn.If(cs...); return t }
@@ -88,7 +124,9 @@ func (t *guardedTxn) Commit() (*clientv3.TxnResponse, error) {
 	if err := t.stopped.get(); err != nil {
 		return nil, err
 	}
-	return t.Txn.Commit()
+	resp, err := t.Txn.Commit()
+	t.kv.answered(err, false)
+	return resp, err
 }
 
 // guardedLease is the store's etcd Lease API with guardedKV's guards:
@@ -98,10 +136,11 @@ func (t *guardedTxn) Commit() (*clientv3.TxnResponse, error) {
 type guardedLease struct {
 	clientv3.Lease
 	stopped *stopCause
+	contact *contact
 }
 
 func (g guardedLease) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return guardedKV{stopped: g.stopped}.bound(ctx)
+	return guardedKV{stopped: g.stopped, contact: g.contact}.bound(ctx)
 }
 
 func (g guardedLease) Grant(ctx context.Context, ttl int64) (*clientv3.LeaseGrantResponse, error) {

@@ -266,6 +266,9 @@ func (s *Store) startLease() error {
 	// the node's registration. The keeper starts again on the channel it
 	// was draining, which is the current lease's.
 	go safego.Supervise(s.log, "session lease keeper", ctx.Done(), 0, func() { s.keepLease(ctx, &ch) })
+	if s.external {
+		go safego.Supervise(s.log, "external cluster watch", ctx.Done(), 0, func() { s.contact.watch(ctx) })
+	}
 	return nil
 }
 
