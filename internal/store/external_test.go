@@ -262,7 +262,9 @@ func TestExternalComesBackSoon(t *testing.T) {
 	etcd := newTestEtcd(t)
 	s := openExternalStore(t, etcd.client.String(), "web-1")
 	etcd.stop()
-	time.Sleep(30 * time.Second)
+	// Down for 15 s, gRPC's backoff would wait about 10 s more before its
+	// next dial.
+	time.Sleep(15 * time.Second)
 	etcd.start()
 	start := time.Now()
 	for {
