@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -59,7 +60,7 @@ func openExternal(opts Options) (*Store, error) {
 		cli.Close()
 		return nil, externalErr(ext, err)
 	}
-	s := &Store{cli: cli, rawCli: raw, stopped: newStopCause(), node: opts.Node, external: true, dir: opts.Dir, log: cmpLogger(opts.Logger)}
+	s := &Store{cli: cli, rawCli: raw, stopped: newStopCause(), node: opts.Node, external: true, dir: opts.Dir, log: cmp.Or(opts.Logger, slog.Default())}
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: s.stopped, contact: &s.contact}
 	s.cli.Lease = guardedLease{Lease: s.cli.Lease, stopped: s.stopped, contact: &s.contact}
 	// clientv3.New does not wait for the cluster: a read does, and says
@@ -78,20 +79,10 @@ func openExternal(opts Options) (*Store, error) {
 	return s, nil
 }
 
-func cmpLogger(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.Default()
-	}
-	return l
-}
-
 func externalErr(ext *External, err error) error {
 	return fmt.Errorf("reaching the etcd cluster at %s: %w; check --etcd-endpoints, and --etcd-cacert, --etcd-cert and --etcd-key when it takes TLS clients",
 		strings.Join(ext.Endpoints, ","), err)
 }
-
-// External reports whether the store is an external etcd cluster.
-func (s *Store) External() bool { return s.external }
 
 // nodeID is the member id a node on an external cluster goes by: its
 // name's hash, stable across restarts. Such a node has no member of its

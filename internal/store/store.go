@@ -227,7 +227,7 @@ func Open(opts Options) (*Store, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s was not ready after %s", cfg.Dir, startTimeout)
 	}
-	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped, node: opts.Node, log: cmpLogger(opts.Logger)}
+	s := &Store{etcd: e, cli: v3client.New(e.Server), stopped: stopped, node: opts.Node, log: cmp.Or(opts.Logger, slog.Default())}
 	s.rawCli = v3client.New(e.Server)
 	s.cli.KV = guardedKV{KV: s.cli.KV, stopped: stopped}
 	s.cli.Lease = guardedLease{Lease: s.cli.Lease, stopped: stopped}
